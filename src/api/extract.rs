@@ -1,0 +1,238 @@
+//! Request extractors that turn every kind of bad input into a problem+json 4xx:
+//! JSON bodies (syntax 400, types/fields 422 with the JSON path, size 413, media type 415),
+//! query strings (422 naming the parameter), pagination bounds and bearer tokens.
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::{future::LocalBoxFuture, StreamExt};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{AppError, FieldError};
+use crate::startup::AppState;
+
+/// A JSON body no larger than `server.json_limit_bytes`.
+pub struct ApiJson<T>(pub T);
+
+/// A JSON body no larger than `server.bulk_json_limit_bytes` (bulk routes).
+pub struct BulkJson<T>(pub T);
+
+macro_rules! json_extractor {
+    ($ty:ident, $limit:ident) => {
+        impl<T: DeserializeOwned + 'static> FromRequest for $ty<T> {
+            type Error = AppError;
+            type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+            fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+                let limit = state(req).map(|s| s.settings.server.$limit);
+                let checked = limit.and_then(|limit| check_json_request(req, limit).map(|_| limit));
+                let payload = payload.take();
+                Box::pin(async move {
+                    let limit = checked?;
+                    let bytes = read_body(payload, limit).await?;
+                    parse_json(&bytes).map($ty)
+                })
+            }
+        }
+    };
+}
+json_extractor!(ApiJson, json_limit_bytes);
+json_extractor!(BulkJson, bulk_json_limit_bytes);
+
+pub(crate) fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("application state is missing")))
+}
+
+/// Content type (absent or JSON) and declared length, before reading anything.
+fn check_json_request(req: &HttpRequest, limit: usize) -> Result<(), AppError> {
+    if req.headers().contains_key(header::CONTENT_TYPE) {
+        let ok = req
+            .mime_type()
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+        if !ok {
+            return Err(AppError::UnsupportedMediaType(
+                "the body must be application/json".into(),
+            ));
+        }
+    }
+    check_declared_length(req, limit)
+}
+
+pub(crate) fn check_declared_length(req: &HttpRequest, limit: usize) -> Result<(), AppError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match declared {
+        Some(n) if n > limit => Err(too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+fn too_large(limit: usize) -> AppError {
+    AppError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+}
+
+async fn read_body(mut payload: Payload, limit: usize) -> Result<web::BytesMut, AppError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| AppError::BadRequest(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Parses JSON, naming the offending field by its path on type and shape errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                AppError::Validation(vec![data_error(&path, &inner)])
+            }
+            _ => AppError::BadRequest(format!("malformed JSON: {inner}")),
+        }
+    })?;
+    de.end()
+        .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// A serde data error as a field error: the path, completed with the field that a
+/// "missing field" or "unknown field" message names, and the message without its position.
+fn data_error(path: &str, err: &dyn std::fmt::Display) -> FieldError {
+    let text = err.to_string();
+    let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    let base = if path == "." { "" } else { path };
+    let field = match named {
+        Some(name) if !base.ends_with(name) => FieldError::new(name, &message).under(base).field,
+        _ if base.is_empty() => "body".to_owned(),
+        _ => base.to_owned(),
+    };
+    FieldError::new(field, message)
+}
+
+/// Query parameters; wrong types answer 422 naming the parameter. Unknown parameters are
+/// ignored, so filters and pagination can be read from one query string.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(ApiQuery))
+    }
+}
+
+pub fn parse_query<T: DeserializeOwned>(qs: &str) -> Result<T, AppError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(qs.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        AppError::Validation(vec![data_error(&path, err.inner())])
+    })
+}
+
+pub const DEFAULT_PER_PAGE: u64 = 50;
+pub const MAX_PER_PAGE: u64 = 500;
+
+/// `?page=&per_page=`: page from 1, per_page 1–500 (default 50).
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Pagination {
+    /// 1-based page number.
+    #[serde(default = "first_page")]
+    #[param(minimum = 1, default = 1)]
+    pub page: u64,
+    /// Items per page, 1–500.
+    #[serde(default = "default_per_page")]
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    pub per_page: u64,
+}
+
+fn first_page() -> u64 {
+    1
+}
+fn default_per_page() -> u64 {
+    DEFAULT_PER_PAGE
+}
+
+impl Pagination {
+    pub fn offset(&self) -> u64 {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+
+    pub fn page_of<T>(&self, items: Vec<T>, total: u64) -> Page<T> {
+        Page {
+            items,
+            page: self.page,
+            per_page: self.per_page,
+            total,
+        }
+    }
+}
+
+impl FromRequest for Pagination {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = parse_query::<Pagination>(req.query_string()).and_then(|p| {
+            let mut errors = vec![];
+            if p.page == 0 || p.page > 1_000_000 {
+                errors.push(FieldError::new("page", "must be between 1 and 1000000"));
+            }
+            if p.per_page == 0 || p.per_page > MAX_PER_PAGE {
+                errors.push(FieldError::new("per_page", "must be between 1 and 500"));
+            }
+            if errors.is_empty() {
+                Ok(p)
+            } else {
+                Err(AppError::Validation(errors))
+            }
+        });
+        std::future::ready(parsed)
+    }
+}
+
+/// A page of a list: `{items, page, per_page, total}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: u64,
+    pub per_page: u64,
+    pub total: u64,
+}
+
+/// Errors from actix's own `web::Path` extractor: a malformed id is a 404 naming the field.
+pub fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
+    let detail = match &err {
+        actix_web::error::PathError::Deserialize(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    AppError::NotFound(format!("no such resource: {detail}")).into()
+}
+
+/// For PATCH bodies: absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
+/// Use with `#[serde(default, deserialize_with = "nullable")]`.
+pub fn nullable<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}

@@ -1,0 +1,68 @@
+//! The HTTP surface: `/api/v1` routes, health, OpenAPI and Swagger UI, CORS, and the
+//! tenant-scoped lookup every id route goes through.
+
+pub mod extract;
+pub mod health;
+pub mod openapi;
+
+use actix_cors::Cors;
+use actix_web::{http::header, web, HttpResponse};
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, Select};
+use uuid::Uuid;
+
+use crate::entities::TenantOwned;
+use crate::error::{AppError, AppResult};
+
+/// Registers every route; shared by the server and the tests.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PathConfig::default().error_handler(extract::path_error))
+        .configure(health::configure)
+        .configure(openapi::configure)
+        .service(
+            web::scope("/api/v1")
+                .configure(crate::tenancy::routes::configure)
+                .configure(crate::instances::routes::configure)
+                .configure(crate::contacts::routes::configure)
+                .configure(crate::contacts::groups::configure)
+                .configure(crate::contacts::tags::configure)
+                .configure(crate::audit::routes::configure),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound("no such route".into()))
+}
+
+pub fn cors(origins: &[String]) -> Cors {
+    let cors = Cors::default()
+        .allow_any_method()
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .expose_headers([header::LOCATION])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        cors.allow_any_origin()
+    } else {
+        origins.iter().fold(cors, |c, o| c.allowed_origin(o))
+    }
+}
+
+/// Rows of `E` that belong to `tenant_id`: the start of every tenant-owned query.
+pub fn scoped<E: TenantOwned>(tenant_id: Uuid) -> Select<E> {
+    E::find().filter(E::tenant_column().eq(tenant_id))
+}
+
+/// The row with this id if it belongs to the tenant; 404 otherwise (missing and foreign ids
+/// are indistinguishable).
+pub async fn find_owned<E: TenantOwned>(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+    what: &str,
+) -> AppResult<E::Model> {
+    scoped::<E>(tenant_id)
+        .filter(E::id_column().eq(id))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found(what))
+}

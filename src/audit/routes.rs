@@ -1,0 +1,75 @@
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::api::{extract::Pagination, scoped};
+use crate::entities::audit_logs;
+use crate::error::AppResult;
+use crate::startup::AppState;
+use crate::tenancy::auth::AuthUser;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLogView {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    /// e.g. `auth.login`, `user.create`, `instance.update`, `contact.delete`.
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: Option<Uuid>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<audit_logs::Model> for AuditLogView {
+    fn from(m: audit_logs::Model) -> Self {
+        Self {
+            id: m.id,
+            user_id: m.user_id,
+            action: m.action,
+            entity_type: m.entity_type,
+            entity_id: m.entity_id,
+            details: m.details,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// The tenant's audit log, newest first (admins only).
+#[utoipa::path(
+    tag = "audit",
+    params(Pagination),
+    responses(
+        (status = 200, body = crate::api::extract::Page<AuditLogView>),
+        (status = 403, body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/audit-logs")]
+pub async fn list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    page: Pagination,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let query = scoped::<audit_logs::Entity>(user.tenant_id);
+    let total = query.clone().count(&state.db).await?;
+    let items = query
+        .order_by_desc(audit_logs::Column::CreatedAt)
+        .order_by_desc(audit_logs::Column::Id)
+        .offset(page.offset())
+        .limit(page.per_page)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(AuditLogView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list);
+}

@@ -1,0 +1,216 @@
+//! Typed settings, loaded once: `config/default.toml` < `config/{ARAUTO_ENV}.toml` <
+//! `ARAUTO__SECTION__KEY` environment variables, plus `DATABASE_URL` and `REDIS_URL`.
+//! This is the only module that reads the environment.
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The public key in `config/default.toml`; refused in production.
+const DEVELOPMENT_CRYPTO_KEY: &str = "ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE=";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub beat: BeatSettings,
+    pub dispatch: DispatchSettings,
+    pub gateway: GatewaySettings,
+    pub auth: AuthSettings,
+    pub crypto: CryptoSettings,
+    pub sandbox: SandboxSettings,
+    pub log: LogSettings,
+    pub holidays: HolidaySettings,
+    /// `ARAUTO_ENV` (development, test, production); not read from files.
+    #[serde(skip)]
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Allowed CORS origins; `["*"]` allows any origin.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Largest JSON body accepted by ordinary routes, in bytes.
+    pub json_limit_bytes: usize,
+    /// Largest JSON body accepted by bulk routes, in bytes.
+    pub bulk_json_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeatSettings {
+    pub tick_seconds: u64,
+    pub max_batch: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSettings {
+    pub concurrency: usize,
+    pub phone_lock_ms: u64,
+    pub sending_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Empty means "random per process" (allowed outside production, with a warning).
+    #[serde(default)]
+    pub jwt_secret: Option<SecretString>,
+    pub token_ttl_hours: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CryptoSettings {
+    /// Base64 of 32 bytes: the AES-256-GCM key for instance api keys at rest.
+    pub key: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolidaySettings {
+    /// Folder of shipped calendar files.
+    pub dir: PathBuf,
+}
+
+impl Settings {
+    /// Loads from `ARAUTO_CONFIG_DIR` (default `config/`) for `ARAUTO_ENV` (default `development`).
+    pub fn load() -> anyhow::Result<Self> {
+        let dir = std::env::var("ARAUTO_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        let env = std::env::var("ARAUTO_ENV").unwrap_or_else(|_| "development".into());
+        Self::load_from(Path::new(&dir), &env, true)
+    }
+
+    /// Loads `default.toml` and `{env}.toml` from `dir`; environment variables on top when
+    /// `with_env` (tests pass `false` to stay hermetic).
+    pub fn load_from(dir: &Path, env: &str, with_env: bool) -> anyhow::Result<Self> {
+        use config::{Config, Environment, File};
+        let mut builder = Config::builder()
+            .add_source(File::from(dir.join("default.toml")).required(true))
+            .add_source(File::from(dir.join(format!("{env}.toml"))).required(false));
+        if with_env {
+            builder = builder.add_source(
+                Environment::with_prefix("ARAUTO")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.cors_origins"),
+            );
+            if let Ok(url) = std::env::var("DATABASE_URL") {
+                builder = builder.set_override("database.url", url)?;
+            }
+            if let Ok(url) = std::env::var("REDIS_URL") {
+                builder = builder.set_override("redis.url", url)?;
+            }
+        }
+        let mut settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
+        settings.environment = env.to_owned();
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let fail = |key: &str, why: &str| Err(anyhow::anyhow!("configuration error: {key}: {why}"));
+        if self.crypto_key().is_none() {
+            return fail(
+                "crypto.key",
+                "must be the base64 encoding of exactly 32 bytes",
+            );
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return fail("log.format", "must be \"text\" or \"json\"");
+        }
+        if self.beat.tick_seconds == 0 {
+            return fail("beat.tick_seconds", "must be at least 1");
+        }
+        if self.dispatch.concurrency == 0 {
+            return fail("dispatch.concurrency", "must be at least 1");
+        }
+        if self.gateway.max_attempts == 0 {
+            return fail("gateway.max_attempts", "must be at least 1");
+        }
+        if self.auth.token_ttl_hours <= 0 {
+            return fail("auth.token_ttl_hours", "must be positive");
+        }
+        if self.redis.prefix.is_empty() {
+            return fail("redis.prefix", "must not be empty");
+        }
+        if self.environment == "production" {
+            if self.jwt_secret().is_none() {
+                return fail("auth.jwt_secret", "must be set in production");
+            }
+            if self.crypto.key.expose_secret().trim() == DEVELOPMENT_CRYPTO_KEY {
+                return fail(
+                    "crypto.key",
+                    "the development key must not be used in production",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The decoded `crypto.key`, if well-formed.
+    pub fn crypto_key(&self) -> Option<[u8; 32]> {
+        base64::engine::general_purpose::STANDARD
+            .decode(self.crypto.key.expose_secret().trim())
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+    }
+
+    /// The configured JWT secret, if one is set and not blank.
+    pub fn jwt_secret(&self) -> Option<&str> {
+        self.auth
+            .jwt_secret
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .filter(|s| !s.trim().is_empty())
+    }
+}

@@ -1,0 +1,167 @@
+//! A contact as validated input.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::phone::Phone;
+use crate::error::FieldError;
+
+pub const MAX_NAME: usize = 200;
+pub const MAX_FIELDS: usize = 50;
+pub const MAX_FIELD_VALUE: usize = 1000;
+
+/// A contact as sent by clients (`POST /contacts`, `POST /contacts/bulk` items).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    /// Any common notation; normalised to digits with country code.
+    pub phone: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Extra fields usable as template variables: `{"quem_indicou": "Ana"}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub tag_ids: Option<Vec<Uuid>>,
+}
+
+/// A contact ready to be written.
+#[derive(Debug, Clone)]
+pub struct NewContact {
+    pub phone: Phone,
+    pub name: String,
+    pub fields: Map<String, Value>,
+    pub tag_ids: Vec<Uuid>,
+}
+
+impl NewContact {
+    pub fn parse(req: ContactRequest, country: &str) -> Result<Self, Vec<FieldError>> {
+        let mut errors = vec![];
+        let phone = Phone::parse(&req.phone, country)
+            .map_err(|e| errors.push(FieldError::new("phone", e)))
+            .ok();
+        let name = req
+            .name
+            .as_deref()
+            .map(parse_contact_name)
+            .transpose()
+            .unwrap_or_else(|e| {
+                errors.push(FieldError::new("name", e));
+                None
+            });
+        let fields = req.fields.unwrap_or_default();
+        if let Err(e) = validate_fields(&fields) {
+            errors.push(e);
+        }
+        match phone {
+            Some(phone) if errors.is_empty() => Ok(Self {
+                phone,
+                name: name.unwrap_or_default(),
+                fields,
+                tag_ids: dedup(req.tag_ids.unwrap_or_default()),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+pub fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
+    ids
+}
+
+pub fn parse_contact_name(raw: &str) -> Result<String, String> {
+    let s = raw.trim();
+    if s.chars().count() > MAX_NAME {
+        Err(format!("must have at most {MAX_NAME} characters"))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// A field key: usable as a template variable (`{{quem_indicou}}`).
+pub fn is_field_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+        && key.len() <= 64
+}
+
+/// Fields are a flat object of strings, numbers, booleans or nulls.
+pub fn validate_fields(fields: &Map<String, Value>) -> Result<(), FieldError> {
+    if fields.len() > MAX_FIELDS {
+        return Err(FieldError::new(
+            "fields",
+            format!("must have at most {MAX_FIELDS} keys"),
+        ));
+    }
+    for (key, value) in fields {
+        let at = |m: &str| FieldError::new(format!("fields.{key}"), m);
+        if !is_field_key(key) {
+            return Err(at(
+                "keys must be letters, digits and '_', not starting with a digit",
+            ));
+        }
+        match value {
+            Value::Array(_) | Value::Object(_) => {
+                return Err(at("must be a string, number, boolean or null"))
+            }
+            Value::String(s) if s.chars().count() > MAX_FIELD_VALUE => {
+                return Err(at("must have at most 1000 characters"))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(v: Value) -> ContactRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_contact_gets_a_normalised_phone_and_a_trimmed_name() {
+        let c = NewContact::parse(
+            req(json!({"phone": "(11) 98765-4321", "name": " Ana Souza "})),
+            "BR",
+        )
+        .unwrap();
+        assert_eq!(c.phone.as_str(), "5511987654321");
+        assert_eq!(c.name, "Ana Souza");
+    }
+
+    #[test]
+    fn every_bad_part_of_a_contact_is_named() {
+        let errors = NewContact::parse(
+            req(json!({"phone": "12", "name": "x".repeat(201), "fields": {"a b": 1}})),
+            "BR",
+        )
+        .unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["phone", "name", "fields.a b"]);
+    }
+
+    #[test]
+    fn nested_field_values_are_refused() {
+        let e = validate_fields(json!({"k": [1]}).as_object().unwrap()).unwrap_err();
+        assert_eq!(e.field, "fields.k");
+    }
+
+    #[test]
+    fn field_keys_must_work_as_template_variables() {
+        assert!(is_field_key("quem_indicou"));
+        assert!(is_field_key("cidade2"));
+        assert!(!is_field_key("2cidade"));
+        assert!(!is_field_key("quem-indicou"));
+        assert!(!is_field_key(""));
+    }
+}

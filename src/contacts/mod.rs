@@ -1,0 +1,10 @@
+//! Contacts and their audiences: groups (static lists) and tags.
+
+pub mod domain;
+pub mod groups;
+pub mod import;
+pub mod phone;
+pub mod repo;
+pub mod routes;
+pub mod sets;
+pub mod tags;

@@ -1,0 +1,210 @@
+//! `Phone`: digits with country code (E.164 without `+`), the only form Arauto stores.
+
+use std::fmt;
+
+/// A normalised phone number: 8–15 digits, starting with the country calling code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Phone(String);
+
+/// Calling codes of the countries a tenant may choose as its default (ISO 3166 alpha-2).
+const CALLING_CODES: &[(&str, &str)] = &[
+    ("BR", "55"),
+    ("AR", "54"),
+    ("CL", "56"),
+    ("CO", "57"),
+    ("MX", "52"),
+    ("PE", "51"),
+    ("PY", "595"),
+    ("UY", "598"),
+    ("BO", "591"),
+    ("US", "1"),
+    ("CA", "1"),
+    ("PT", "351"),
+    ("ES", "34"),
+    ("GB", "44"),
+    ("FR", "33"),
+    ("DE", "49"),
+    ("IT", "39"),
+    ("AO", "244"),
+    ("MZ", "258"),
+];
+
+/// The calling code of a supported default country.
+pub fn calling_code(country: &str) -> Option<&'static str> {
+    CALLING_CODES
+        .iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(country))
+        .map(|(_, code)| *code)
+}
+
+impl Phone {
+    /// Normalises what people type: `(11) 98765-4321`, `+55 11 98765-4321`,
+    /// `011987654321`, `0055 11 …`, `0 15 11 98765-4321` (carrier code) all become
+    /// `5511987654321` when the default country is BR. A leading `+` or `00` means the
+    /// number already carries its country code.
+    pub fn parse(raw: &str, default_country: &str) -> Result<Self, &'static str> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("must not be empty");
+        }
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().\u{a0}/".contains(c))
+        {
+            return Err("must contain only digits, spaces, +, -, ( and )");
+        }
+        if raw.chars().skip(1).any(|c| c == '+') {
+            return Err("may only start with +");
+        }
+        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+        let international = if raw.starts_with('+') {
+            Some(digits.as_str())
+        } else {
+            digits.strip_prefix("00")
+        };
+        let full = match international {
+            Some(number) => number.to_owned(),
+            None => national_to_full(&digits, default_country)?,
+        };
+        validate(&full)?;
+        Ok(Self(full))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn national_to_full(digits: &str, country: &str) -> Result<String, &'static str> {
+    let code = calling_code(country).ok_or("the default country is not supported")?;
+    if code == "55" {
+        return brazilian(digits);
+    }
+    let national = digits.trim_start_matches('0');
+    if national.starts_with(code) && national.len() > code.len() + 7 {
+        Ok(national.to_owned())
+    } else {
+        Ok(format!("{code}{national}"))
+    }
+}
+
+/// Brazil: `DDD + number` (10 or 11 digits), with an optional trunk `0` and carrier code,
+/// or already prefixed with 55.
+fn brazilian(digits: &str) -> Result<String, &'static str> {
+    let without_trunk = digits.strip_prefix('0');
+    let national = match without_trunk {
+        // 0 + carrier (2 digits) + DDD + number
+        Some(rest) if rest.len() == 12 || rest.len() == 13 => &rest[2..],
+        Some(rest) => rest,
+        None if (digits.len() == 12 || digits.len() == 13) && digits.starts_with("55") => {
+            &digits[2..]
+        }
+        None => digits,
+    };
+    if national.len() == 10 || national.len() == 11 {
+        Ok(format!("55{national}"))
+    } else {
+        Err("is not a valid Brazilian number: expected area code and 8 or 9 digits")
+    }
+}
+
+fn validate(full: &str) -> Result<(), &'static str> {
+    if !(8..=15).contains(&full.len()) {
+        return Err("must have between 8 and 15 digits including the country code");
+    }
+    if full.starts_with('0') {
+        return Err("must start with a country code");
+    }
+    if let Some(national) = full.strip_prefix("55") {
+        let ddd_ok = national.len() >= 2 && !national[..2].contains('0');
+        let len_ok = national.len() == 10 || national.len() == 11;
+        let mobile_ok = national.len() != 11 || national.as_bytes()[2] == b'9';
+        if !(ddd_ok && len_ok && mobile_ok) {
+            return Err("is not a valid Brazilian number");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brazilian_numbers_in_every_common_form_normalise_alike() {
+        for raw in [
+            "(11) 98765-4321",
+            "+55 11 98765-4321",
+            "011987654321",
+            "11987654321",
+            "5511987654321",
+            "0055 11 98765 4321",
+            "0 15 11 98765-4321",
+            " +55 (11) 9 8765-4321 ",
+        ] {
+            assert_eq!(
+                Phone::parse(raw, "BR").unwrap().as_str(),
+                "5511987654321",
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn brazilian_landlines_keep_eight_digits() {
+        assert_eq!(
+            Phone::parse("(21) 3456-7890", "BR").unwrap().as_str(),
+            "552134567890"
+        );
+    }
+
+    #[test]
+    fn an_international_number_keeps_its_country() {
+        assert_eq!(
+            Phone::parse("+351 912 345 678", "BR").unwrap().as_str(),
+            "351912345678"
+        );
+        assert_eq!(
+            Phone::parse("+1 (415) 555-0100", "BR").unwrap().as_str(),
+            "14155550100"
+        );
+    }
+
+    #[test]
+    fn the_default_country_applies_to_national_numbers() {
+        assert_eq!(
+            Phone::parse("912 345 678", "PT").unwrap().as_str(),
+            "351912345678"
+        );
+        assert_eq!(
+            Phone::parse("(415) 555-0100", "US").unwrap().as_str(),
+            "14155550100"
+        );
+    }
+
+    #[test]
+    fn numbers_that_cannot_be_normalised_are_refused() {
+        for raw in [
+            "",
+            "abc",
+            "12345",
+            "+55 11 8765-43210000",
+            "98765-4321",
+            "(01) 98765-4321",
+            "11 88765-4321x",
+            "55+11",
+        ] {
+            assert!(Phone::parse(raw, "BR").is_err(), "{raw}");
+        }
+    }
+}

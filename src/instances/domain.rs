@@ -1,0 +1,90 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Daily limit warm-up: the day's limit starts at `start` and grows by `increase_percent`
+/// each day the instance sent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Warmup {
+    pub start: u32,
+    pub increase_percent: u32,
+}
+
+impl Warmup {
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.start == 0 || self.start > 100_000 {
+            Err("start must be between 1 and 100000")
+        } else if self.increase_percent > 1000 {
+            Err("increase_percent must be between 0 and 1000")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// An http(s) base URL without query or fragment, stored without a trailing slash.
+pub fn parse_api_url(raw: &str) -> Result<String, &'static str> {
+    let url = reqwest::Url::parse(raw.trim()).map_err(|_| "must be an absolute http(s) URL")?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an absolute http(s) URL");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The gateway's instance name: used in URL paths, so no slashes or spaces.
+pub fn parse_instance_name(raw: &str) -> Result<String, &'static str> {
+    let s = raw.trim();
+    if s.is_empty() || s.len() > 100 {
+        return Err("must have 1 to 100 characters");
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err("may contain only letters, digits, '-', '_' and '.'");
+    }
+    Ok(s.to_owned())
+}
+
+pub fn parse_api_key(raw: &str) -> Result<String, &'static str> {
+    let s = raw.trim();
+    if s.is_empty() || s.len() > 512 {
+        Err("must have 1 to 512 characters")
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+pub fn parse_daily_limit(n: i64) -> Result<i32, &'static str> {
+    if (1..=100_000).contains(&n) {
+        Ok(n as i32)
+    } else {
+        Err("must be between 1 and 100000")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_urls_must_be_http_and_lose_their_trailing_slash() {
+        assert_eq!(
+            parse_api_url("http://evolution:8080/").unwrap(),
+            "http://evolution:8080"
+        );
+        assert!(parse_api_url("ftp://x").is_err());
+        assert!(parse_api_url("evolution:8080").is_err());
+        assert!(parse_api_url("http://x/?a=1").is_err());
+    }
+
+    #[test]
+    fn instance_names_are_url_safe() {
+        assert!(parse_instance_name("loja-1").is_ok());
+        assert!(parse_instance_name("loja 1").is_err());
+        assert!(parse_instance_name("a/b").is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! Instances: WhatsApp numbers on an Evolution gateway. The api key is write-only and
+//! encrypted at rest.
+
+pub mod domain;
+pub mod routes;

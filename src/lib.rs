@@ -1,0 +1,18 @@
+//! Arauto: a multi-tenant WhatsApp campaign scheduler. The library holds everything; the
+//! binary only parses arguments and calls [`cli::run`].
+
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod contacts;
+pub mod crypto;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod instances;
+pub mod redis;
+pub mod startup;
+pub mod telemetry;
+pub mod tenancy;

@@ -1,0 +1,116 @@
+//! Builds the application: database pool, Redis, shared state and the HTTP server.
+
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use rand::RngCore;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use secrecy::ExposeSecret;
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Settings;
+use crate::crypto::Cipher;
+use crate::redis::Keys;
+use crate::tenancy::auth::JwtKeys;
+
+/// Everything a request handler may need, built once per process.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub redis: fred::prelude::Client,
+    pub keys: Keys,
+    pub settings: Arc<Settings>,
+    pub clock: SharedClock,
+    pub jwt: JwtKeys,
+    pub cipher: Cipher,
+}
+
+impl AppState {
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let db = connect_db(&settings).await?;
+        let redis = crate::redis::connect(settings.redis.url.expose_secret()).await?;
+        Ok(Self::from_parts(settings, clock, db, redis))
+    }
+
+    pub fn from_parts(
+        settings: Settings,
+        clock: SharedClock,
+        db: DatabaseConnection,
+        redis: fred::prelude::Client,
+    ) -> Self {
+        let secret = match settings.jwt_secret() {
+            Some(s) => s.as_bytes().to_vec(),
+            None => {
+                tracing::warn!(
+                    "auth.jwt_secret is not set: using a random secret for this process only"
+                );
+                let mut s = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut s);
+                s
+            }
+        };
+        // `Settings::load` refuses a malformed key, so this is the validated key.
+        let key = settings.crypto_key().unwrap_or([0; 32]);
+        Self {
+            db,
+            redis,
+            keys: Keys::new(settings.redis.prefix.clone()),
+            jwt: JwtKeys::new(&secret, settings.auth.token_ttl_hours),
+            cipher: Cipher::new(&key),
+            clock,
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+pub async fn connect_db(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(settings.database.url.expose_secret().to_owned());
+    opts.max_connections(settings.database.max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))
+}
+
+/// A bound, not yet running API server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = AppState::build(settings, Arc::new(SystemClock)).await?;
+        Self::with_state(state)
+    }
+
+    pub fn with_state(state: AppState) -> anyhow::Result<Self> {
+        let address = format!(
+            "{}:{}",
+            state.settings.server.host, state.settings.server.port
+        );
+        let listener = TcpListener::bind(&address)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(crate::api::cors(&state.settings.server.cors_origins))
+                .wrap(from_fn(crate::telemetry::request_span))
+                .app_data(state.clone())
+                .configure(crate::api::configure)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,192 @@
+//! Passwords (argon2), tokens (JWT HS256 with expiry) and the [`AuthUser`] extractor.
+
+use actix_web::{dev::Payload, http::header, FromRequest, HttpRequest};
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use chrono::{DateTime, Utc};
+use futures_util::future::LocalBoxFuture;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sea_orm::EntityTrait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::domain::Role;
+use crate::api::extract::state;
+use crate::entities::users;
+use crate::error::AppError;
+
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+    })
+    .await?
+}
+
+/// A hash of a password nobody has, verified when the email is unknown so that both
+/// failures take the same time.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Yx0B2xTnqYyLhvK3vT9Zr9dmhUHcK1x8nD0bTqgCe+E";
+
+pub async fn verify_password(password: String, hash: Option<String>) -> anyhow::Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+        let parsed =
+            PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("bad stored hash: {e}"))?;
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        Ok(known && ok)
+    })
+    .await?
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    tid: Uuid,
+    iat: i64,
+    exp: i64,
+}
+
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    ttl: chrono::Duration,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8], ttl_hours: i64) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            ttl: chrono::Duration::hours(ttl_hours),
+        }
+    }
+
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        tenant_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<String> {
+        let claims = Claims {
+            sub: user_id,
+            tid: tenant_id,
+            iat: now.timestamp(),
+            exp: (now + self.ttl).timestamp(),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    fn verify(&self, token: &str) -> Option<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+}
+
+/// The authenticated caller: a user of a tenant, still existing, with their current role.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub role: Role,
+    pub email: String,
+}
+
+impl AuthUser {
+    /// 403 unless the caller is an admin of their tenant.
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Member => Err(AppError::Forbidden("only admins may do this".into())),
+        }
+    }
+}
+
+impl FromRequest for AuthUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(req);
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_owned());
+        Box::pin(async move {
+            let state = state?;
+            let token =
+                token.ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
+            let invalid = || AppError::Unauthorized("the token is invalid or expired".into());
+            let claims = state.jwt.verify(&token).ok_or_else(invalid)?;
+            let user = users::Entity::find_by_id(claims.sub)
+                .one(&state.db)
+                .await?
+                .filter(|u| u.tenant_id == claims.tid)
+                .ok_or_else(invalid)?;
+            tracing::Span::current().record("tenant_id", tracing::field::display(user.tenant_id));
+            Ok(AuthUser {
+                user_id: user.id,
+                tenant_id: user.tenant_id,
+                role: Role::from_db(&user.role),
+                email: user.email,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_expires() {
+        let keys = JwtKeys::new(b"secret", 1);
+        let (u, t) = (Uuid::new_v4(), Uuid::new_v4());
+        let fresh = keys.issue(u, t, Utc::now()).unwrap();
+        assert_eq!(keys.verify(&fresh).unwrap().sub, u);
+        let old = keys
+            .issue(u, t, Utc::now() - chrono::Duration::hours(2))
+            .unwrap();
+        assert!(keys.verify(&old).is_none());
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let token = JwtKeys::new(b"one", 1)
+            .issue(Uuid::new_v4(), Uuid::new_v4(), Utc::now())
+            .unwrap();
+        assert!(JwtKeys::new(b"two", 1).verify(&token).is_none());
+    }
+
+    #[tokio::test]
+    async fn passwords_verify_only_against_their_hash() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(verify_password("correct horse".into(), Some(hash.clone()))
+            .await
+            .unwrap());
+        assert!(!verify_password("wrong horse".into(), Some(hash))
+            .await
+            .unwrap());
+        assert!(!verify_password("correct horse".into(), None).await.unwrap());
+    }
+}

@@ -1,0 +1,127 @@
+//! Validated input of the tenancy domain: emails, passwords, roles, tenant names.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A lower-cased, trimmed email address of plausible shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let s = raw.trim().to_lowercase();
+        let (local, domain) = s.split_once('@').ok_or("must be an email address")?;
+        let shape_ok = !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+            && !s.chars().any(char::is_whitespace)
+            && s.len() <= 254;
+        if shape_ok {
+            Ok(Self(s))
+        } else {
+            Err("must be an email address")
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password of 8 to 128 characters (never stored, only its argon2 hash).
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        match raw.chars().count() {
+            0..=7 => Err("must have at least 8 characters"),
+            129.. => Err("must have at most 128 characters"),
+            _ => Ok(Self(raw.to_owned())),
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Self {
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
+}
+
+/// A non-blank display name of at most `max` characters, trimmed.
+pub fn parse_name(raw: &str, max: usize) -> Result<String, String> {
+    let s = raw.trim();
+    if s.is_empty() {
+        Err("must not be blank".into())
+    } else if s.chars().count() > max {
+        Err(format!("must have at most {max} characters"))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            Email::parse("  Ana@Loja.COM ").unwrap().as_str(),
+            "ana@loja.com"
+        );
+    }
+
+    #[test]
+    fn things_that_are_not_emails_are_refused() {
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@loja.com",
+            "ana@loja",
+            "a na@loja.com",
+            "ana@.com",
+            "a@b@c.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_need_eight_characters() {
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(parse_name("  Loja  ", 10).unwrap(), "Loja");
+        assert!(parse_name("   ", 10).is_err());
+        assert!(parse_name("abcdefghijk", 10).is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! Tenants, users, sign-up and sign-in, roles.
+
+pub mod auth;
+pub mod domain;
+pub mod routes;
