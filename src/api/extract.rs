@@ -90,22 +90,15 @@ async fn read_body(mut payload: Payload, limit: usize) -> Result<web::BytesMut, 
     Ok(body)
 }
 
-/// Parses JSON, naming the offending field by its path on type and shape errors.
+/// Parses JSON: any syntax error anywhere is a 400; then shape and type errors name the
+/// offending field by its path (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                AppError::Validation(vec![data_error(&path, &inner)])
-            }
-            _ => AppError::BadRequest(format!("malformed JSON: {inner}")),
-        }
-    })?;
-    de.end()
-        .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
-    Ok(value)
+        AppError::Validation(vec![data_error(&path, err.inner())])
+    })
 }
 
 /// A serde data error as a field error: the path, completed with the field that a

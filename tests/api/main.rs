@@ -1,0 +1,11 @@
+//! Black-box API tests: one binary, one file per resource.
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod contacts;
+mod health;
+mod instances;
+mod sets;
+mod users;
