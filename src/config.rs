@@ -214,3 +214,120 @@ impl Settings {
             .filter(|s| !s.trim().is_empty())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    /// A config folder holding the shipped default.toml with `replace` applied, and `extra`
+    /// as `custom.toml`.
+    fn custom(replace: (&str, &str), extra: &str) -> tempdir::Dir {
+        let default = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        assert!(
+            default.contains(replace.0),
+            "{} not in default.toml",
+            replace.0
+        );
+        let dir = tempdir::Dir::new();
+        std::fs::write(
+            dir.path().join("default.toml"),
+            default.replace(replace.0, replace.1),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("custom.toml"), extra).unwrap();
+        dir
+    }
+
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                let p =
+                    std::env::temp_dir().join(format!("arauto-config-{}", uuid::Uuid::new_v4()));
+                std::fs::create_dir_all(&p).unwrap();
+                Self(p)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn the_shipped_defaults_match_the_contract() {
+        let s = Settings::load_from(&config_dir(), "development", false).unwrap();
+        assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8080));
+        assert_eq!(s.redis.url.expose_secret(), "redis://127.0.0.1:6379");
+        assert!(s.database.url.expose_secret().ends_with("/arauto"));
+        assert_eq!(s.redis.prefix, "arauto:");
+        assert_eq!((s.beat.tick_seconds, s.beat.max_batch), (10, 500));
+        assert_eq!(
+            (s.dispatch.concurrency, s.dispatch.phone_lock_ms),
+            (16, 60_000)
+        );
+        assert_eq!(s.dispatch.sending_timeout_seconds, 120);
+        assert_eq!((s.gateway.timeout_ms, s.gateway.max_attempts), (15_000, 3));
+        assert_eq!(s.auth.token_ttl_hours, 24);
+        assert!(s.jwt_secret().is_none());
+        assert_eq!(s.sandbox.port, 8081);
+        assert!(s.crypto_key().is_some());
+    }
+
+    #[test]
+    fn the_environment_file_overrides_the_defaults() {
+        let s = Settings::load_from(&config_dir(), "test", false).unwrap();
+        assert_eq!(s.server.port, 0);
+        assert_eq!(s.jwt_secret(), Some("test-secret-not-for-production"));
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_key() {
+        let dir = custom(("port = 8080", "port = \"eighty\""), "");
+        let e = Settings::load_from(dir.path(), "custom", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.port"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn a_missing_key_is_named() {
+        let dir = custom(("tick_seconds = 10\n", ""), "");
+        let e = Settings::load_from(dir.path(), "custom", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tick_seconds"), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_crypto_key_is_refused_by_name() {
+        let dir = custom(("[crypto]", "[crypto]"), "[crypto]\nkey = \"short\"\n");
+        let e = Settings::load_from(dir.path(), "custom", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crypto.key"), "{e}");
+    }
+
+    #[test]
+    fn production_refuses_the_development_secrets() {
+        let dir = custom(("jwt_secret = \"\"", "jwt_secret = \"a real secret\""), "");
+        std::fs::copy(
+            dir.path().join("custom.toml"),
+            dir.path().join("production.toml"),
+        )
+        .unwrap();
+        let e = Settings::load_from(dir.path(), "production", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crypto.key"), "{e}");
+    }
+}

@@ -2,7 +2,7 @@
 //! fields and oversized bodies; every id route against other tenants' ids and bad UUIDs.
 //! Always a problem+json 4xx, never a 500, nothing written.
 
-use crate::helpers::{spawn_app, TestApp, Tenant};
+use crate::helpers::{spawn_app, Tenant, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -14,40 +14,106 @@ const BODY_ROUTES: &[(&str, &str, &str, bool, bool)] = &[
     ("POST", "/api/v1/users", "email", true, false),
     ("PATCH", "/api/v1/users/{user}", "email", false, false),
     ("POST", "/api/v1/instances", "name", true, false),
-    ("PATCH", "/api/v1/instances/{instance}", "name", false, false),
+    (
+        "PATCH",
+        "/api/v1/instances/{instance}",
+        "name",
+        false,
+        false,
+    ),
     ("POST", "/api/v1/contacts", "phone", true, false),
     ("PATCH", "/api/v1/contacts/{contact}", "phone", false, false),
     ("POST", "/api/v1/contacts/bulk", "contacts", true, true),
     ("POST", "/api/v1/groups", "name", true, false),
     ("PATCH", "/api/v1/groups/{group}", "name", false, false),
-    ("POST", "/api/v1/groups/{group}/contacts", "contact_ids", true, true),
-    ("DELETE", "/api/v1/groups/{group}/contacts", "contact_ids", true, true),
+    (
+        "POST",
+        "/api/v1/groups/{group}/contacts",
+        "contact_ids",
+        true,
+        true,
+    ),
+    (
+        "DELETE",
+        "/api/v1/groups/{group}/contacts",
+        "contact_ids",
+        true,
+        true,
+    ),
     ("POST", "/api/v1/tags", "name", true, false),
     ("PATCH", "/api/v1/tags/{tag}", "name", false, false),
-    ("POST", "/api/v1/tags/{tag}/contacts", "contact_ids", true, true),
-    ("DELETE", "/api/v1/tags/{tag}/contacts", "contact_ids", true, true),
+    (
+        "POST",
+        "/api/v1/tags/{tag}/contacts",
+        "contact_ids",
+        true,
+        true,
+    ),
+    (
+        "DELETE",
+        "/api/v1/tags/{tag}/contacts",
+        "contact_ids",
+        true,
+        true,
+    ),
 ];
 
 /// Every route that takes an id, with a body that would be valid for it.
 const ID_ROUTES: &[(&str, &str, Option<&str>)] = &[
-    ("PATCH", "/api/v1/users/{user}", Some(r#"{"role": "admin"}"#)),
+    (
+        "PATCH",
+        "/api/v1/users/{user}",
+        Some(r#"{"role": "admin"}"#),
+    ),
     ("DELETE", "/api/v1/users/{user}", None),
     ("GET", "/api/v1/instances/{instance}", None),
-    ("PATCH", "/api/v1/instances/{instance}", Some(r#"{"name": "taken over"}"#)),
+    (
+        "PATCH",
+        "/api/v1/instances/{instance}",
+        Some(r#"{"name": "taken over"}"#),
+    ),
     ("DELETE", "/api/v1/instances/{instance}", None),
     ("GET", "/api/v1/contacts/{contact}", None),
-    ("PATCH", "/api/v1/contacts/{contact}", Some(r#"{"name": "taken over"}"#)),
+    (
+        "PATCH",
+        "/api/v1/contacts/{contact}",
+        Some(r#"{"name": "taken over"}"#),
+    ),
     ("DELETE", "/api/v1/contacts/{contact}", None),
     ("GET", "/api/v1/groups/{group}", None),
-    ("PATCH", "/api/v1/groups/{group}", Some(r#"{"name": "taken over"}"#)),
+    (
+        "PATCH",
+        "/api/v1/groups/{group}",
+        Some(r#"{"name": "taken over"}"#),
+    ),
     ("DELETE", "/api/v1/groups/{group}", None),
-    ("POST", "/api/v1/groups/{group}/contacts", Some(r#"{"contact_ids": []}"#)),
-    ("DELETE", "/api/v1/groups/{group}/contacts", Some(r#"{"contact_ids": []}"#)),
+    (
+        "POST",
+        "/api/v1/groups/{group}/contacts",
+        Some(r#"{"contact_ids": []}"#),
+    ),
+    (
+        "DELETE",
+        "/api/v1/groups/{group}/contacts",
+        Some(r#"{"contact_ids": []}"#),
+    ),
     ("GET", "/api/v1/tags/{tag}", None),
-    ("PATCH", "/api/v1/tags/{tag}", Some(r#"{"name": "taken over"}"#)),
+    (
+        "PATCH",
+        "/api/v1/tags/{tag}",
+        Some(r#"{"name": "taken over"}"#),
+    ),
     ("DELETE", "/api/v1/tags/{tag}", None),
-    ("POST", "/api/v1/tags/{tag}/contacts", Some(r#"{"contact_ids": []}"#)),
-    ("DELETE", "/api/v1/tags/{tag}/contacts", Some(r#"{"contact_ids": []}"#)),
+    (
+        "POST",
+        "/api/v1/tags/{tag}/contacts",
+        Some(r#"{"contact_ids": []}"#),
+    ),
+    (
+        "DELETE",
+        "/api/v1/tags/{tag}/contacts",
+        Some(r#"{"contact_ids": []}"#),
+    ),
 ];
 
 /// One of each resource, owned by `t`, keyed by the placeholder names above.
@@ -57,10 +123,15 @@ struct Owned {
 
 impl Owned {
     async fn create(app: &TestApp, t: &Tenant) -> Self {
-        let member = app.member_of(t, &format!("member-{}@example.com", t.tenant_id)).await;
+        let member = app
+            .member_of(t, &format!("member-{}@example.com", t.tenant_id))
+            .await;
         let instance = app.create_instance(t, "loja-1").await;
         let contact = app.create_contact(t, "11987654321", "Ana").await;
-        let group = app.post("/api/v1/groups", t, json!({"name": "G"})).await.id();
+        let group = app
+            .post("/api/v1/groups", t, json!({"name": "G"}))
+            .await
+            .id();
         let tag = app.post("/api/v1/tags", t, json!({"name": "T"})).await.id();
         Self {
             ids: vec![
@@ -74,7 +145,9 @@ impl Owned {
     }
 
     fn path(&self, template: &str) -> String {
-        self.ids.iter().fold(template.to_owned(), |p, (k, v)| p.replace(k, v))
+        self.ids
+            .iter()
+            .fold(template.to_owned(), |p, (k, v)| p.replace(k, v))
     }
 }
 
@@ -91,7 +164,9 @@ async fn every_body_route_answers_bad_json_with_a_problem() {
     let bulk_limit = app.settings.server.bulk_json_limit_bytes;
     for &(m, template, field, has_required, bulk) in BODY_ROUTES {
         let path = owned.path(template);
-        let call = |body: Vec<u8>| app.call_raw(method(m), &path, Some(&t.token), "application/json", body);
+        let call = |body: Vec<u8>| {
+            app.call_raw(method(m), &path, Some(&t.token), "application/json", body)
+        };
         let ctx = format!("{m} {template}");
 
         call(b"{".to_vec()).await.problem(400);
@@ -100,28 +175,59 @@ async fn every_body_route_answers_bad_json_with_a_problem() {
         call(br#"{"a": 1} trailing"#.to_vec()).await.problem(400);
 
         let wrong_type = serde_json::to_vec(&json!({ field: {"nested": true} })).unwrap();
-        assert_eq!(call(wrong_type).await.fields(), [field], "{ctx}: wrong type");
-        assert_eq!(call(b"[]".to_vec()).await.fields(), ["body"], "{ctx}: array body");
+        assert_eq!(
+            call(wrong_type).await.fields(),
+            [field],
+            "{ctx}: wrong type"
+        );
+        assert_eq!(
+            call(b"[]".to_vec()).await.fields(),
+            ["body"],
+            "{ctx}: array body"
+        );
 
         let unknown = serde_json::to_vec(&json!({"surprise": 1})).unwrap();
-        assert_eq!(call(unknown).await.fields(), ["surprise"], "{ctx}: unknown field");
+        assert_eq!(
+            call(unknown).await.fields(),
+            ["surprise"],
+            "{ctx}: unknown field"
+        );
 
         if has_required {
             let missing = call(b"{}".to_vec()).await;
             assert_eq!(missing.status, 422, "{ctx}: missing fields");
-            assert!(!missing.fields().is_empty(), "{ctx}: missing field is named");
+            assert!(
+                !missing.fields().is_empty(),
+                "{ctx}: missing field is named"
+            );
         }
 
-        let huge = format!(r#"{{"{field}": "{}"}}"#, "x".repeat(if bulk { bulk_limit } else { limit }));
+        let huge = format!(
+            r#"{{"{field}": "{}"}}"#,
+            "x".repeat(if bulk { bulk_limit } else { limit })
+        );
         call(huge.into_bytes()).await.problem(413);
 
         let wrong_media = app
-            .call_raw(method(m), &path, Some(&t.token), "text/plain", b"{}".to_vec())
+            .call_raw(
+                method(m),
+                &path,
+                Some(&t.token),
+                "text/plain",
+                b"{}".to_vec(),
+            )
             .await;
         wrong_media.problem(415);
     }
     // Nothing was written by any of it: still one contact, one group, one tag, two users.
-    for (table, n) in [("contacts", 1), ("groups", 1), ("tags", 1), ("users", 2), ("instances", 1), ("tenants", 1)] {
+    for (table, n) in [
+        ("contacts", 1),
+        ("groups", 1),
+        ("tags", 1),
+        ("users", 2),
+        ("instances", 1),
+        ("tenants", 1),
+    ] {
         assert_eq!(crate::auth::count(&app, table).await, n, "{table}");
     }
 }
@@ -136,8 +242,20 @@ async fn another_tenants_ids_are_404_on_every_route_and_verb() {
     for &(m, template, body) in ID_ROUTES {
         let path = theirs.path(template);
         let r = match body {
-            Some(b) => app.call_raw(method(m), &path, Some(&attacker.token), "application/json", b.into()).await,
-            None => app.call(method(m), &path, Some(&attacker.token), None).await,
+            Some(b) => {
+                app.call_raw(
+                    method(m),
+                    &path,
+                    Some(&attacker.token),
+                    "application/json",
+                    b.into(),
+                )
+                .await
+            }
+            None => {
+                app.call(method(m), &path, Some(&attacker.token), None)
+                    .await
+            }
         };
         assert_eq!(r.status, 404, "{m} {template} leaked: {}", r.body);
         r.problem(404);
@@ -163,7 +281,16 @@ async fn malformed_ids_in_paths_are_404_problems() {
             .iter()
             .fold(template.to_owned(), |p, k| p.replace(k, "not-a-uuid"));
         let r = match body {
-            Some(b) => app.call_raw(method(m), &path, Some(&t.token), "application/json", b.into()).await,
+            Some(b) => {
+                app.call_raw(
+                    method(m),
+                    &path,
+                    Some(&t.token),
+                    "application/json",
+                    b.into(),
+                )
+                .await
+            }
             None => app.call(method(m), &path, Some(&t.token), None).await,
         };
         assert_eq!(r.status, 404, "{m} {path}: {}", r.body);
@@ -176,6 +303,10 @@ async fn an_id_that_does_not_exist_is_the_same_404() {
     let app = spawn_app().await;
     let t = app.signup("Acme").await;
     let missing = uuid::Uuid::new_v4();
-    let r: Value = app.get(&format!("/api/v1/contacts/{missing}"), &t).await.problem(404).clone();
+    let r: Value = app
+        .get(&format!("/api/v1/contacts/{missing}"), &t)
+        .await
+        .problem(404)
+        .clone();
     assert_eq!(r["detail"], "contact not found");
 }

@@ -18,7 +18,9 @@ async fn ready_checks_postgres_and_redis() {
 #[tokio::test]
 async fn unknown_routes_are_problem_json_404s() {
     let app = spawn_app().await;
-    app.call(Method::GET, "/api/v1/nope", None, None).await.problem(404);
+    app.call(Method::GET, "/api/v1/nope", None, None)
+        .await
+        .problem(404);
 }
 
 /// Every route the API serves, as the OpenAPI document must list it.
@@ -64,18 +66,43 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[tokio::test]
 async fn the_openapi_document_covers_every_route_with_its_schemas() {
     let app = spawn_app().await;
-    let r = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    let r = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
     let doc = r.ok(200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for (method, path) in ROUTES {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} is not documented");
-        assert!(op["responses"].is_object(), "{method} {path} has no responses");
+        assert!(
+            op["responses"].is_object(),
+            "{method} {path} has no responses"
+        );
     }
-    let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, ROUTES.len(), "the document lists routes this test does not know");
-    for schema in ["Problem", "ContactView", "SignupRequest", "InstanceView", "GroupView", "TagView", "ImportResult"] {
-        assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema} missing");
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        ROUTES.len(),
+        "the document lists routes this test does not know"
+    );
+    for schema in [
+        "Problem",
+        "ContactView",
+        "SignupRequest",
+        "InstanceView",
+        "GroupView",
+        "TagView",
+        "ImportResult",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
@@ -83,7 +110,12 @@ async fn the_openapi_document_covers_every_route_with_its_schemas() {
 #[tokio::test]
 async fn swagger_ui_is_served_at_docs() {
     let app = spawn_app().await;
-    let r = app.http.get(format!("{}/docs/", app.address)).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/docs/", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("swagger"));
 }
@@ -93,10 +125,11 @@ async fn cors_allows_the_configured_origins() {
     let mut settings = crate::helpers::test_settings();
     settings.server.cors_origins = vec!["https://app.example.com".into()];
     let cors = arauto::api::cors(&settings.server.cors_origins);
-    let app = actix_web::test::init_service(actix_web::App::new().wrap(cors).route(
-        "/x",
-        actix_web::web::get().to(actix_web::HttpResponse::Ok),
-    ))
+    let app = actix_web::test::init_service(
+        actix_web::App::new()
+            .wrap(cors)
+            .route("/x", actix_web::web::get().to(actix_web::HttpResponse::Ok)),
+    )
     .await;
     let req = actix_web::test::TestRequest::get()
         .uri("/x")

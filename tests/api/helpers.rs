@@ -17,6 +17,7 @@ pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub db: DatabaseConnection,
+    #[allow(dead_code)] // for tests that inspect Redis
     pub redis: Client,
     pub settings: Settings,
     pub clock: FixedClock,
@@ -35,10 +36,23 @@ pub struct Resp {
 impl Resp {
     /// Asserts an RFC 9457 problem with this status; returns the body.
     pub fn problem(&self, status: u16) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.body);
-        assert_eq!(self.content_type, "application/problem+json", "body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status, body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "body: {}",
+            self.body
+        );
         assert_eq!(self.body["status"], status);
-        assert!(self.body["type"].is_string() && self.body["title"].is_string() && self.body["detail"].is_string());
+        assert!(
+            self.body["type"].is_string()
+                && self.body["title"].is_string()
+                && self.body["detail"].is_string()
+        );
         &self.body
     }
 
@@ -46,17 +60,29 @@ impl Resp {
     pub fn fields(&self) -> Vec<String> {
         self.problem(422)["errors"]
             .as_array()
-            .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     pub fn ok(&self, status: u16) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status, body: {}",
+            self.body
+        );
         &self.body
     }
 
     pub fn id(&self) -> String {
-        self.body["id"].as_str().expect("response has an id").to_owned()
+        self.body["id"]
+            .as_str()
+            .expect("response has an id")
+            .to_owned()
     }
 }
 
@@ -92,7 +118,9 @@ pub async fn spawn_app() -> TestApp {
     let id = Uuid::new_v4().simple().to_string();
     let db_name = format!("arauto_test_{id}");
     let server_url = with_database(settings.database.url.expose_secret(), "postgres");
-    let admin = Database::connect(&server_url).await.expect("Postgres is reachable");
+    let admin = Database::connect(&server_url)
+        .await
+        .expect("Postgres is reachable");
     admin
         .execute_unprepared(&format!("CREATE DATABASE \"{db_name}\""))
         .await
@@ -101,8 +129,12 @@ pub async fn spawn_app() -> TestApp {
     settings.database.url = SecretString::from(with_database(&server_url, &db_name));
     settings.database.max_connections = 5;
     settings.redis.prefix = format!("test:{id}:");
-    let db = arauto::startup::connect_db(&settings).await.expect("connect test database");
-    migration::Migrator::up(&db, None).await.expect("migrations apply");
+    let db = arauto::startup::connect_db(&settings)
+        .await
+        .expect("connect test database");
+    migration::Migrator::up(&db, None)
+        .await
+        .expect("migrations apply");
     let redis = arauto::redis::connect(settings.redis.url.expose_secret())
         .await
         .expect("Redis is reachable");
@@ -133,7 +165,10 @@ impl Drop for TestApp {
         let redis_url = self.settings.redis.url.expose_secret().to_owned();
         let prefix = self.settings.redis.prefix.clone();
         let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 if let Ok(admin) = Database::connect(&server_url).await {
                     let _ = admin
@@ -164,8 +199,16 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
-        let mut req = self.http.request(method, format!("{}{}", self.address, path));
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.address, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -176,7 +219,14 @@ impl TestApp {
     }
 
     /// A raw body with a content type (malformed JSON, CSV, huge payloads).
-    pub async fn call_raw(&self, method: Method, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> Resp {
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Resp {
         let mut req = self
             .http
             .request(method, format!("{}{}", self.address, path))
@@ -197,18 +247,25 @@ impl TestApp {
             .unwrap_or("")
             .to_owned();
         let bytes = res.bytes().await.unwrap_or_default();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Resp { status, content_type, body }
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Resp {
+            status,
+            content_type,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, t: &Tenant) -> Resp {
         self.call(Method::GET, path, Some(&t.token), None).await
     }
     pub async fn post(&self, path: &str, t: &Tenant, body: Value) -> Resp {
-        self.call(Method::POST, path, Some(&t.token), Some(body)).await
+        self.call(Method::POST, path, Some(&t.token), Some(body))
+            .await
     }
     pub async fn patch(&self, path: &str, t: &Tenant, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(&t.token), Some(body)).await
+        self.call(Method::PATCH, path, Some(&t.token), Some(body))
+            .await
     }
     pub async fn delete(&self, path: &str, t: &Tenant) -> Resp {
         self.call(Method::DELETE, path, Some(&t.token), None).await
@@ -217,8 +274,11 @@ impl TestApp {
     /// Signs up a new tenant whose admin is `<name>@example.com`.
     pub async fn signup(&self, name: &str) -> Tenant {
         let email = format!("{}@example.com", name.to_lowercase().replace(' ', "-"));
-        let body = json!({"tenant_name": name, "email": email, "password": "correct horse battery"});
-        let r = self.call(Method::POST, "/api/v1/auth/signup", None, Some(body)).await;
+        let body =
+            json!({"tenant_name": name, "email": email, "password": "correct horse battery"});
+        let r = self
+            .call(Method::POST, "/api/v1/auth/signup", None, Some(body))
+            .await;
         let b = r.ok(201);
         Tenant {
             token: b["token"].as_str().expect("token").to_owned(),
@@ -231,11 +291,20 @@ impl TestApp {
     /// A member (non-admin) of `admin`'s tenant, signed in.
     pub async fn member_of(&self, admin: &Tenant, email: &str) -> Tenant {
         let r = self
-            .post("/api/v1/users", admin, json!({"email": email, "password": "member password", "role": "member"}))
+            .post(
+                "/api/v1/users",
+                admin,
+                json!({"email": email, "password": "member password", "role": "member"}),
+            )
             .await;
         let user_id = r.ok(201)["id"].as_str().expect("id").to_owned();
         let login = self
-            .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": "member password"})))
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": "member password"})),
+            )
             .await;
         Tenant {
             token: login.ok(200)["token"].as_str().expect("token").to_owned(),
@@ -248,7 +317,9 @@ impl TestApp {
     pub async fn create_contact(&self, t: &Tenant, phone: &str, name: &str) -> String {
         // Contacts list in creation order: give each its own instant.
         self.clock.advance(chrono::Duration::seconds(1));
-        let r = self.post("/api/v1/contacts", t, json!({"phone": phone, "name": name})).await;
+        let r = self
+            .post("/api/v1/contacts", t, json!({"phone": phone, "name": name}))
+            .await;
         r.ok(201);
         r.id()
     }

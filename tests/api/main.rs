@@ -7,5 +7,6 @@ mod bad_input;
 mod contacts;
 mod health;
 mod instances;
+mod migrations;
 mod sets;
 mod users;

@@ -8,15 +8,28 @@ use serde_json::json;
 async fn groups_and_tags_are_created_listed_renamed_and_deleted() {
     let app = spawn_app().await;
     let t = app.signup("Acme").await;
-    for (path, extra, value) in [("/api/v1/groups", "description", "Quem comprou"), ("/api/v1/tags", "color", "#1e90ff")] {
-        let r = app.post(path, &t, json!({"name": "Clientes", extra: value})).await;
+    for (path, extra, value) in [
+        ("/api/v1/groups", "description", "Quem comprou"),
+        ("/api/v1/tags", "color", "#1e90ff"),
+    ] {
+        let r = app
+            .post(path, &t, json!({"name": "Clientes", extra: value}))
+            .await;
         assert_eq!(r.ok(201)[extra], value);
         assert_eq!(r.body["contact_count"], 0);
         let id = r.id();
-        app.post(path, &t, json!({"name": "clientes"})).await.problem(409);
+        app.post(path, &t, json!({"name": "clientes"}))
+            .await
+            .problem(409);
         let list = app.get(path, &t).await;
         assert_eq!(list.ok(200)["total"], 1);
-        let renamed = app.patch(&format!("{path}/{id}"), &t, json!({"name": "Compradores", extra: null})).await;
+        let renamed = app
+            .patch(
+                &format!("{path}/{id}"),
+                &t,
+                json!({"name": "Compradores", extra: null}),
+            )
+            .await;
         assert_eq!(renamed.ok(200)["name"], "Compradores");
         assert!(renamed.body[extra].is_null());
         app.get(&format!("{path}/{id}"), &t).await.ok(200);
@@ -36,14 +49,31 @@ async fn contacts_are_added_to_and_removed_from_groups_and_tags() {
     let b = app.create_contact(&t, "21987654321", "Bia").await;
     for path in ["/api/v1/groups", "/api/v1/tags"] {
         let id = app.post(path, &t, json!({"name": "X"})).await.id();
-        let added = app.post(&format!("{path}/{id}/contacts"), &t, json!({"contact_ids": [a, b, a]})).await;
+        let added = app
+            .post(
+                &format!("{path}/{id}/contacts"),
+                &t,
+                json!({"contact_ids": [a, b, a]}),
+            )
+            .await;
         assert_eq!(added.ok(200)["changed"], 2);
-        assert_eq!(app.get(&format!("{path}/{id}"), &t).await.body["contact_count"], 2);
+        assert_eq!(
+            app.get(&format!("{path}/{id}"), &t).await.body["contact_count"],
+            2
+        );
         let removed = app
-            .call(reqwest::Method::DELETE, &format!("{path}/{id}/contacts"), Some(&t.token), Some(json!({"contact_ids": [a]})))
+            .call(
+                reqwest::Method::DELETE,
+                &format!("{path}/{id}/contacts"),
+                Some(&t.token),
+                Some(json!({"contact_ids": [a]})),
+            )
             .await;
         assert_eq!(removed.ok(200)["changed"], 1);
-        assert_eq!(app.get(&format!("{path}/{id}"), &t).await.body["contact_count"], 1);
+        assert_eq!(
+            app.get(&format!("{path}/{id}"), &t).await.body["contact_count"],
+            1
+        );
     }
     let tagged = app.get(&format!("/api/v1/contacts/{b}"), &t).await;
     assert_eq!(tagged.body["tag_ids"].as_array().unwrap().len(), 1);
@@ -58,7 +88,13 @@ async fn another_tenants_contacts_cannot_join_a_group_and_nothing_is_written() {
     let theirs = app.create_contact(&other, "11987654321", "Zé").await;
     for path in ["/api/v1/groups", "/api/v1/tags"] {
         let id = app.post(path, &t, json!({"name": "X"})).await.id();
-        let r = app.post(&format!("{path}/{id}/contacts"), &t, json!({"contact_ids": [mine, theirs]})).await;
+        let r = app
+            .post(
+                &format!("{path}/{id}/contacts"),
+                &t,
+                json!({"contact_ids": [mine, theirs]}),
+            )
+            .await;
         assert_eq!(r.fields(), ["contact_ids[1]"]);
     }
     assert_eq!(count(&app, "group_members").await, 0);
@@ -70,8 +106,17 @@ async fn a_tag_of_another_tenant_cannot_be_put_on_a_contact() {
     let app = spawn_app().await;
     let t = app.signup("Acme").await;
     let other = app.signup("Other").await;
-    let foreign = app.post("/api/v1/tags", &other, json!({"name": "VIP"})).await.id();
-    let r = app.post("/api/v1/contacts", &t, json!({"phone": "11987654321", "tag_ids": [foreign]})).await;
+    let foreign = app
+        .post("/api/v1/tags", &other, json!({"name": "VIP"}))
+        .await
+        .id();
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            &t,
+            json!({"phone": "11987654321", "tag_ids": [foreign]}),
+        )
+        .await;
     assert_eq!(r.fields(), ["tag_ids[0]"]);
     assert_eq!(count(&app, "contacts").await, 0);
 }
@@ -80,6 +125,8 @@ async fn a_tag_of_another_tenant_cannot_be_put_on_a_contact() {
 async fn bad_colors_and_blank_names_are_named() {
     let app = spawn_app().await;
     let t = app.signup("Acme").await;
-    let r = app.post("/api/v1/tags", &t, json!({"name": " ", "color": "blue"})).await;
+    let r = app
+        .post("/api/v1/tags", &t, json!({"name": " ", "color": "blue"}))
+        .await;
     assert_eq!(r.fields(), ["name", "color"]);
 }
