@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -15,4 +16,5 @@ pub mod instances;
 pub mod redis;
 pub mod startup;
 pub mod telemetry;
+pub mod templating;
 pub mod tenancy;
