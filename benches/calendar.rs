@@ -3,15 +3,13 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use arauto::calendar::{
-    is_open, next_open, Calendars, Schedule, ScheduleSpec, WithExtra,
-};
+use arauto::calendar::{is_open, next_open, Calendars, Schedule, ScheduleSpec, WithExtra};
 use chrono::{DateTime, NaiveDate, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn setup() -> (Calendars, Schedule) {
-    let cals = Calendars::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("holidays"))
-        .expect("shipped calendars load");
+    let cals =
+        Calendars::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("holidays")).expect("shipped calendars load");
     let spec: ScheduleSpec = serde_json::from_str(
         r#"{"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR-SP", "days": [1,2,3,4,5], "windows": [{"start": "09:00", "end": "18:00"}], "skip_holidays": true}"#,
     )

@@ -6,11 +6,7 @@ use sea_orm_migration::MigratorTrait;
 use crate::config::Settings;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "arauto",
-    version,
-    about = "Multi-tenant WhatsApp campaign scheduler"
-)]
+#[command(name = "arauto", version, about = "Multi-tenant WhatsApp campaign scheduler")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

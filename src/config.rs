@@ -160,10 +160,7 @@ impl Settings {
     fn validate(&self) -> anyhow::Result<()> {
         let fail = |key: &str, why: &str| Err(anyhow::anyhow!("configuration error: {key}: {why}"));
         if self.crypto_key().is_none() {
-            return fail(
-                "crypto.key",
-                "must be the base64 encoding of exactly 32 bytes",
-            );
+            return fail("crypto.key", "must be the base64 encoding of exactly 32 bytes");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return fail("log.format", "must be \"text\" or \"json\"");
@@ -188,10 +185,7 @@ impl Settings {
                 return fail("auth.jwt_secret", "must be set in production");
             }
             if self.crypto.key.expose_secret().trim() == DEVELOPMENT_CRYPTO_KEY {
-                return fail(
-                    "crypto.key",
-                    "the development key must not be used in production",
-                );
+                return fail("crypto.key", "the development key must not be used in production");
             }
         }
         Ok(())
@@ -227,17 +221,9 @@ mod tests {
     /// as `custom.toml`.
     fn custom(replace: (&str, &str), extra: &str) -> tempdir::Dir {
         let default = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
-        assert!(
-            default.contains(replace.0),
-            "{} not in default.toml",
-            replace.0
-        );
+        assert!(default.contains(replace.0), "{} not in default.toml", replace.0);
         let dir = tempdir::Dir::new();
-        std::fs::write(
-            dir.path().join("default.toml"),
-            default.replace(replace.0, replace.1),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("default.toml"), default.replace(replace.0, replace.1)).unwrap();
         std::fs::write(dir.path().join("custom.toml"), extra).unwrap();
         dir
     }
@@ -246,8 +232,7 @@ mod tests {
         pub struct Dir(std::path::PathBuf);
         impl Dir {
             pub fn new() -> Self {
-                let p =
-                    std::env::temp_dir().join(format!("arauto-config-{}", uuid::Uuid::new_v4()));
+                let p = std::env::temp_dir().join(format!("arauto-config-{}", uuid::Uuid::new_v4()));
                 std::fs::create_dir_all(&p).unwrap();
                 Self(p)
             }
@@ -270,10 +255,7 @@ mod tests {
         assert!(s.database.url.expose_secret().ends_with("/arauto"));
         assert_eq!(s.redis.prefix, "arauto:");
         assert_eq!((s.beat.tick_seconds, s.beat.max_batch), (10, 500));
-        assert_eq!(
-            (s.dispatch.concurrency, s.dispatch.phone_lock_ms),
-            (16, 60_000)
-        );
+        assert_eq!((s.dispatch.concurrency, s.dispatch.phone_lock_ms), (16, 60_000));
         assert_eq!(s.dispatch.sending_timeout_seconds, 120);
         assert_eq!((s.gateway.timeout_ms, s.gateway.max_attempts), (15_000, 3));
         assert_eq!(s.auth.token_ttl_hours, 24);
@@ -320,11 +302,7 @@ mod tests {
     #[test]
     fn production_refuses_the_development_secrets() {
         let dir = custom(("jwt_secret = \"\"", "jwt_secret = \"a real secret\""), "");
-        std::fs::copy(
-            dir.path().join("custom.toml"),
-            dir.path().join("production.toml"),
-        )
-        .unwrap();
+        std::fs::copy(dir.path().join("custom.toml"), dir.path().join("production.toml")).unwrap();
         let e = Settings::load_from(dir.path(), "production", false)
             .unwrap_err()
             .to_string();

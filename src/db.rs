@@ -29,9 +29,7 @@ pub async fn create_database_if_missing(settings: &Settings) -> anyhow::Result<(
         .is_some();
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {quoted}"))
-            .await?;
+        admin.execute_unprepared(&format!("CREATE DATABASE {quoted}")).await?;
         tracing::info!(database = %name, "created database");
     }
     admin.close().await?;

@@ -5,10 +5,16 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// One offending input, named by its JSON path (`schedule.windows[0].start`).
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, PartialEq, Eq)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
 }
 
 impl FieldError {
@@ -152,10 +158,7 @@ impl ResponseError for AppError {
                 };
                 (detail, errors.clone(), None)
             }
-            Self::Conflict {
-                detail,
-                current_status,
-            } => (detail.clone(), vec![], current_status.clone()),
+            Self::Conflict { detail, current_status } => (detail.clone(), vec![], current_status.clone()),
             other => (other.to_string(), vec![], None),
         };
         HttpResponse::build(status)

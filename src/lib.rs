@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit;
 pub mod calendar;
+pub mod campaigns;
 pub mod cli;
 pub mod clock;
 pub mod config;

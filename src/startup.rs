@@ -6,6 +6,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use secrecy::ExposeSecret;
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
+use crate::calendar::Calendars;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::Cipher;
@@ -21,13 +22,16 @@ pub struct AppState {
     pub clock: SharedClock,
     pub jwt: JwtKeys,
     pub cipher: Cipher,
+    /// The shipped holiday calendars, read once at start-up from `holidays.dir`.
+    pub calendars: Arc<Calendars>,
 }
 
 impl AppState {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let db = connect_db(&settings).await?;
         let redis = crate::redis::connect(settings.redis.url.expose_secret()).await?;
-        Ok(Self::from_parts(settings, clock, db, redis))
+        let calendars = load_calendars(&settings)?;
+        Ok(Self::from_parts(settings, clock, db, redis, calendars))
     }
 
     pub fn from_parts(
@@ -35,13 +39,12 @@ impl AppState {
         clock: SharedClock,
         db: DatabaseConnection,
         redis: fred::prelude::Client,
+        calendars: Arc<Calendars>,
     ) -> Self {
         let secret = match settings.jwt_secret() {
             Some(s) => s.as_bytes().to_vec(),
             None => {
-                tracing::warn!(
-                    "auth.jwt_secret is not set: using a random secret for this process only"
-                );
+                tracing::warn!("auth.jwt_secret is not set: using a random secret for this process only");
                 let mut s = vec![0u8; 32];
                 rand::thread_rng().fill_bytes(&mut s);
                 s
@@ -56,9 +59,17 @@ impl AppState {
             jwt: JwtKeys::new(&secret, settings.auth.token_ttl_hours),
             cipher: Cipher::new(&key),
             clock,
+            calendars,
             settings: Arc::new(settings),
         }
     }
+}
+
+/// The shipped calendars; a missing folder or a bad file stops the process, naming it.
+pub fn load_calendars(settings: &Settings) -> anyhow::Result<Arc<Calendars>> {
+    Calendars::load_dir(&settings.holidays.dir)
+        .map(Arc::new)
+        .map_err(|e| anyhow::anyhow!("holidays.dir ({}): {e}", settings.holidays.dir.display()))
 }
 
 pub async fn connect_db(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
@@ -86,12 +97,8 @@ impl Application {
     }
 
     pub fn with_state(state: AppState) -> anyhow::Result<Self> {
-        let address = format!(
-            "{}:{}",
-            state.settings.server.host, state.settings.server.port
-        );
-        let listener = TcpListener::bind(&address)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        let address = format!("{}:{}", state.settings.server.host, state.settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(state);
         let server = HttpServer::new(move || {

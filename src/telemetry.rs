@@ -17,9 +17,7 @@ pub fn init(log: &LogSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if log.format == "json" {
-        registry
-            .with(fmt::layer().json().with_current_span(true))
-            .try_init()
+        registry.with(fmt::layer().json().with_current_span(true)).try_init()
     } else {
         registry.with(fmt::layer().with_target(false)).try_init()
     };

@@ -80,8 +80,7 @@ fn too_large(limit: usize) -> AppError {
 async fn read_body(mut payload: Payload, limit: usize) -> Result<web::BytesMut, AppError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| AppError::BadRequest(format!("could not read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("could not read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
@@ -93,8 +92,8 @@ async fn read_body(mut payload: Payload, limit: usize) -> Result<web::BytesMut, 
 /// Parses JSON: any syntax error anywhere is a 400; then shape and type errors name the
 /// offending field by its path (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         AppError::Validation(vec![data_error(&path, err.inner())])

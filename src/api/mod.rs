@@ -25,7 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::contacts::routes::configure)
                 .configure(crate::contacts::groups::configure)
                 .configure(crate::contacts::tags::configure)
-                .configure(crate::audit::routes::configure),
+                .configure(crate::audit::routes::configure)
+                .configure(crate::calendar::tenant::configure)
+                .configure(crate::campaigns::templates::configure)
+                .configure(crate::campaigns::routes::configure),
         )
         .default_service(web::to(not_found));
 }

@@ -7,7 +7,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{api, audit, contacts, instances, tenancy};
+use crate::{api, audit, calendar, campaigns, contacts, instances, tenancy};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,11 @@ use crate::{api, audit, contacts, instances, tenancy};
         contacts::tags::create, contacts::tags::list, contacts::tags::get, contacts::tags::update, contacts::tags::delete,
         contacts::tags::add_contacts, contacts::tags::remove_contacts,
         audit::routes::list,
+        calendar::tenant::list, calendar::tenant::create, calendar::tenant::remove,
+        campaigns::templates::create, campaigns::templates::list, campaigns::templates::get,
+        campaigns::templates::update, campaigns::templates::delete,
+        campaigns::routes::create, campaigns::routes::list, campaigns::routes::get, campaigns::routes::update,
+        campaigns::routes::delete, campaigns::routes::preview,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),

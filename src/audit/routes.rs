@@ -49,11 +49,7 @@ impl From<audit_logs::Model> for AuditLogView {
     security(("bearer" = []))
 )]
 #[get("/audit-logs")]
-pub async fn list(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    page: Pagination,
-) -> AppResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let query = scoped::<audit_logs::Entity>(user.tenant_id);
     let total = query.clone().count(&state.db).await?;

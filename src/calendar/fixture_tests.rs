@@ -90,12 +90,8 @@ fn holiday_dates_match_the_python_holidays_package_for_2024_to_2030() {
         let cal = cals.get(&code).unwrap();
         for (year, expected) in years {
             let hs = cal.holidays_in_year(year);
-            let dates = |kind| -> BTreeSet<NaiveDate> {
-                hs.iter()
-                    .filter(|h| h.kind == kind)
-                    .map(|h| h.date)
-                    .collect()
-            };
+            let dates =
+                |kind| -> BTreeSet<NaiveDate> { hs.iter().filter(|h| h.kind == kind).map(|h| h.date).collect() };
             let (public, optional) = (dates(HolidayKind::Public), dates(HolidayKind::Optional));
             if public != expected.public {
                 mismatches.push(format!(
@@ -136,11 +132,7 @@ fn ash_wednesday_is_listed_but_does_not_block_sending() {
     let cals = shipped();
     let br = cals.get("BR").unwrap();
     let ash = NaiveDate::from_ymd_opt(2025, 3, 5).unwrap();
-    let h = br
-        .holidays_in_year(2025)
-        .into_iter()
-        .find(|h| h.date == ash)
-        .unwrap();
+    let h = br.holidays_in_year(2025).into_iter().find(|h| h.date == ash).unwrap();
     assert_eq!(h.kind, HolidayKind::Optional);
     assert!(!h.blocks_sending);
     assert!(!br.blocks(ash));

@@ -14,7 +14,7 @@ use crate::calendar::rules::{RawHoliday, Rule};
 pub const INDEXED_YEARS: std::ops::RangeInclusive<i32> = 1990..=2100;
 
 /// Public holiday or optional day ("ponto facultativo").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HolidayKind {
     Public,
@@ -255,11 +255,7 @@ impl Calendars {
                 message,
             };
             let code = file.strip_suffix(".toml").unwrap_or(&file).to_string();
-            if code.is_empty()
-                || !code
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            if code.is_empty() || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(invalid(format!(
                     "calendar code {code:?} (the file name) must be non-empty ASCII letters, digits, '-' or '_'"
                 )));
@@ -269,13 +265,10 @@ impl Calendars {
                     "\"none\" is reserved (it means \"no shipped calendar\" in schedules)".into(),
                 ));
             }
-            let raw: RawCalendar =
-                toml::from_str(text.as_ref()).map_err(|e| invalid(e.to_string()))?;
+            let raw: RawCalendar = toml::from_str(text.as_ref()).map_err(|e| invalid(e.to_string()))?;
             let key = code.to_ascii_uppercase();
             if let Some((other, _, _)) = raws.get(&key) {
-                return Err(invalid(format!(
-                    "calendar code {code:?} is also defined by {other}"
-                )));
+                return Err(invalid(format!("calendar code {code:?} is also defined by {other}")));
             }
             raws.insert(key, (file, code, raw));
         }
@@ -379,9 +372,7 @@ kind = "optional"
 "#;
 
     fn err_of(files: &[(&str, &str)]) -> String {
-        Calendars::from_files(files.iter().copied())
-            .unwrap_err()
-            .to_string()
+        Calendars::from_files(files.iter().copied()).unwrap_err().to_string()
     }
 
     #[test]
@@ -394,10 +385,7 @@ kind = "optional"
         let jul9 = hs.iter().find(|h| h.date == d(2025, 7, 9)).unwrap();
         assert_eq!(jul9.calendar, "BR-SP");
         let xmas = hs.iter().find(|h| h.date == d(2025, 12, 25)).unwrap();
-        assert_eq!(
-            xmas.calendar, "BR",
-            "national holidays keep their defining file"
-        );
+        assert_eq!(xmas.calendar, "BR", "national holidays keep their defining file");
         assert!(sp.blocks(d(2025, 7, 9)));
         assert!(!cals.get("BR").unwrap().blocks(d(2025, 7, 9)));
     }
@@ -438,14 +426,9 @@ kind = "optional"
     fn extends_can_be_chained_and_holidays_remember_their_file() {
         let city = "name = \"City\"\nextends = \"xx-st\"\n[[holiday]]\nname = \"Anniv\"\nmonth = 1\nday = 25\n";
         let st = "name = \"State\"\nextends = \"XX\"\n[[holiday]]\nname = \"State day\"\nmonth = 7\nday = 9\n";
-        let cals =
-            Calendars::from_files([("XX.toml", XX), ("XX-ST.toml", st), ("XX-ST-C.toml", city)])
-                .unwrap();
+        let cals = Calendars::from_files([("XX.toml", XX), ("XX-ST.toml", st), ("XX-ST-C.toml", city)]).unwrap();
         let hs = cals.get("XX-ST-C").unwrap().holidays_in_year(2025);
-        let by: Vec<(&str, &str)> = hs
-            .iter()
-            .map(|h| (h.calendar.as_str(), h.name.as_str()))
-            .collect();
+        let by: Vec<(&str, &str)> = hs.iter().map(|h| (h.calendar.as_str(), h.name.as_str())).collect();
         assert_eq!(
             by,
             [

@@ -12,6 +12,7 @@ pub mod easter;
 pub mod holidays;
 pub mod rules;
 pub mod schedule;
+pub mod tenant;
 
 #[cfg(test)]
 mod fixture_tests;
@@ -20,10 +21,9 @@ mod schedule_tests;
 
 pub use self::easter::easter_sunday;
 pub use self::holidays::{
-    Calendar, CalendarError, Calendars, Holiday, HolidayKind, HolidayLookup, NoHolidays, WithExtra,
-    INDEXED_YEARS,
+    Calendar, CalendarError, Calendars, Holiday, HolidayKind, HolidayLookup, NoHolidays, WithExtra, INDEXED_YEARS,
 };
 pub use self::schedule::{
-    estimate_completion, is_open, next_close, next_open, FieldError, Mode, Pacing, Schedule,
-    ScheduleSpec, WindowSpec, DEFAULT_CALENDAR, HORIZON_DAYS,
+    estimate_completion, is_open, next_close, next_open, FieldError, Mode, Pacing, Schedule, ScheduleSpec, WindowSpec,
+    DEFAULT_CALENDAR, HORIZON_DAYS,
 };

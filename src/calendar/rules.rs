@@ -118,11 +118,7 @@ impl Rule {
                 }
                 d
             }
-            DateRule::LastWeekday {
-                month,
-                day,
-                weekday,
-            } => {
+            DateRule::LastWeekday { month, day, weekday } => {
                 let base = match day {
                     Some(day) => NaiveDate::from_ymd_opt(year, month, day)?,
                     None => last_day_of_month(year, month)?,
@@ -160,57 +156,42 @@ impl Rule {
                 return Err(format!("`day` {d} does not exist in month {m}"));
             }
         }
-        let date =
-            match (raw.easter, raw.month, raw.day, weekday, raw.nth) {
-                (Some(offset), None, None, None, None) => {
-                    if offset.abs() > 300 {
-                        return Err(format!(
-                            "`easter` offset {offset} is out of range (-300..=300)"
-                        ));
-                    }
-                    DateRule::Easter { offset }
+        let date = match (raw.easter, raw.month, raw.day, weekday, raw.nth) {
+            (Some(offset), None, None, None, None) => {
+                if offset.abs() > 300 {
+                    return Err(format!("`easter` offset {offset} is out of range (-300..=300)"));
                 }
-                (Some(_), ..) => {
-                    return Err("`easter` cannot be combined with month/day/weekday/nth".into())
-                }
-                (None, Some(month), Some(day), None, None) => DateRule::Fixed { month, day },
-                (None, Some(month), day, Some(weekday), Some(nth)) => match nth {
-                    1..=5 => DateRule::NthWeekday {
-                        month,
-                        day: day.unwrap_or(1),
-                        weekday,
-                        nth: nth.unsigned_abs(),
-                        within_month: day.is_none(),
-                    },
-                    -1 => DateRule::LastWeekday {
-                        month,
-                        day,
-                        weekday,
-                    },
-                    other => return Err(format!("`nth` must be 1..=5 or -1 (last), got {other}")),
+                DateRule::Easter { offset }
+            }
+            (Some(_), ..) => return Err("`easter` cannot be combined with month/day/weekday/nth".into()),
+            (None, Some(month), Some(day), None, None) => DateRule::Fixed { month, day },
+            (None, Some(month), day, Some(weekday), Some(nth)) => match nth {
+                1..=5 => DateRule::NthWeekday {
+                    month,
+                    day: day.unwrap_or(1),
+                    weekday,
+                    nth: nth.unsigned_abs(),
+                    within_month: day.is_none(),
                 },
-                (None, Some(_), _, Some(_), None) => {
-                    return Err("`weekday` needs `nth` (1..=5, or -1 for the last)".into())
-                }
-                (None, Some(_), _, None, Some(_)) => return Err("`nth` needs `weekday`".into()),
-                (None, Some(_), None, None, None) => {
-                    return Err("`month` needs `day` (fixed date) or `weekday` + `nth`".into())
-                }
-                (None, None, ..) => return Err(
-                    "no date rule: use `month` + `day`, `easter`, or `month` + `weekday` + `nth`"
-                        .into(),
-                ),
-            };
+                -1 => DateRule::LastWeekday { month, day, weekday },
+                other => return Err(format!("`nth` must be 1..=5 or -1 (last), got {other}")),
+            },
+            (None, Some(_), _, Some(_), None) => return Err("`weekday` needs `nth` (1..=5, or -1 for the last)".into()),
+            (None, Some(_), _, None, Some(_)) => return Err("`nth` needs `weekday`".into()),
+            (None, Some(_), None, None, None) => {
+                return Err("`month` needs `day` (fixed date) or `weekday` + `nth`".into())
+            }
+            (None, None, ..) => {
+                return Err("no date rule: use `month` + `day`, `easter`, or `month` + `weekday` + `nth`".into())
+            }
+        };
         let move_forward = match raw.move_forward {
             None => None,
             Some(m) => {
                 if m.on.is_empty() {
                     return Err("`move_forward.on` must list at least one weekday".into());
                 }
-                let on =
-                    m.on.iter()
-                        .map(|s| parse_weekday(s))
-                        .collect::<Result<Vec<_>, _>>()?;
+                let on = m.on.iter().map(|s| parse_weekday(s)).collect::<Result<Vec<_>, _>>()?;
                 let to = parse_weekday(&m.to)?;
                 Some(MoveForward { on, to })
             }
@@ -305,10 +286,7 @@ mod tests {
     fn an_easter_offset_rule_counts_days_from_easter_sunday() {
         let r = rule("name = 'Carnaval'\neaster = -47\nkind = 'optional'");
         assert_eq!(r.date_in(2025), Some(d(2025, 3, 4)));
-        assert!(
-            !r.blocks_sending,
-            "optional holidays do not block by default"
-        );
+        assert!(!r.blocks_sending, "optional holidays do not block by default");
     }
 
     #[test]
@@ -346,9 +324,7 @@ mod tests {
 
     #[test]
     fn move_forward_shifts_a_tuesday_to_friday_but_keeps_a_monday() {
-        let r = rule(
-            "name = 'AC'\nmonth = 1\nday = 23\nmove_forward = { on = ['tue','wed','thu'], to = 'fri' }",
-        );
+        let r = rule("name = 'AC'\nmonth = 1\nday = 23\nmove_forward = { on = ['tue','wed','thu'], to = 'fri' }");
         assert_eq!(r.date_in(2024), Some(d(2024, 1, 26))); // Tue -> Fri
         assert_eq!(r.date_in(2023), Some(d(2023, 1, 23))); // Mon stays
     }

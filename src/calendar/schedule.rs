@@ -20,10 +20,7 @@
 //! * Searches are bounded by [`HORIZON_DAYS`] local days, so they always
 //!   terminate.
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
-    TimeZone, Utc,
-};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +45,7 @@ const BUSINESS_HOURS: Window = Window {
 };
 
 /// The schedule JSON as the API receives it. Validate with [`Schedule::parse`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// `immediate` | `weekdays` | `business_hours` | `custom`.
@@ -73,35 +70,16 @@ pub struct ScheduleSpec {
 }
 
 /// `{"start": "HH:MM", "end": "HH:MM"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
     pub start: String,
     pub end: String,
 }
 
-/// A validation problem; `field` is a path relative to the schedule
-/// (`windows[0].start`, `days[2]`, `timezone`, …).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+/// Validation problems name a path relative to the schedule (`windows[0].start`,
+/// `days[2]`, `timezone`, …); the API nests them under `schedule`.
+pub use crate::error::FieldError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,14 +101,9 @@ impl Mode {
     }
 
     fn from_name(s: &str) -> Option<Mode> {
-        [
-            Mode::Immediate,
-            Mode::Weekdays,
-            Mode::BusinessHours,
-            Mode::Custom,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
+        [Mode::Immediate, Mode::Weekdays, Mode::BusinessHours, Mode::Custom]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 
@@ -220,9 +193,7 @@ impl Schedule {
                 None => {
                     errs.push(FieldError::new(
                         "calendar",
-                        format!(
-                            "unknown calendar {c:?} (use a code such as \"BR\" or \"BR-SP\", or \"none\")"
-                        ),
+                        format!("unknown calendar {c:?} (use a code such as \"BR\" or \"BR-SP\", or \"none\")"),
                     ));
                     None
                 }
@@ -240,8 +211,10 @@ impl Schedule {
             },
         };
 
-        let start_at = spec.start_at.as_deref().and_then(|s| {
-            match DateTime::parse_from_rfc3339(s) {
+        let start_at = spec
+            .start_at
+            .as_deref()
+            .and_then(|s| match DateTime::parse_from_rfc3339(s) {
                 Ok(t) => Some(t.with_timezone(&Utc)),
                 Err(e) => {
                     errs.push(FieldError::new(
@@ -250,8 +223,7 @@ impl Schedule {
                     ));
                     None
                 }
-            }
-        });
+            });
 
         // Syntax of days / windows (whatever the mode).
         let mut days_ok = true;
@@ -272,10 +244,7 @@ impl Schedule {
                 }
                 let bit = 1u8 << (d - 1);
                 if mask & bit != 0 {
-                    errs.push(FieldError::new(
-                        format!("days[{i}]"),
-                        format!("duplicate day {d}"),
-                    ));
+                    errs.push(FieldError::new(format!("days[{i}]"), format!("duplicate day {d}")));
                     days_ok = false;
                 }
                 mask |= bit;
@@ -328,11 +297,7 @@ impl Schedule {
                 }
             };
             let fixed_windows = |errs: &mut Vec<FieldError>| {
-                if windows_ok
-                    && windows
-                        .as_ref()
-                        .is_some_and(|w| w.as_slice() != [WHOLE_DAY])
-                {
+                if windows_ok && windows.as_ref().is_some_and(|w| w.as_slice() != [WHOLE_DAY]) {
                     errs.push(FieldError::new(
                         "windows",
                         format!("mode {name:?} is open all day; omit it or use mode \"custom\""),
@@ -374,10 +339,7 @@ impl Schedule {
                         errs.push(FieldError::new("days", "is required for mode \"custom\""));
                     }
                     if spec.windows.is_none() {
-                        errs.push(FieldError::new(
-                            "windows",
-                            "is required for mode \"custom\"",
-                        ));
+                        errs.push(FieldError::new("windows", "is required for mode \"custom\""));
                     }
                     final_days = days.unwrap_or(0);
                     final_windows = windows.clone().unwrap_or_default();
@@ -452,15 +414,8 @@ impl Schedule {
 
     /// The holiday lookup this schedule should be evaluated with: its shipped
     /// calendar (if any, and loaded) plus the tenant's own dates.
-    pub fn holiday_lookup<'a>(
-        &self,
-        calendars: &'a Calendars,
-        tenant_dates: &'a [NaiveDate],
-    ) -> WithExtra<'a> {
-        WithExtra::new(
-            self.calendar.as_deref().and_then(|c| calendars.get(c)),
-            tenant_dates,
-        )
+    pub fn holiday_lookup<'a>(&self, calendars: &'a Calendars, tenant_dates: &'a [NaiveDate]) -> WithExtra<'a> {
+        WithExtra::new(self.calendar.as_deref().and_then(|c| calendars.get(c)), tenant_dates)
     }
 
     fn always_open(&self) -> bool {
@@ -472,8 +427,7 @@ impl Schedule {
     }
 
     fn day_active(&self, cal: &dyn HolidayLookup, d: NaiveDate) -> bool {
-        self.days & (1 << d.weekday().num_days_from_monday()) != 0
-            && !(self.skip_holidays && cal.blocks(d))
+        self.days & (1 << d.weekday().num_days_from_monday()) != 0 && !(self.skip_holidays && cal.blocks(d))
     }
 
     /// Calls `f(start, end)` for every non-empty open interval, in start
@@ -538,30 +492,20 @@ pub fn is_open(s: &Schedule, cal: &dyn HolidayLookup, at: DateTime<Utc>) -> bool
 
 /// `at` if open; otherwise the earliest instant after `at` when the schedule
 /// opens; `None` if it does not open within [`HORIZON_DAYS`].
-pub fn next_open(
-    s: &Schedule,
-    cal: &dyn HolidayLookup,
-    at: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
+pub fn next_open(s: &Schedule, cal: &dyn HolidayLookup, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let at = s.start_at.map_or(at, |t| t.max(at));
     if s.always_open() {
         return Some(at);
     }
     let first = s.local_date(at).pred_opt()?;
-    s.walk(cal, first, HORIZON_DAYS + 1, at, |start, _| {
-        Some(start.max(at))
-    })
+    s.walk(cal, first, HORIZON_DAYS + 1, at, |start, _| Some(start.max(at)))
 }
 
 /// The earliest instant ≥ `at` at which the schedule is closed: the end of
 /// the current open stretch (adjacent windows and days merge), or `at`
 /// itself when closed at `at`. `None` when it never closes within
 /// [`HORIZON_DAYS`] (e.g. `immediate`).
-pub fn next_close(
-    s: &Schedule,
-    cal: &dyn HolidayLookup,
-    at: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
+pub fn next_close(s: &Schedule, cal: &dyn HolidayLookup, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if s.start_at.is_some_and(|t| at < t) {
         return Some(at);
     }

@@ -11,9 +11,7 @@ use crate::calendar::schedule::*;
 
 fn cals() -> &'static Calendars {
     static C: OnceLock<Calendars> = OnceLock::new();
-    C.get_or_init(|| {
-        Calendars::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("holidays")).unwrap()
-    })
+    C.get_or_init(|| Calendars::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("holidays")).unwrap())
 }
 
 fn spec(json: &str) -> ScheduleSpec {
@@ -43,10 +41,7 @@ fn utc(s: &str) -> DateTime<Utc> {
 /// Unambiguous local wall time "YYYY-MM-DD HH:MM" in `tz`.
 fn at(tz: Tz, s: &str) -> DateTime<Utc> {
     let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
-    tz.from_local_datetime(&naive)
-        .single()
-        .unwrap()
-        .with_timezone(&Utc)
+    tz.from_local_datetime(&naive).single().unwrap().with_timezone(&Utc)
 }
 
 fn sp(s: &str) -> DateTime<Utc> {
@@ -80,12 +75,10 @@ fn the_api_example_parses() {
 
 #[test]
 fn unknown_json_fields_are_rejected_when_deserialising() {
-    let r: Result<ScheduleSpec, _> =
-        serde_json::from_str(r#"{"mode": "immediate", "colour": "blue"}"#);
+    let r: Result<ScheduleSpec, _> = serde_json::from_str(r#"{"mode": "immediate", "colour": "blue"}"#);
     assert!(r.unwrap_err().to_string().contains("colour"));
-    let r: Result<ScheduleSpec, _> = serde_json::from_str(
-        r#"{"mode": "custom", "windows": [{"start": "09:00", "end": "10:00", "x": 1}]}"#,
-    );
+    let r: Result<ScheduleSpec, _> =
+        serde_json::from_str(r#"{"mode": "custom", "windows": [{"start": "09:00", "end": "10:00", "x": 1}]}"#);
     assert!(r.is_err());
 }
 
@@ -152,17 +145,12 @@ fn empty_days_and_windows_are_errors() {
 
 #[test]
 fn custom_mode_requires_days_and_windows() {
-    assert_eq!(
-        fields(r#"{"mode": "custom", "timezone": "UTC"}"#),
-        ["days", "windows"]
-    );
+    assert_eq!(fields(r#"{"mode": "custom", "timezone": "UTC"}"#), ["days", "windows"]);
 }
 
 #[test]
 fn an_unknown_timezone_or_mode_is_reported_with_every_other_error() {
-    let f = fields(
-        r#"{"mode": "sometimes", "timezone": "Mars/Olympus", "calendar": "XX", "start_at": "tomorrow"}"#,
-    );
+    let f = fields(r#"{"mode": "sometimes", "timezone": "Mars/Olympus", "calendar": "XX", "start_at": "tomorrow"}"#);
     assert_eq!(f, ["mode", "timezone", "calendar", "start_at"]);
 }
 
@@ -179,11 +167,9 @@ fn an_absent_or_null_calendar_means_br_and_none_means_no_shipped_calendar() {
     assert_eq!(absent.calendar_code(), Some("BR"));
     let null = sched(r#"{"mode": "weekdays", "timezone": "America/Sao_Paulo", "calendar": null}"#);
     assert_eq!(null.calendar_code(), Some("BR"));
-    let none =
-        sched(r#"{"mode": "weekdays", "timezone": "America/Sao_Paulo", "calendar": "none"}"#);
+    let none = sched(r#"{"mode": "weekdays", "timezone": "America/Sao_Paulo", "calendar": "none"}"#);
     assert_eq!(none.calendar_code(), None);
-    let state =
-        sched(r#"{"mode": "weekdays", "timezone": "America/Sao_Paulo", "calendar": "br-sp"}"#);
+    let state = sched(r#"{"mode": "weekdays", "timezone": "America/Sao_Paulo", "calendar": "br-sp"}"#);
     assert_eq!(state.calendar_code(), Some("BR-SP"));
 }
 
@@ -306,9 +292,7 @@ fn new_years_eve_evening_reopens_on_january_2() {
 
 #[test]
 fn a_state_calendar_blocks_its_own_holiday() {
-    let s = sched(
-        r#"{"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR-SP"}"#,
-    );
+    let s = sched(r#"{"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR-SP"}"#);
     let cals = cals();
     let cal = s.holiday_lookup(cals, &[]);
     // July 9 2025 is a Wednesday: state holiday in São Paulo only.
@@ -459,10 +443,7 @@ fn overlapping_and_adjacent_windows_merge_into_one_stretch() {
 #[test]
 fn a_custom_schedule_open_around_the_clock_never_closes_within_the_horizon() {
     let s = custom("UTC", "[1,2,3,4,5,6,7]", &[("00:00", "24:00")], false);
-    assert_eq!(
-        next_close(&s, &NoHolidays, utc("2025-03-10T10:00:00Z")),
-        None
-    );
+    assert_eq!(next_close(&s, &NoHolidays, utc("2025-03-10T10:00:00Z")), None);
 }
 
 #[test]
@@ -497,21 +478,12 @@ fn estimate_completion_counts_only_open_time() {
 fn estimate_completion_rejects_nonsense_pacing() {
     let s = sched(BUSINESS);
     let from = sp("2025-03-11 10:00");
-    for (min, max) in [
-        (-1.0, 5.0),
-        (10.0, 5.0),
-        (f64::NAN, 1.0),
-        (1.0, f64::INFINITY),
-    ] {
+    for (min, max) in [(-1.0, 5.0), (10.0, 5.0), (f64::NAN, 1.0), (1.0, f64::INFINITY)] {
         let p = Pacing {
             min_interval_seconds: min,
             max_interval_seconds: max,
         };
-        assert_eq!(
-            estimate_completion(&s, &br(), &p, 10, from),
-            None,
-            "{min} {max}"
-        );
+        assert_eq!(estimate_completion(&s, &br(), &p, 10, from), None, "{min} {max}");
     }
 }
 
@@ -626,20 +598,14 @@ fn check_consistency(s: &Schedule, cal: &dyn HolidayLookup, from: DateTime<Utc>,
         assert_eq!(open, no == t, "is_open vs next_open at {t}");
         assert!(is_open(s, cal, no), "open at next_open({t}) = {no}");
         if no > t {
-            assert!(
-                !is_open(s, cal, no - Duration::seconds(1)),
-                "closed before {no}"
-            );
+            assert!(!is_open(s, cal, no - Duration::seconds(1)), "closed before {no}");
         }
         if let Some(nc) = next_close(s, cal, t) {
             assert!(nc >= t);
             assert!(!is_open(s, cal, nc), "closed at next_close({t}) = {nc}");
             assert_eq!(open, nc > t);
             if nc > t {
-                assert!(
-                    is_open(s, cal, nc - Duration::seconds(1)),
-                    "open before {nc}"
-                );
+                assert!(is_open(s, cal, nc - Duration::seconds(1)), "open before {nc}");
             }
         }
         t += Duration::minutes(37);
@@ -675,23 +641,13 @@ fn is_open_next_open_and_next_close_agree_across_weeks_holidays_and_dst() {
         24 * 10,
     );
     check_consistency(
-        &custom(
-            "America/New_York",
-            "[1,2,3,4,5,6,7]",
-            &[("01:00", "03:00")],
-            false,
-        ),
+        &custom("America/New_York", "[1,2,3,4,5,6,7]", &[("01:00", "03:00")], false),
         &NoHolidays,
         utc("2025-03-06T00:00:00Z"),
         24 * 7,
     );
     check_consistency(
-        &custom(
-            "America/New_York",
-            "[1,2,3,4,5,6,7]",
-            &[("01:00", "03:00")],
-            false,
-        ),
+        &custom("America/New_York", "[1,2,3,4,5,6,7]", &[("01:00", "03:00")], false),
         &NoHolidays,
         utc("2025-10-30T00:00:00Z"),
         24 * 7,

@@ -102,14 +102,10 @@ pub fn validate_fields(fields: &Map<String, Value>) -> Result<(), FieldError> {
     for (key, value) in fields {
         let at = |m: &str| FieldError::new(format!("fields.{key}"), m);
         if !is_field_key(key) {
-            return Err(at(
-                "keys must be letters, digits and '_', not starting with a digit",
-            ));
+            return Err(at("keys must be letters, digits and '_', not starting with a digit"));
         }
         match value {
-            Value::Array(_) | Value::Object(_) => {
-                return Err(at("must be a string, number, boolean or null"))
-            }
+            Value::Array(_) | Value::Object(_) => return Err(at("must be a string, number, boolean or null")),
             Value::String(s) if s.chars().count() > MAX_FIELD_VALUE => {
                 return Err(at("must have at most 1000 characters"))
             }
@@ -130,11 +126,7 @@ mod tests {
 
     #[test]
     fn a_contact_gets_a_normalised_phone_and_a_trimmed_name() {
-        let c = NewContact::parse(
-            req(json!({"phone": "(11) 98765-4321", "name": " Ana Souza "})),
-            "BR",
-        )
-        .unwrap();
+        let c = NewContact::parse(req(json!({"phone": "(11) 98765-4321", "name": " Ana Souza "})), "BR").unwrap();
         assert_eq!(c.phone.as_str(), "5511987654321");
         assert_eq!(c.name, "Ana Souza");
     }

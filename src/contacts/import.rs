@@ -42,20 +42,13 @@ impl Columns {
                 _ => {
                     return Err(AppError::field(
                         format!("header[{i}]"),
-                        format!(
-                            "column {key:?} cannot be a field name: use letters, digits and '_'"
-                        ),
+                        format!("column {key:?} cannot be a field name: use letters, digits and '_'"),
                     ))
                 }
             }
         }
-        let phone = phone
-            .ok_or_else(|| AppError::field("header", "the first line must name a phone column"))?;
-        Ok(Self {
-            phone,
-            name,
-            fields,
-        })
+        let phone = phone.ok_or_else(|| AppError::field("header", "the first line must name a phone column"))?;
+        Ok(Self { phone, name, fields })
     }
 
     fn contact(&self, record: &StringRecord) -> ContactRequest {
@@ -84,9 +77,7 @@ fn require_csv(req: &HttpRequest) -> AppResult<()> {
     if is_csv || !req.headers().contains_key(header::CONTENT_TYPE) {
         Ok(())
     } else {
-        Err(AppError::UnsupportedMediaType(
-            "the body must be text/csv".into(),
-        ))
+        Err(AppError::UnsupportedMediaType("the body must be text/csv".into()))
     }
 }
 
@@ -124,8 +115,7 @@ pub async fn import(
             }
         }
     };
-    let chunks =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
     let reader = tokio_util::io::StreamReader::new(Box::pin(chunks));
     let work = async move {
         let mut csv = AsyncReaderBuilder::new()
@@ -168,9 +158,7 @@ pub async fn import(
                     }
                 }
                 Err(e) if matches!(e.kind(), csv_async::ErrorKind::Io(_)) => {
-                    return Err(AppError::BadRequest(format!(
-                        "could not read the body: {e}"
-                    )));
+                    return Err(AppError::BadRequest(format!("could not read the body: {e}")));
                 }
                 Err(e) => {
                     rows += 1;
@@ -183,8 +171,7 @@ pub async fn import(
             }
             if batch.len() >= BATCH {
                 let full = flush(&mut batch, &mut result);
-                let (c, u) =
-                    repo::upsert_batch(&txn, user.tenant_id, &full, state.clock.now()).await?;
+                let (c, u) = repo::upsert_batch(&txn, user.tenant_id, &full, state.clock.now()).await?;
                 result.created += c;
                 result.updated += u;
             }

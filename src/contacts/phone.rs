@@ -47,10 +47,7 @@ impl Phone {
         if raw.is_empty() {
             return Err("must not be empty");
         }
-        if !raw
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-().\u{a0}/".contains(c))
-        {
+        if !raw.chars().all(|c| c.is_ascii_digit() || " +-().\u{a0}/".contains(c)) {
             return Err("must contain only digits, spaces, +, -, ( and )");
         }
         if raw.chars().skip(1).any(|c| c == '+') {
@@ -106,9 +103,7 @@ fn brazilian(digits: &str) -> Result<String, &'static str> {
         // 0 + carrier (2 digits) + DDD + number
         Some(rest) if rest.len() == 12 || rest.len() == 13 => &rest[2..],
         Some(rest) => rest,
-        None if (digits.len() == 12 || digits.len() == 13) && digits.starts_with("55") => {
-            &digits[2..]
-        }
+        None if (digits.len() == 12 || digits.len() == 13) && digits.starts_with("55") => &digits[2..],
         None => digits,
     };
     if national.len() == 10 || national.len() == 11 {
@@ -152,44 +147,25 @@ mod tests {
             "0 15 11 98765-4321",
             " +55 (11) 9 8765-4321 ",
         ] {
-            assert_eq!(
-                Phone::parse(raw, "BR").unwrap().as_str(),
-                "5511987654321",
-                "{raw}"
-            );
+            assert_eq!(Phone::parse(raw, "BR").unwrap().as_str(), "5511987654321", "{raw}");
         }
     }
 
     #[test]
     fn brazilian_landlines_keep_eight_digits() {
-        assert_eq!(
-            Phone::parse("(21) 3456-7890", "BR").unwrap().as_str(),
-            "552134567890"
-        );
+        assert_eq!(Phone::parse("(21) 3456-7890", "BR").unwrap().as_str(), "552134567890");
     }
 
     #[test]
     fn an_international_number_keeps_its_country() {
-        assert_eq!(
-            Phone::parse("+351 912 345 678", "BR").unwrap().as_str(),
-            "351912345678"
-        );
-        assert_eq!(
-            Phone::parse("+1 (415) 555-0100", "BR").unwrap().as_str(),
-            "14155550100"
-        );
+        assert_eq!(Phone::parse("+351 912 345 678", "BR").unwrap().as_str(), "351912345678");
+        assert_eq!(Phone::parse("+1 (415) 555-0100", "BR").unwrap().as_str(), "14155550100");
     }
 
     #[test]
     fn the_default_country_applies_to_national_numbers() {
-        assert_eq!(
-            Phone::parse("912 345 678", "PT").unwrap().as_str(),
-            "351912345678"
-        );
-        assert_eq!(
-            Phone::parse("(415) 555-0100", "US").unwrap().as_str(),
-            "14155550100"
-        );
+        assert_eq!(Phone::parse("912 345 678", "PT").unwrap().as_str(), "351912345678");
+        assert_eq!(Phone::parse("(415) 555-0100", "US").unwrap().as_str(), "14155550100");
     }
 
     #[test]

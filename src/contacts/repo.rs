@@ -41,8 +41,7 @@ pub struct ContactFilter {
     pub group_id: Option<Uuid>,
 }
 
-const VIEW_COLUMNS: &str =
-    "c.id, c.phone, c.name, c.fields, c.opted_out_at, c.created_at, c.updated_at, \
+const VIEW_COLUMNS: &str = "c.id, c.phone, c.name, c.fields, c.opted_out_at, c.created_at, c.updated_at, \
     COALESCE((SELECT jsonb_agg(ct.tag_id ORDER BY ct.tag_id) FROM contact_tags ct \
               WHERE ct.tenant_id = c.tenant_id AND ct.contact_id = c.id), '[]'::jsonb) AS tag_ids";
 
@@ -51,10 +50,7 @@ fn filter_clause(tenant_id: Uuid, f: &ContactFilter) -> (String, Vec<DbValue>) {
     let mut sql = String::from("c.tenant_id = $1");
     let mut values: Vec<DbValue> = vec![tenant_id.into()];
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let escaped = q
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
+        let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         values.push(format!("%{escaped}%").into());
         let name_param = values.len();
         let digits: String = q.chars().filter(char::is_ascii_digit).collect();
@@ -62,10 +58,7 @@ fn filter_clause(tenant_id: Uuid, f: &ContactFilter) -> (String, Vec<DbValue>) {
             sql += &format!(" AND c.name ILIKE ${name_param}");
         } else {
             values.push(format!("%{digits}%").into());
-            sql += &format!(
-                " AND (c.name ILIKE ${name_param} OR c.phone LIKE ${})",
-                values.len()
-            );
+            sql += &format!(" AND (c.name ILIKE ${name_param} OR c.phone LIKE ${})", values.len());
         }
     }
     if let Some(tag) = f.tag_id {
@@ -120,11 +113,7 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn get(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> Result<Option<ContactView>, sea_orm::DbErr> {
+pub async fn get(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<Option<ContactView>, sea_orm::DbErr> {
     ContactView::find_by_statement(stmt(
         &format!("SELECT {VIEW_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2"),
         vec![tenant_id.into(), id.into()],
@@ -219,6 +208,7 @@ struct IdRow {
 #[derive(Debug, Clone, Copy)]
 pub enum Owned {
     Contacts,
+    Groups,
     Tags,
 }
 
@@ -226,6 +216,7 @@ impl Owned {
     fn table(self) -> &'static str {
         match self {
             Owned::Contacts => "contacts",
+            Owned::Groups => "groups",
             Owned::Tags => "tags",
         }
     }
@@ -233,6 +224,7 @@ impl Owned {
     fn singular(self) -> &'static str {
         match self {
             Owned::Contacts => "contact",
+            Owned::Groups => "group",
             Owned::Tags => "tag",
         }
     }
@@ -260,11 +252,7 @@ pub async fn missing_ids(
     .into_iter()
     .map(|r| r.id)
     .collect();
-    Ok(ids
-        .iter()
-        .filter(|id| !found.contains(id))
-        .copied()
-        .collect())
+    Ok(ids.iter().filter(|id| !found.contains(id)).copied().collect())
 }
 
 /// One 422 error per id of `ids` that is not the tenant's, named `field[i]`.
@@ -280,12 +268,7 @@ pub async fn foreign_ids(
         .iter()
         .enumerate()
         .filter(|(_, id)| missing.contains(id))
-        .map(|(i, id)| {
-            FieldError::new(
-                format!("{field}[{i}]"),
-                format!("no such {}: {id}", table.singular()),
-            )
-        })
+        .map(|(i, id)| FieldError::new(format!("{field}[{i}]"), format!("no such {}: {id}", table.singular())))
         .collect())
 }
 

@@ -54,14 +54,7 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     let country = default_country(&state.db, user.tenant_id).await?;
     let contact = NewContact::parse(body.0, &country).map_err(AppError::Validation)?;
-    let foreign = repo::foreign_ids(
-        &state.db,
-        user.tenant_id,
-        Owned::Tags,
-        "tag_ids",
-        &contact.tag_ids,
-    )
-    .await?;
+    let foreign = repo::foreign_ids(&state.db, user.tenant_id, Owned::Tags, "tag_ids", &contact.tag_ids).await?;
     if !foreign.is_empty() {
         return Err(AppError::Validation(foreign));
     }
@@ -107,11 +100,7 @@ pub async fn list(
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[get("/contacts/{id}")]
-pub async fn get(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    id: web::Path<Uuid>,
-) -> AppResult<HttpResponse> {
+pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(view(&state, user.tenant_id, *id).await?))
 }
 
@@ -166,9 +155,7 @@ pub async fn update(
     }
     let tag_ids = b.tag_ids.map(dedup);
     if let Some(ids) = &tag_ids {
-        errors.extend(
-            repo::foreign_ids(&state.db, user.tenant_id, Owned::Tags, "tag_ids", ids).await?,
-        );
+        errors.extend(repo::foreign_ids(&state.db, user.tenant_id, Owned::Tags, "tag_ids", ids).await?);
     }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
@@ -205,16 +192,11 @@ pub async fn update(
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[delete("/contacts/{id}")]
-pub async fn delete(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    id: web::Path<Uuid>,
-) -> AppResult<HttpResponse> {
+pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     let found = find_owned::<contacts::Entity>(&state.db, user.tenant_id, *id, "contact").await?;
     let txn = state.db.begin().await?;
     contacts::Entity::delete_by_id(found.id).exec(&txn).await?;
-    let event =
-        Event::new("contact.delete", "contact", found.id).with(json!({"phone": found.phone}));
+    let event = Event::new("contact.delete", "contact", found.id).with(json!({"phone": found.phone}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
@@ -259,11 +241,7 @@ pub fn describe(errors: &[FieldError]) -> String {
     (status = 422, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[post("/contacts/bulk")]
-pub async fn bulk(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    body: BulkJson<BulkRequest>,
-) -> AppResult<HttpResponse> {
+pub async fn bulk(state: web::Data<AppState>, user: AuthUser, body: BulkJson<BulkRequest>) -> AppResult<HttpResponse> {
     let items = body.0.contacts;
     if items.len() > MAX_BULK {
         return Err(AppError::field(
@@ -274,23 +252,14 @@ pub async fn bulk(
     let country = default_country(&state.db, user.tenant_id).await?;
     let mut result = ImportResult::default();
     let mut batch = Vec::with_capacity(items.len());
-    let all_tags = dedup(
-        items
-            .iter()
-            .flat_map(|c| c.tag_ids.iter().flatten().copied())
-            .collect(),
-    );
+    let all_tags = dedup(items.iter().flat_map(|c| c.tag_ids.iter().flatten().copied()).collect());
     let foreign_tags = repo::missing_ids(&state.db, user.tenant_id, Owned::Tags, &all_tags).await?;
     for (row, item) in items.into_iter().enumerate() {
-        let parsed = NewContact::parse(item, &country).and_then(|c| {
-            match c.tag_ids.iter().find(|t| foreign_tags.contains(t)) {
-                Some(t) => Err(vec![FieldError::new(
-                    "tag_ids",
-                    format!("no such tag: {t}"),
-                )]),
+        let parsed =
+            NewContact::parse(item, &country).and_then(|c| match c.tag_ids.iter().find(|t| foreign_tags.contains(t)) {
+                Some(t) => Err(vec![FieldError::new("tag_ids", format!("no such tag: {t}"))]),
                 None => Ok(c),
-            }
-        });
+            });
         match parsed {
             Ok(c) => batch.push(c),
             Err(errors) => result.invalid.push(InvalidRow {
@@ -301,8 +270,7 @@ pub async fn bulk(
     }
     let repeated = repo::dedup_by_phone(&mut batch);
     let txn = state.db.begin().await?;
-    let (created, updated) =
-        repo::upsert_batch(&txn, user.tenant_id, &batch, state.clock.now()).await?;
+    let (created, updated) = repo::upsert_batch(&txn, user.tenant_id, &batch, state.clock.now()).await?;
     txn.commit().await?;
     result.created = created;
     result.updated = updated + repeated;

@@ -2,9 +2,7 @@
 //! Table names below are constants, never input.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value as DbValue,
-};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value as DbValue};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -96,12 +94,7 @@ impl SetKind {
         }
     }
 
-    pub async fn get(
-        &self,
-        db: &impl ConnectionTrait,
-        tenant_id: Uuid,
-        id: Uuid,
-    ) -> AppResult<SetRow> {
+    pub async fn get(&self, db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> AppResult<SetRow> {
         SetRow::find_by_statement(stmt(
             format!("{} WHERE s.tenant_id = $1 AND s.id = $2", self.select()),
             vec![tenant_id.into(), id.into()],
@@ -122,10 +115,7 @@ impl SetKind {
             n: i64,
         }
         let total = Count::find_by_statement(stmt(
-            format!(
-                "SELECT count(*) AS n FROM {} WHERE tenant_id = $1",
-                self.table
-            ),
+            format!("SELECT count(*) AS n FROM {} WHERE tenant_id = $1", self.table),
             vec![tenant_id.into()],
         ))
         .one(db)
@@ -207,10 +197,7 @@ impl SetKind {
         let current = self.get(db, user.tenant_id, id).await?;
         let txn = db.begin().await?;
         txn.execute(stmt(
-            format!(
-                "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
-                self.table
-            ),
+            format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", self.table),
             vec![user.tenant_id.into(), id.into()],
         ))
         .await?;
@@ -238,8 +225,7 @@ impl SetKind {
                 format!("must have at most {MAX_MEMBERS_PER_CALL} ids"),
             ));
         }
-        let foreign =
-            repo::foreign_ids(db, tenant_id, Owned::Contacts, "contact_ids", contact_ids).await?;
+        let foreign = repo::foreign_ids(db, tenant_id, Owned::Contacts, "contact_ids", contact_ids).await?;
         if !foreign.is_empty() {
             return Err(AppError::Validation(foreign));
         }
@@ -332,27 +318,41 @@ macro_rules! set_routes {
 
         /// Creates one; names are unique per tenant (case-insensitive).
         #[utoipa::path(tag = $tag, request_body = $Create, responses(
-            (status = 201, body = $View),
-            (status = 409, body = $crate::error::Problem),
-            (status = 422, body = $crate::error::Problem),
-        ), security(("bearer" = [])))]
+                            (status = 201, body = $View),
+                            (status = 409, body = $crate::error::Problem),
+                            (status = 422, body = $crate::error::Problem),
+                        ), security(("bearer" = [])))]
         #[post($collection)]
-        pub async fn create(state: web::Data<AppState>, user: AuthUser, body: ApiJson<$Create>) -> AppResult<HttpResponse> {
+        pub async fn create(
+            state: web::Data<AppState>,
+            user: AuthUser,
+            body: ApiJson<$Create>,
+        ) -> AppResult<HttpResponse> {
             let mut f = Fields::default();
             let name = f.check("name", parse_name(&body.0.name, 200));
-            let extra = body.0.$extra.as_deref().and_then(|v| f.check(stringify!($extra), $parse_extra(v)));
+            let extra = body
+                .0
+                .$extra
+                .as_deref()
+                .and_then(|v| f.check(stringify!($extra), $parse_extra(v)));
             f.finish()?;
             let row = $kind
-                .create(&state.db, user.tenant_id, name.unwrap_or_default(), extra, state.clock.now())
+                .create(
+                    &state.db,
+                    user.tenant_id,
+                    name.unwrap_or_default(),
+                    extra,
+                    state.clock.now(),
+                )
                 .await?;
             Ok(HttpResponse::Created().json($View::from(row)))
         }
 
         /// The tenant's, by name.
         #[utoipa::path(tag = $tag, params(Pagination), responses(
-            (status = 200, body = Page<$View>),
-            (status = 422, body = $crate::error::Problem),
-        ), security(("bearer" = [])))]
+                            (status = 200, body = Page<$View>),
+                            (status = 422, body = $crate::error::Problem),
+                        ), security(("bearer" = [])))]
         #[get($collection)]
         pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
             let (rows, total) = $kind.list(&state.db, user.tenant_id, &page).await?;
@@ -361,9 +361,9 @@ macro_rules! set_routes {
 
         /// One, with its contact count.
         #[utoipa::path(tag = $tag, params(("id" = Uuid, Path)), responses(
-            (status = 200, body = $View),
-            (status = 404, body = $crate::error::Problem),
-        ), security(("bearer" = [])))]
+                            (status = 200, body = $View),
+                            (status = 404, body = $crate::error::Problem),
+                        ), security(("bearer" = [])))]
         #[get($item)]
         pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
             Ok(HttpResponse::Ok().json($View::from($kind.get(&state.db, user.tenant_id, *id).await?)))
@@ -371,11 +371,11 @@ macro_rules! set_routes {
 
         /// Renames it or changes its own field.
         #[utoipa::path(tag = $tag, request_body = $Update, params(("id" = Uuid, Path)), responses(
-            (status = 200, body = $View),
-            (status = 404, body = $crate::error::Problem),
-            (status = 409, body = $crate::error::Problem),
-            (status = 422, body = $crate::error::Problem),
-        ), security(("bearer" = [])))]
+                            (status = 200, body = $View),
+                            (status = 404, body = $crate::error::Problem),
+                            (status = 409, body = $crate::error::Problem),
+                            (status = 422, body = $crate::error::Problem),
+                        ), security(("bearer" = [])))]
         #[patch($item)]
         pub async fn update(
             state: web::Data<AppState>,
@@ -384,7 +384,11 @@ macro_rules! set_routes {
             body: ApiJson<$Update>,
         ) -> AppResult<HttpResponse> {
             let mut f = Fields::default();
-            let name = body.0.name.as_deref().and_then(|n| f.check("name", parse_name(n, 200)));
+            let name = body
+                .0
+                .name
+                .as_deref()
+                .and_then(|n| f.check("name", parse_name(n, 200)));
             let extra = match body.0.$extra {
                 Some(Some(v)) => f.check(stringify!($extra), $parse_extra(&v)).map(Some),
                 Some(None) => Some(None),
@@ -399,21 +403,25 @@ macro_rules! set_routes {
 
         /// Deletes it; its contacts stay.
         #[utoipa::path(tag = $tag, params(("id" = Uuid, Path)), responses(
-            (status = 204),
-            (status = 404, body = $crate::error::Problem),
-        ), security(("bearer" = [])))]
+                            (status = 204),
+                            (status = 404, body = $crate::error::Problem),
+                        ), security(("bearer" = [])))]
         #[delete($item)]
-        pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+        pub async fn delete(
+            state: web::Data<AppState>,
+            user: AuthUser,
+            id: web::Path<Uuid>,
+        ) -> AppResult<HttpResponse> {
             $kind.delete(&state.db, &user, *id).await?;
             Ok(HttpResponse::NoContent().finish())
         }
 
         /// Adds contacts of the tenant.
         #[utoipa::path(tag = $tag, request_body = MembersRequest, params(("id" = Uuid, Path)), responses(
-            (status = 200, body = MembersResult),
-            (status = 404, body = $crate::error::Problem),
-            (status = 422, body = $crate::error::Problem),
-        ), security(("bearer" = [])))]
+                            (status = 200, body = MembersResult),
+                            (status = 404, body = $crate::error::Problem),
+                            (status = 422, body = $crate::error::Problem),
+                        ), security(("bearer" = [])))]
         #[post($members)]
         pub async fn add_contacts(
             state: web::Data<AppState>,
@@ -421,16 +429,18 @@ macro_rules! set_routes {
             id: web::Path<Uuid>,
             body: BulkJson<MembersRequest>,
         ) -> AppResult<HttpResponse> {
-            let done = $kind.change_members(&state.db, user.tenant_id, *id, &body.0.contact_ids, true).await?;
+            let done = $kind
+                .change_members(&state.db, user.tenant_id, *id, &body.0.contact_ids, true)
+                .await?;
             Ok(HttpResponse::Ok().json(done))
         }
 
         /// Removes contacts.
         #[utoipa::path(tag = $tag, request_body = MembersRequest, params(("id" = Uuid, Path)), responses(
-            (status = 200, body = MembersResult),
-            (status = 404, body = $crate::error::Problem),
-            (status = 422, body = $crate::error::Problem),
-        ), security(("bearer" = [])))]
+                            (status = 200, body = MembersResult),
+                            (status = 404, body = $crate::error::Problem),
+                            (status = 422, body = $crate::error::Problem),
+                        ), security(("bearer" = [])))]
         #[delete($members)]
         pub async fn remove_contacts(
             state: web::Data<AppState>,
@@ -438,7 +448,9 @@ macro_rules! set_routes {
             id: web::Path<Uuid>,
             body: BulkJson<MembersRequest>,
         ) -> AppResult<HttpResponse> {
-            let done = $kind.change_members(&state.db, user.tenant_id, *id, &body.0.contact_ids, false).await?;
+            let done = $kind
+                .change_members(&state.db, user.tenant_id, *id, &body.0.contact_ids, false)
+                .await?;
             Ok(HttpResponse::Ok().json(done))
         }
 

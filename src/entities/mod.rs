@@ -2,6 +2,7 @@
 //! domain modules, not here; response types live beside their routes.
 
 pub mod audit_logs;
+pub mod campaigns;
 pub mod contact_tags;
 pub mod contacts;
 pub mod group_members;
@@ -9,6 +10,7 @@ pub mod groups;
 pub mod holidays;
 pub mod instances;
 pub mod tags;
+pub mod templates;
 pub mod tenants;
 pub mod users;
 
@@ -27,4 +29,4 @@ macro_rules! tenant_owned {
         }
     )*};
 }
-tenant_owned!(users, instances, contacts, groups, tags, holidays, audit_logs);
+tenant_owned!(users, instances, contacts, groups, tags, holidays, audit_logs, templates, campaigns);

@@ -40,10 +40,7 @@ pub fn parse_instance_name(raw: &str) -> Result<String, &'static str> {
     if s.is_empty() || s.len() > 100 {
         return Err("must have 1 to 100 characters");
     }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err("may contain only letters, digits, '-', '_' and '.'");
     }
     Ok(s.to_owned())

@@ -1,9 +1,7 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use rand::{distributions::Alphanumeric, Rng};
-use sea_orm::{
-    ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -123,17 +121,12 @@ pub async fn create(
     let api_url = f.check("api_url", parse_api_url(&b.api_url));
     let api_key = f.check("api_key", parse_api_key(&b.api_key));
     let instance_name = f.check("instance_name", parse_instance_name(&b.instance_name));
-    let daily_limit = b
-        .daily_limit
-        .and_then(|n| f.check("daily_limit", parse_daily_limit(n)));
+    let daily_limit = b.daily_limit.and_then(|n| f.check("daily_limit", parse_daily_limit(n)));
     check_warmup(&mut f, b.warmup.as_ref());
     f.finish()?;
-    let (Some(name), Some(api_url), Some(api_key), Some(instance_name)) =
-        (name, api_url, api_key, instance_name)
+    let (Some(name), Some(api_url), Some(api_key), Some(instance_name)) = (name, api_url, api_key, instance_name)
     else {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "validated fields missing"
-        )));
+        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
     };
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -153,8 +146,7 @@ pub async fn create(
     .insert(&txn)
     .await
     .map_err(name_taken)?;
-    let event =
-        Event::new("instance.create", "instance", created.id).with(json!({"name": created.name}));
+    let event = Event::new("instance.create", "instance", created.id).with(json!({"name": created.name}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(InstanceView::from(created)))
@@ -165,11 +157,7 @@ pub async fn create(
     (status = 200, body = Page<InstanceView>),
 ), security(("bearer" = [])))]
 #[get("/instances")]
-pub async fn list(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    page: Pagination,
-) -> AppResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
     let query = scoped::<instances::Entity>(user.tenant_id);
     let total = query.clone().count(&state.db).await?;
     let items = query
@@ -191,11 +179,7 @@ pub async fn list(
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[get("/instances/{id}")]
-pub async fn get(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    id: web::Path<Uuid>,
-) -> AppResult<HttpResponse> {
+pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     let found = find_owned::<instances::Entity>(&state.db, user.tenant_id, *id, "instance").await?;
     Ok(HttpResponse::Ok().json(InstanceView::from(found)))
 }
@@ -219,18 +203,9 @@ pub async fn update(
     let found = find_owned::<instances::Entity>(&state.db, user.tenant_id, *id, "instance").await?;
     let b = body.0;
     let mut f = Fields::default();
-    let name = b
-        .name
-        .as_deref()
-        .and_then(|v| f.check("name", parse_name(v, 100)));
-    let api_url = b
-        .api_url
-        .as_deref()
-        .and_then(|v| f.check("api_url", parse_api_url(v)));
-    let api_key = b
-        .api_key
-        .as_deref()
-        .and_then(|v| f.check("api_key", parse_api_key(v)));
+    let name = b.name.as_deref().and_then(|v| f.check("name", parse_name(v, 100)));
+    let api_url = b.api_url.as_deref().and_then(|v| f.check("api_url", parse_api_url(v)));
+    let api_key = b.api_key.as_deref().and_then(|v| f.check("api_key", parse_api_key(v)));
     let instance_name = b
         .instance_name
         .as_deref()
@@ -274,19 +249,24 @@ pub async fn update(
     (status = 204),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),
+    (status = 409, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[delete("/instances/{id}")]
-pub async fn delete(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    id: web::Path<Uuid>,
-) -> AppResult<HttpResponse> {
+pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let found = find_owned::<instances::Entity>(&state.db, user.tenant_id, *id, "instance").await?;
     let txn = state.db.begin().await?;
-    instances::Entity::delete_by_id(found.id).exec(&txn).await?;
-    let event =
-        Event::new("instance.delete", "instance", found.id).with(json!({"name": found.name}));
+    instances::Entity::delete_by_id(found.id)
+        .exec(&txn)
+        .await
+        .map_err(|e| {
+            if e.to_string().contains("campaigns_instance_id_fkey") {
+                AppError::conflict("campaigns use this instance: delete or finish them first")
+            } else {
+                e.into()
+            }
+        })?;
+    let event = Event::new("instance.delete", "instance", found.id).with(json!({"name": found.name}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -148,10 +148,7 @@ impl Template {
     pub fn has_spintax(&self) -> bool {
         // Literal `{…}` groups are flattened into their parent at parse time,
         // so any spintax group has an outermost one among the top-level nodes.
-        self.inner
-            .nodes
-            .iter()
-            .any(|n| matches!(n, Node::Spin { .. }))
+        self.inner.nodes.iter().any(|n| matches!(n, Node::Spin { .. }))
     }
 }
 
@@ -201,17 +198,10 @@ impl<'de> Deserialize<'de> for Template {
 ///
 /// `known_field_keys` gets the name as written; since rendering also matches
 /// field keys case-insensitively, a predicate that does the same is accurate.
-pub fn unknown_variables<'a>(
-    t: &'a Template,
-    known_field_keys: &dyn Fn(&str) -> bool,
-) -> Vec<&'a str> {
+pub fn unknown_variables<'a>(t: &'a Template, known_field_keys: &dyn Fn(&str) -> bool) -> Vec<&'a str> {
     let mut out: Vec<&'a str> = Vec::new();
     for v in t.variables() {
-        if v.fallback.is_none()
-            && v.builtin.is_none()
-            && !out.contains(&v.name)
-            && !known_field_keys(v.name)
-        {
+        if v.fallback.is_none() && v.builtin.is_none() && !out.contains(&v.name) && !known_field_keys(v.name) {
             out.push(v.name);
         }
     }

@@ -137,8 +137,7 @@ impl Parser<'_> {
                 }
                 b'{' => {
                     let bytes = self.bytes();
-                    let var_opener = bytes.get(self.pos + 1) == Some(&b'{')
-                        && bytes.get(self.pos + 2) != Some(&b'{');
+                    let var_opener = bytes.get(self.pos + 1) == Some(&b'{') && bytes.get(self.pos + 2) != Some(&b'{');
                     if var_opener {
                         self.variable(&mut seq)?;
                     } else {
@@ -167,10 +166,7 @@ impl Parser<'_> {
                 b'$' => self.dollar(&mut seq),
                 _ => {
                     let rest = &self.bytes()[self.pos..];
-                    let run = rest
-                        .iter()
-                        .position(|&c| is_special(c))
-                        .unwrap_or(rest.len());
+                    let run = rest.iter().position(|&c| is_special(c)).unwrap_or(rest.len());
                     // `run` stops at an ASCII byte or the end: a char boundary.
                     self.push_text(&mut seq, &src[self.pos..self.pos + run]);
                     self.pos += run;
@@ -219,9 +215,7 @@ impl Parser<'_> {
             return Err(self.error(
                 name_offset + i,
                 ParseErrorKind::InvalidVariableName,
-                format!(
-                    "invalid character {c:?} in variable name {name:?} (use letters, digits and `_`)"
-                ),
+                format!("invalid character {c:?} in variable name {name:?} (use letters, digits and `_`)"),
             ));
         }
         let fallback = fallback.map(|f| {

@@ -40,13 +40,7 @@ impl Template {
     }
 }
 
-fn render_nodes(
-    inner: &Inner,
-    nodes: &[Node],
-    ctx: &RenderContext<'_>,
-    seed: u64,
-    out: &mut String,
-) {
+fn render_nodes(inner: &Inner, nodes: &[Node], ctx: &RenderContext<'_>, seed: u64, out: &mut String) {
     for node in nodes {
         match node {
             Node::Text(span) => out.push_str(&inner.lits[span.start..span.end]),
@@ -97,10 +91,7 @@ fn write_value(var: &VarInfo, ctx: &RenderContext<'_>, out: &mut String) {
 
 /// The exact key, else the first key equal to `name` ignoring case.
 fn lookup_field<'m>(fields: &'m Map<String, Value>, name: &str) -> Option<&'m Value> {
-    fields.get(name).or_else(|| {
-        fields
-            .iter()
-            .find(|(k, _)| eq_ignore_case(k, name))
-            .map(|(_, v)| v)
-    })
+    fields
+        .get(name)
+        .or_else(|| fields.iter().find(|(k, _)| eq_ignore_case(k, name)).map(|(_, v)| v))
 }

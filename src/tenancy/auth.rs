@@ -30,17 +30,15 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 
 /// A hash of a password nobody has, verified when the email is unknown so that both
 /// failures take the same time.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Yx0B2xTnqYyLhvK3vT9Zr9dmhUHcK1x8nD0bTqgCe+E";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Yx0B2xTnqYyLhvK3vT9Zr9dmhUHcK1x8nD0bTqgCe+E";
 
 pub async fn verify_password(password: String, hash: Option<String>) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let parsed =
-            PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("bad stored hash: {e}"))?;
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("bad stored hash: {e}"))?;
+        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(known && ok)
     })
     .await?
@@ -70,12 +68,7 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(
-        &self,
-        user_id: Uuid,
-        tenant_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<String> {
+    pub fn issue(&self, user_id: Uuid, tenant_id: Uuid, now: DateTime<Utc>) -> anyhow::Result<String> {
         let claims = Claims {
             sub: user_id,
             tid: tenant_id,
@@ -127,15 +120,11 @@ impl FromRequest for AuthUser {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|t| t.trim().to_owned());
         Box::pin(async move {
             let state = state?;
-            let token =
-                token.ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
+            let token = token.ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
             let invalid = || AppError::Unauthorized("the token is invalid or expired".into());
             let claims = state.jwt.verify(&token).ok_or_else(invalid)?;
             let user = users::Entity::find_by_id(claims.sub)
@@ -164,9 +153,7 @@ mod tests {
         let (u, t) = (Uuid::new_v4(), Uuid::new_v4());
         let fresh = keys.issue(u, t, Utc::now()).unwrap();
         assert_eq!(keys.verify(&fresh).unwrap().sub, u);
-        let old = keys
-            .issue(u, t, Utc::now() - chrono::Duration::hours(2))
-            .unwrap();
+        let old = keys.issue(u, t, Utc::now() - chrono::Duration::hours(2)).unwrap();
         assert!(keys.verify(&old).is_none());
     }
 
@@ -184,9 +171,7 @@ mod tests {
         assert!(verify_password("correct horse".into(), Some(hash.clone()))
             .await
             .unwrap());
-        assert!(!verify_password("wrong horse".into(), Some(hash))
-            .await
-            .unwrap());
+        assert!(!verify_password("wrong horse".into(), Some(hash)).await.unwrap());
         assert!(!verify_password("correct horse".into(), None).await.unwrap());
     }
 }

@@ -89,10 +89,7 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {
-        assert_eq!(
-            Email::parse("  Ana@Loja.COM ").unwrap().as_str(),
-            "ana@loja.com"
-        );
+        assert_eq!(Email::parse("  Ana@Loja.COM ").unwrap().as_str(), "ana@loja.com");
     }
 
     #[test]

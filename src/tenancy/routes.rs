@@ -1,8 +1,8 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -122,10 +122,7 @@ async fn ensure_email_free(state: &AppState, email: &Email, except: Option<Uuid>
     (status = 422, body = crate::error::Problem),
 ))]
 #[post("/auth/signup")]
-pub async fn signup(
-    state: web::Data<AppState>,
-    body: ApiJson<SignupRequest>,
-) -> AppResult<HttpResponse> {
+pub async fn signup(state: web::Data<AppState>, body: ApiJson<SignupRequest>) -> AppResult<HttpResponse> {
     let body = body.0;
     let mut f = Fields::default();
     let name = f.check("tenant_name", parse_name(&body.tenant_name, 200));
@@ -136,19 +133,14 @@ pub async fn signup(
         "timezone",
         chrono_tz::Tz::from_str(&timezone).map_err(|_| "must be an IANA time zone"),
     );
-    let country = body
-        .default_country
-        .unwrap_or_else(|| "BR".into())
-        .to_uppercase();
+    let country = body.default_country.unwrap_or_else(|| "BR".into()).to_uppercase();
     f.check(
         "default_country",
         calling_code(&country).ok_or("is not a supported country"),
     );
     f.finish()?;
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "validated fields missing"
-        )));
+        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
     };
     ensure_email_free(&state, &email, None).await?;
     let hash = hash_password(password.expose().to_owned()).await?;
@@ -207,10 +199,7 @@ fn unique_email(e: sea_orm::DbErr) -> AppError {
     (status = 401, body = crate::error::Problem),
 ))]
 #[post("/auth/login")]
-pub async fn login(
-    state: web::Data<AppState>,
-    body: ApiJson<LoginRequest>,
-) -> AppResult<HttpResponse> {
+pub async fn login(state: web::Data<AppState>, body: ApiJson<LoginRequest>) -> AppResult<HttpResponse> {
     let body = body.0;
     let user = match Email::parse(&body.email) {
         Ok(email) => {
@@ -221,11 +210,7 @@ pub async fn login(
         }
         Err(_) => None,
     };
-    let ok = verify_password(
-        body.password,
-        user.as_ref().map(|u| u.password_hash.clone()),
-    )
-    .await?;
+    let ok = verify_password(body.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let user = user
         .filter(|_| ok)
         .ok_or_else(|| AppError::Unauthorized("wrong email or password".into()))?;
@@ -236,9 +221,7 @@ pub async fn login(
         Event::new("auth.login", "user", user.id),
     )
     .await?;
-    let token = state
-        .jwt
-        .issue(user.id, user.tenant_id, state.clock.now())?;
+    let token = state.jwt.issue(user.id, user.tenant_id, state.clock.now())?;
     Ok(HttpResponse::Ok().json(TokenResponse { token }))
 }
 
@@ -295,9 +278,7 @@ pub async fn create_user(
     let password = f.check("password", Password::parse(&body.password));
     f.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "validated fields missing"
-        )));
+        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
     };
     ensure_email_free(&state, &email, None).await?;
     let hash = hash_password(password.expose().to_owned()).await?;
@@ -315,8 +296,8 @@ pub async fn create_user(
     .insert(&txn)
     .await
     .map_err(unique_email)?;
-    let event = Event::new("user.create", "user", created.id)
-        .with(json!({"email": created.email, "role": created.role}));
+    let event =
+        Event::new("user.create", "user", created.id).with(json!({"email": created.email, "role": created.role}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(UserView::from(created)))
@@ -328,11 +309,7 @@ pub async fn create_user(
     (status = 403, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[get("/users")]
-pub async fn list_users(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    page: Pagination,
-) -> AppResult<HttpResponse> {
+pub async fn list_users(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let query = scoped::<users::Entity>(user.tenant_id);
     let total = query.clone().count(&state.db).await?;
@@ -382,10 +359,7 @@ pub async fn update_user(
     let target = find_owned::<users::Entity>(&state.db, user.tenant_id, *id, "user").await?;
     let body = body.0;
     let mut f = Fields::default();
-    let email = body
-        .email
-        .as_deref()
-        .and_then(|e| f.check("email", Email::parse(e)));
+    let email = body.email.as_deref().and_then(|e| f.check("email", Email::parse(e)));
     let password = body
         .password
         .as_deref()
@@ -429,11 +403,7 @@ pub async fn update_user(
     (status = 409, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[delete("/users/{id}")]
-pub async fn delete_user(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    id: web::Path<Uuid>,
-) -> AppResult<HttpResponse> {
+pub async fn delete_user(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let target = find_owned::<users::Entity>(&state.db, user.tenant_id, *id, "user").await?;
     if target.role == Role::Admin.as_str() {

@@ -6,9 +6,7 @@ use serde_json::json;
 async fn signing_up_creates_a_tenant_and_its_admin() {
     let app = spawn_app().await;
     let body = json!({"tenant_name": "Loja da Ana", "email": "Ana@Loja.com", "password": "correct horse", "timezone": "America/Recife"});
-    let r = app
-        .call(Method::POST, "/api/v1/auth/signup", None, Some(body))
-        .await;
+    let r = app.call(Method::POST, "/api/v1/auth/signup", None, Some(body)).await;
     let b = r.ok(201);
     assert_eq!(b["tenant"]["name"], "Loja da Ana");
     assert_eq!(b["tenant"]["timezone"], "America/Recife");
@@ -26,8 +24,7 @@ async fn signing_up_creates_a_tenant_and_its_admin() {
 async fn signing_up_twice_with_one_email_is_a_conflict() {
     let app = spawn_app().await;
     app.signup("Acme").await;
-    let body =
-        json!({"tenant_name": "Other", "email": "ACME@example.com", "password": "correct horse"});
+    let body = json!({"tenant_name": "Other", "email": "ACME@example.com", "password": "correct horse"});
     app.call(Method::POST, "/api/v1/auth/signup", None, Some(body))
         .await
         .problem(409);
@@ -37,18 +34,10 @@ async fn signing_up_twice_with_one_email_is_a_conflict() {
 async fn bad_signups_name_every_bad_field_and_write_nothing() {
     let app = spawn_app().await;
     let body = json!({"tenant_name": " ", "email": "nope", "password": "short", "timezone": "Mars/Olympus", "default_country": "XX"});
-    let r = app
-        .call(Method::POST, "/api/v1/auth/signup", None, Some(body))
-        .await;
+    let r = app.call(Method::POST, "/api/v1/auth/signup", None, Some(body)).await;
     assert_eq!(
         r.fields(),
-        [
-            "tenant_name",
-            "email",
-            "password",
-            "timezone",
-            "default_country"
-        ]
+        ["tenant_name", "email", "password", "timezone", "default_country"]
     );
     let tenants: i64 = count(&app, "tenants").await;
     assert_eq!(tenants, 0);
@@ -81,9 +70,7 @@ async fn logging_in_returns_a_working_token() {
         )
         .await;
     let token = r.ok(200)["token"].as_str().unwrap().to_owned();
-    app.call(Method::GET, "/api/v1/me", Some(&token), None)
-        .await
-        .ok(200);
+    app.call(Method::GET, "/api/v1/me", Some(&token), None).await.ok(200);
 }
 
 #[tokio::test]
@@ -114,18 +101,12 @@ async fn a_wrong_password_and_an_unknown_email_answer_the_same_401() {
 #[tokio::test]
 async fn routes_need_a_valid_token() {
     let app = spawn_app().await;
-    app.call(Method::GET, "/api/v1/me", None, None)
-        .await
-        .problem(401);
+    app.call(Method::GET, "/api/v1/me", None, None).await.problem(401);
     app.call(Method::GET, "/api/v1/contacts", Some("not-a-jwt"), None)
         .await
         .problem(401);
     let other = arauto::tenancy::auth::JwtKeys::new(b"another secret", 1)
-        .issue(
-            uuid::Uuid::new_v4(),
-            uuid::Uuid::new_v4(),
-            chrono::Utc::now(),
-        )
+        .issue(uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), chrono::Utc::now())
         .unwrap();
     app.call(Method::GET, "/api/v1/me", Some(&other), None)
         .await

@@ -14,57 +14,35 @@ const BODY_ROUTES: &[(&str, &str, &str, bool, bool)] = &[
     ("POST", "/api/v1/users", "email", true, false),
     ("PATCH", "/api/v1/users/{user}", "email", false, false),
     ("POST", "/api/v1/instances", "name", true, false),
-    (
-        "PATCH",
-        "/api/v1/instances/{instance}",
-        "name",
-        false,
-        false,
-    ),
+    ("PATCH", "/api/v1/instances/{instance}", "name", false, false),
     ("POST", "/api/v1/contacts", "phone", true, false),
     ("PATCH", "/api/v1/contacts/{contact}", "phone", false, false),
     ("POST", "/api/v1/contacts/bulk", "contacts", true, true),
     ("POST", "/api/v1/groups", "name", true, false),
     ("PATCH", "/api/v1/groups/{group}", "name", false, false),
-    (
-        "POST",
-        "/api/v1/groups/{group}/contacts",
-        "contact_ids",
-        true,
-        true,
-    ),
-    (
-        "DELETE",
-        "/api/v1/groups/{group}/contacts",
-        "contact_ids",
-        true,
-        true,
-    ),
+    ("POST", "/api/v1/groups/{group}/contacts", "contact_ids", true, true),
+    ("DELETE", "/api/v1/groups/{group}/contacts", "contact_ids", true, true),
     ("POST", "/api/v1/tags", "name", true, false),
     ("PATCH", "/api/v1/tags/{tag}", "name", false, false),
+    ("POST", "/api/v1/tags/{tag}/contacts", "contact_ids", true, true),
+    ("DELETE", "/api/v1/tags/{tag}/contacts", "contact_ids", true, true),
+    ("POST", "/api/v1/holidays", "date", true, false),
+    ("POST", "/api/v1/templates", "text", true, false),
+    ("PATCH", "/api/v1/templates/{template}", "text", false, false),
+    ("POST", "/api/v1/campaigns", "messages", true, false),
+    ("PATCH", "/api/v1/campaigns/{campaign}", "messages", false, false),
     (
         "POST",
-        "/api/v1/tags/{tag}/contacts",
-        "contact_ids",
+        "/api/v1/campaigns/{campaign}/preview",
+        "contact_id",
         true,
-        true,
-    ),
-    (
-        "DELETE",
-        "/api/v1/tags/{tag}/contacts",
-        "contact_ids",
-        true,
-        true,
+        false,
     ),
 ];
 
 /// Every route that takes an id, with a body that would be valid for it.
 const ID_ROUTES: &[(&str, &str, Option<&str>)] = &[
-    (
-        "PATCH",
-        "/api/v1/users/{user}",
-        Some(r#"{"role": "admin"}"#),
-    ),
+    ("PATCH", "/api/v1/users/{user}", Some(r#"{"role": "admin"}"#)),
     ("DELETE", "/api/v1/users/{user}", None),
     ("GET", "/api/v1/instances/{instance}", None),
     (
@@ -74,18 +52,10 @@ const ID_ROUTES: &[(&str, &str, Option<&str>)] = &[
     ),
     ("DELETE", "/api/v1/instances/{instance}", None),
     ("GET", "/api/v1/contacts/{contact}", None),
-    (
-        "PATCH",
-        "/api/v1/contacts/{contact}",
-        Some(r#"{"name": "taken over"}"#),
-    ),
+    ("PATCH", "/api/v1/contacts/{contact}", Some(r#"{"name": "taken over"}"#)),
     ("DELETE", "/api/v1/contacts/{contact}", None),
     ("GET", "/api/v1/groups/{group}", None),
-    (
-        "PATCH",
-        "/api/v1/groups/{group}",
-        Some(r#"{"name": "taken over"}"#),
-    ),
+    ("PATCH", "/api/v1/groups/{group}", Some(r#"{"name": "taken over"}"#)),
     ("DELETE", "/api/v1/groups/{group}", None),
     (
         "POST",
@@ -98,21 +68,29 @@ const ID_ROUTES: &[(&str, &str, Option<&str>)] = &[
         Some(r#"{"contact_ids": []}"#),
     ),
     ("GET", "/api/v1/tags/{tag}", None),
+    ("PATCH", "/api/v1/tags/{tag}", Some(r#"{"name": "taken over"}"#)),
+    ("DELETE", "/api/v1/tags/{tag}", None),
+    ("POST", "/api/v1/tags/{tag}/contacts", Some(r#"{"contact_ids": []}"#)),
+    ("DELETE", "/api/v1/tags/{tag}/contacts", Some(r#"{"contact_ids": []}"#)),
+    ("DELETE", "/api/v1/holidays/{holiday}", None),
+    ("GET", "/api/v1/templates/{template}", None),
     (
         "PATCH",
-        "/api/v1/tags/{tag}",
+        "/api/v1/templates/{template}",
         Some(r#"{"name": "taken over"}"#),
     ),
-    ("DELETE", "/api/v1/tags/{tag}", None),
+    ("DELETE", "/api/v1/templates/{template}", None),
+    ("GET", "/api/v1/campaigns/{campaign}", None),
+    (
+        "PATCH",
+        "/api/v1/campaigns/{campaign}",
+        Some(r#"{"name": "taken over"}"#),
+    ),
+    ("DELETE", "/api/v1/campaigns/{campaign}", None),
     (
         "POST",
-        "/api/v1/tags/{tag}/contacts",
-        Some(r#"{"contact_ids": []}"#),
-    ),
-    (
-        "DELETE",
-        "/api/v1/tags/{tag}/contacts",
-        Some(r#"{"contact_ids": []}"#),
+        "/api/v1/campaigns/{campaign}/preview",
+        Some(r#"{"contact_id": "00000000-0000-0000-0000-000000000000"}"#),
     ),
 ];
 
@@ -123,16 +101,21 @@ struct Owned {
 
 impl Owned {
     async fn create(app: &TestApp, t: &Tenant) -> Self {
-        let member = app
-            .member_of(t, &format!("member-{}@example.com", t.tenant_id))
-            .await;
+        let member = app.member_of(t, &format!("member-{}@example.com", t.tenant_id)).await;
         let instance = app.create_instance(t, "loja-1").await;
         let contact = app.create_contact(t, "11987654321", "Ana").await;
-        let group = app
-            .post("/api/v1/groups", t, json!({"name": "G"}))
+        let group = app.post("/api/v1/groups", t, json!({"name": "G"})).await.id();
+        let tag = app.post("/api/v1/tags", t, json!({"name": "T"})).await.id();
+        let holiday = app
+            .post("/api/v1/holidays", t, json!({"date": "2026-12-24", "name": "H"}))
             .await
             .id();
-        let tag = app.post("/api/v1/tags", t, json!({"name": "T"})).await.id();
+        let template = app
+            .post("/api/v1/templates", t, json!({"name": "T", "text": "Oi"}))
+            .await
+            .id();
+        let campaign_body = json!({"name": "C", "instance_id": instance, "messages": [{"text": "Oi"}], "audience": {"contact_ids": [contact]}});
+        let campaign = app.post("/api/v1/campaigns", t, campaign_body).await.id();
         Self {
             ids: vec![
                 ("{user}", member.user_id),
@@ -140,14 +123,15 @@ impl Owned {
                 ("{contact}", contact),
                 ("{group}", group),
                 ("{tag}", tag),
+                ("{holiday}", holiday),
+                ("{template}", template),
+                ("{campaign}", campaign),
             ],
         }
     }
 
     fn path(&self, template: &str) -> String {
-        self.ids
-            .iter()
-            .fold(template.to_owned(), |p, (k, v)| p.replace(k, v))
+        self.ids.iter().fold(template.to_owned(), |p, (k, v)| p.replace(k, v))
     }
 }
 
@@ -164,9 +148,7 @@ async fn every_body_route_answers_bad_json_with_a_problem() {
     let bulk_limit = app.settings.server.bulk_json_limit_bytes;
     for &(m, template, field, has_required, bulk) in BODY_ROUTES {
         let path = owned.path(template);
-        let call = |body: Vec<u8>| {
-            app.call_raw(method(m), &path, Some(&t.token), "application/json", body)
-        };
+        let call = |body: Vec<u8>| app.call_raw(method(m), &path, Some(&t.token), "application/json", body);
         let ctx = format!("{m} {template}");
 
         call(b"{".to_vec()).await.problem(400);
@@ -175,31 +157,16 @@ async fn every_body_route_answers_bad_json_with_a_problem() {
         call(br#"{"a": 1} trailing"#.to_vec()).await.problem(400);
 
         let wrong_type = serde_json::to_vec(&json!({ field: {"nested": true} })).unwrap();
-        assert_eq!(
-            call(wrong_type).await.fields(),
-            [field],
-            "{ctx}: wrong type"
-        );
-        assert_eq!(
-            call(b"[]".to_vec()).await.fields(),
-            ["body"],
-            "{ctx}: array body"
-        );
+        assert_eq!(call(wrong_type).await.fields(), [field], "{ctx}: wrong type");
+        assert_eq!(call(b"[]".to_vec()).await.fields(), ["body"], "{ctx}: array body");
 
         let unknown = serde_json::to_vec(&json!({"surprise": 1})).unwrap();
-        assert_eq!(
-            call(unknown).await.fields(),
-            ["surprise"],
-            "{ctx}: unknown field"
-        );
+        assert_eq!(call(unknown).await.fields(), ["surprise"], "{ctx}: unknown field");
 
         if has_required {
             let missing = call(b"{}".to_vec()).await;
             assert_eq!(missing.status, 422, "{ctx}: missing fields");
-            assert!(
-                !missing.fields().is_empty(),
-                "{ctx}: missing field is named"
-            );
+            assert!(!missing.fields().is_empty(), "{ctx}: missing field is named");
         }
 
         let huge = format!(
@@ -209,13 +176,7 @@ async fn every_body_route_answers_bad_json_with_a_problem() {
         call(huge.into_bytes()).await.problem(413);
 
         let wrong_media = app
-            .call_raw(
-                method(m),
-                &path,
-                Some(&t.token),
-                "text/plain",
-                b"{}".to_vec(),
-            )
+            .call_raw(method(m), &path, Some(&t.token), "text/plain", b"{}".to_vec())
             .await;
         wrong_media.problem(415);
     }
@@ -227,6 +188,9 @@ async fn every_body_route_answers_bad_json_with_a_problem() {
         ("users", 2),
         ("instances", 1),
         ("tenants", 1),
+        ("holidays", 1),
+        ("templates", 1),
+        ("campaigns", 1),
     ] {
         assert_eq!(crate::auth::count(&app, table).await, n, "{table}");
     }
@@ -243,19 +207,10 @@ async fn another_tenants_ids_are_404_on_every_route_and_verb() {
         let path = theirs.path(template);
         let r = match body {
             Some(b) => {
-                app.call_raw(
-                    method(m),
-                    &path,
-                    Some(&attacker.token),
-                    "application/json",
-                    b.into(),
-                )
-                .await
-            }
-            None => {
-                app.call(method(m), &path, Some(&attacker.token), None)
+                app.call_raw(method(m), &path, Some(&attacker.token), "application/json", b.into())
                     .await
             }
+            None => app.call(method(m), &path, Some(&attacker.token), None).await,
         };
         assert_eq!(r.status, 404, "{m} {template} leaked: {}", r.body);
         r.problem(404);
@@ -266,6 +221,8 @@ async fn another_tenants_ids_are_404_on_every_route_and_verb() {
         (theirs.path("/api/v1/contacts/{contact}"), "Ana"),
         (theirs.path("/api/v1/groups/{group}"), "G"),
         (theirs.path("/api/v1/tags/{tag}"), "T"),
+        (theirs.path("/api/v1/templates/{template}"), "T"),
+        (theirs.path("/api/v1/campaigns/{campaign}"), "C"),
     ] {
         assert_eq!(app.get(&path, &victim).await.ok(200)["name"], name);
     }
@@ -277,19 +234,22 @@ async fn malformed_ids_in_paths_are_404_problems() {
     let app = spawn_app().await;
     let t = app.signup("Acme").await;
     for &(m, template, body) in ID_ROUTES {
-        let path = ["{user}", "{instance}", "{contact}", "{group}", "{tag}"]
-            .iter()
-            .fold(template.to_owned(), |p, k| p.replace(k, "not-a-uuid"));
+        let path = [
+            "{user}",
+            "{instance}",
+            "{contact}",
+            "{group}",
+            "{tag}",
+            "{holiday}",
+            "{template}",
+            "{campaign}",
+        ]
+        .iter()
+        .fold(template.to_owned(), |p, k| p.replace(k, "not-a-uuid"));
         let r = match body {
             Some(b) => {
-                app.call_raw(
-                    method(m),
-                    &path,
-                    Some(&t.token),
-                    "application/json",
-                    b.into(),
-                )
-                .await
+                app.call_raw(method(m), &path, Some(&t.token), "application/json", b.into())
+                    .await
             }
             None => app.call(method(m), &path, Some(&t.token), None).await,
         };

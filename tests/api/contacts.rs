@@ -7,10 +7,7 @@ use serde_json::{json, Value};
 async fn a_contact_is_stored_with_a_normalised_phone() {
     let app = spawn_app().await;
     let t = app.signup("Acme").await;
-    let tag = app
-        .post("/api/v1/tags", &t, json!({"name": "VIP"}))
-        .await
-        .id();
+    let tag = app.post("/api/v1/tags", &t, json!({"name": "VIP"})).await.id();
     let r = app
         .post("/api/v1/contacts", &t, json!({"phone": "+55 (11) 98765-4321", "name": "Ana Souza", "fields": {"cidade": "Recife"}, "tag_ids": [tag]}))
         .await;
@@ -20,9 +17,7 @@ async fn a_contact_is_stored_with_a_normalised_phone() {
     assert_eq!(b["fields"]["cidade"], "Recife");
     assert_eq!(b["tag_ids"], json!([tag]));
     assert!(b["opted_out_at"].is_null());
-    let same = app
-        .post("/api/v1/contacts", &t, json!({"phone": "011987654321"}))
-        .await;
+    let same = app.post("/api/v1/contacts", &t, json!({"phone": "011987654321"})).await;
     same.problem(409);
 }
 
@@ -30,9 +25,7 @@ async fn a_contact_is_stored_with_a_normalised_phone() {
 async fn a_phone_that_cannot_be_normalised_is_a_422_naming_it() {
     let app = spawn_app().await;
     let t = app.signup("Acme").await;
-    let r = app
-        .post("/api/v1/contacts", &t, json!({"phone": "12-34"}))
-        .await;
+    let r = app.post("/api/v1/contacts", &t, json!({"phone": "12-34"})).await;
     assert_eq!(r.fields(), ["phone"]);
     assert_eq!(count(&app, "contacts").await, 0);
 }
@@ -44,21 +37,11 @@ async fn contacts_are_searched_filtered_and_paginated() {
     let ana = app.create_contact(&t, "11987654321", "Ana Souza").await;
     let bia = app.create_contact(&t, "21987654321", "Bia Lima").await;
     app.create_contact(&t, "31987654321", "Caio Souza").await;
-    let tag = app
-        .post("/api/v1/tags", &t, json!({"name": "VIP"}))
+    let tag = app.post("/api/v1/tags", &t, json!({"name": "VIP"})).await.id();
+    let group = app.post("/api/v1/groups", &t, json!({"name": "Clientes"})).await.id();
+    app.patch(&format!("/api/v1/contacts/{ana}"), &t, json!({"tag_ids": [tag]}))
         .await
-        .id();
-    let group = app
-        .post("/api/v1/groups", &t, json!({"name": "Clientes"}))
-        .await
-        .id();
-    app.patch(
-        &format!("/api/v1/contacts/{ana}"),
-        &t,
-        json!({"tag_ids": [tag]}),
-    )
-    .await
-    .ok(200);
+        .ok(200);
     app.post(
         &format!("/api/v1/groups/{group}/contacts"),
         &t,
@@ -84,19 +67,11 @@ async fn contacts_are_searched_filtered_and_paginated() {
         ["Bia Lima"]
     );
     assert_eq!(
-        names(
-            app.get(&format!("/api/v1/contacts?tag_id={tag}"), &t)
-                .await
-                .ok(200)
-        ),
+        names(app.get(&format!("/api/v1/contacts?tag_id={tag}"), &t).await.ok(200)),
         ["Ana Souza"]
     );
     assert_eq!(
-        names(
-            app.get(&format!("/api/v1/contacts?group_id={group}"), &t)
-                .await
-                .ok(200)
-        ),
+        names(app.get(&format!("/api/v1/contacts?group_id={group}"), &t).await.ok(200)),
         ["Bia Lima"]
     );
     let page = app.get("/api/v1/contacts?page=2&per_page=2", &t).await;
@@ -107,10 +82,7 @@ async fn contacts_are_searched_filtered_and_paginated() {
     );
     assert_eq!(names(b), ["Caio Souza"]);
     // A wildcard in the search is literal.
-    assert_eq!(
-        names(app.get("/api/v1/contacts?q=%25", &t).await.ok(200)).len(),
-        0
-    );
+    assert_eq!(names(app.get("/api/v1/contacts?q=%25", &t).await.ok(200)).len(), 0);
 }
 
 #[tokio::test]
@@ -121,18 +93,9 @@ async fn out_of_range_pagination_and_bad_filters_are_422s() {
         app.get("/api/v1/contacts?per_page=501", &t).await.fields(),
         ["per_page"]
     );
-    assert_eq!(
-        app.get("/api/v1/contacts?page=0", &t).await.fields(),
-        ["page"]
-    );
-    assert_eq!(
-        app.get("/api/v1/contacts?page=abc", &t).await.fields(),
-        ["page"]
-    );
-    assert_eq!(
-        app.get("/api/v1/contacts?tag_id=nope", &t).await.fields(),
-        ["tag_id"]
-    );
+    assert_eq!(app.get("/api/v1/contacts?page=0", &t).await.fields(), ["page"]);
+    assert_eq!(app.get("/api/v1/contacts?page=abc", &t).await.fields(), ["page"]);
+    assert_eq!(app.get("/api/v1/contacts?tag_id=nope", &t).await.fields(), ["tag_id"]);
 }
 
 #[tokio::test]
@@ -152,19 +115,11 @@ async fn a_contact_is_updated_opted_out_and_deleted() {
     assert_eq!(b["phone"], "5511912345678");
     assert!(b["opted_out_at"].is_string());
     app.create_contact(&t, "11987654321", "Other").await;
-    app.patch(
-        &format!("/api/v1/contacts/{id}"),
-        &t,
-        json!({"phone": "11987654321"}),
-    )
-    .await
-    .problem(409);
-    app.delete(&format!("/api/v1/contacts/{id}"), &t)
+    app.patch(&format!("/api/v1/contacts/{id}"), &t, json!({"phone": "11987654321"}))
         .await
-        .ok(204);
-    app.get(&format!("/api/v1/contacts/{id}"), &t)
-        .await
-        .problem(404);
+        .problem(409);
+    app.delete(&format!("/api/v1/contacts/{id}"), &t).await.ok(204);
+    app.get(&format!("/api/v1/contacts/{id}"), &t).await.problem(404);
     let logs = app.get("/api/v1/audit-logs", &t).await;
     assert_eq!(logs.body["items"][0]["action"], "contact.delete");
 }
@@ -186,10 +141,7 @@ async fn bulk_upserts_by_phone_and_reports_invalid_items() {
     assert_eq!(b["created"], 2);
     assert_eq!(b["updated"], 2);
     assert_eq!(b["invalid"][0]["row"], 2);
-    assert!(b["invalid"][0]["error"]
-        .as_str()
-        .unwrap()
-        .starts_with("phone:"));
+    assert!(b["invalid"][0]["error"].as_str().unwrap().starts_with("phone:"));
     let ana = app.get("/api/v1/contacts?q=5511987654321", &t).await;
     assert_eq!(ana.body["items"][0]["name"], "Ana Souza");
     assert_eq!(ana.body["items"][0]["fields"]["plano"], "ouro");
@@ -204,9 +156,7 @@ async fn bulk_takes_at_most_ten_thousand_contacts() {
     let many: Vec<Value> = (0..10_001)
         .map(|i| json!({"phone": format!("+1415555{i:04}")}))
         .collect();
-    let r = app
-        .post("/api/v1/contacts/bulk", &t, json!({"contacts": many}))
-        .await;
+    let r = app.post("/api/v1/contacts/bulk", &t, json!({"contacts": many})).await;
     assert_eq!(r.fields(), ["contacts"]);
     assert_eq!(count(&app, "contacts").await, 0);
 }
@@ -218,9 +168,7 @@ async fn ten_thousand_contacts_go_in_in_one_call() {
     let many: Vec<Value> = (0..10_000)
         .map(|i| json!({"phone": format!("+1415{i:07}"), "name": format!("C {i}")}))
         .collect();
-    let r = app
-        .post("/api/v1/contacts/bulk", &t, json!({"contacts": many}))
-        .await;
+    let r = app.post("/api/v1/contacts/bulk", &t, json!({"contacts": many})).await;
     assert_eq!(r.ok(200)["created"], 10_000);
 }
 

@@ -36,23 +36,10 @@ pub struct Resp {
 impl Resp {
     /// Asserts an RFC 9457 problem with this status; returns the body.
     pub fn problem(&self, status: u16) -> &Value {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status, body: {}",
-            self.body
-        );
-        assert_eq!(
-            self.content_type, "application/problem+json",
-            "body: {}",
-            self.body
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.body);
+        assert_eq!(self.content_type, "application/problem+json", "body: {}", self.body);
         assert_eq!(self.body["status"], status);
-        assert!(
-            self.body["type"].is_string()
-                && self.body["title"].is_string()
-                && self.body["detail"].is_string()
-        );
+        assert!(self.body["type"].is_string() && self.body["title"].is_string() && self.body["detail"].is_string());
         &self.body
     }
 
@@ -69,20 +56,12 @@ impl Resp {
     }
 
     pub fn ok(&self, status: u16) -> &Value {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status, body: {}",
-            self.body
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.body);
         &self.body
     }
 
     pub fn id(&self) -> String {
-        self.body["id"]
-            .as_str()
-            .expect("response has an id")
-            .to_owned()
+        self.body["id"].as_str().expect("response has an id").to_owned()
     }
 }
 
@@ -101,6 +80,7 @@ pub fn test_settings() -> Settings {
     if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
         s.database.url = SecretString::from(url);
     }
+    s.holidays.dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("holidays");
     if let Ok(url) = std::env::var("TEST_REDIS_URL") {
         s.redis.url = SecretString::from(url);
     }
@@ -118,9 +98,7 @@ pub async fn spawn_app() -> TestApp {
     let id = Uuid::new_v4().simple().to_string();
     let db_name = format!("arauto_test_{id}");
     let server_url = with_database(settings.database.url.expose_secret(), "postgres");
-    let admin = Database::connect(&server_url)
-        .await
-        .expect("Postgres is reachable");
+    let admin = Database::connect(&server_url).await.expect("Postgres is reachable");
     admin
         .execute_unprepared(&format!("CREATE DATABASE \"{db_name}\""))
         .await
@@ -132,15 +110,14 @@ pub async fn spawn_app() -> TestApp {
     let db = arauto::startup::connect_db(&settings)
         .await
         .expect("connect test database");
-    migration::Migrator::up(&db, None)
-        .await
-        .expect("migrations apply");
+    migration::Migrator::up(&db, None).await.expect("migrations apply");
     let redis = arauto::redis::connect(settings.redis.url.expose_secret())
         .await
         .expect("Redis is reachable");
     let clock = FixedClock::at(chrono::Utc::now());
     let shared: SharedClock = Arc::new(clock.clone());
-    let state = AppState::from_parts(settings.clone(), shared, db.clone(), redis.clone());
+    let calendars = arauto::startup::load_calendars(&settings).expect("shipped calendars load");
+    let state = AppState::from_parts(settings.clone(), shared, db.clone(), redis.clone(), calendars);
     let app = Application::with_state(state).expect("bind the API");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -199,16 +176,8 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
-        let mut req = self
-            .http
-            .request(method, format!("{}{}", self.address, path));
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.http.request(method, format!("{}{}", self.address, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -260,12 +229,10 @@ impl TestApp {
         self.call(Method::GET, path, Some(&t.token), None).await
     }
     pub async fn post(&self, path: &str, t: &Tenant, body: Value) -> Resp {
-        self.call(Method::POST, path, Some(&t.token), Some(body))
-            .await
+        self.call(Method::POST, path, Some(&t.token), Some(body)).await
     }
     pub async fn patch(&self, path: &str, t: &Tenant, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(&t.token), Some(body))
-            .await
+        self.call(Method::PATCH, path, Some(&t.token), Some(body)).await
     }
     pub async fn delete(&self, path: &str, t: &Tenant) -> Resp {
         self.call(Method::DELETE, path, Some(&t.token), None).await
@@ -274,11 +241,8 @@ impl TestApp {
     /// Signs up a new tenant whose admin is `<name>@example.com`.
     pub async fn signup(&self, name: &str) -> Tenant {
         let email = format!("{}@example.com", name.to_lowercase().replace(' ', "-"));
-        let body =
-            json!({"tenant_name": name, "email": email, "password": "correct horse battery"});
-        let r = self
-            .call(Method::POST, "/api/v1/auth/signup", None, Some(body))
-            .await;
+        let body = json!({"tenant_name": name, "email": email, "password": "correct horse battery"});
+        let r = self.call(Method::POST, "/api/v1/auth/signup", None, Some(body)).await;
         let b = r.ok(201);
         Tenant {
             token: b["token"].as_str().expect("token").to_owned(),

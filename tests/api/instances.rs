@@ -50,15 +50,9 @@ async fn an_instance_is_updated_and_deleted_with_an_audit_trail() {
         .await;
     assert_eq!(r.ok(200)["name"], "Loja Centro");
     assert!(r.body["daily_limit"].is_null());
-    app.get(&format!("/api/v1/instances/{id}"), &t)
-        .await
-        .ok(200);
-    app.delete(&format!("/api/v1/instances/{id}"), &t)
-        .await
-        .ok(204);
-    app.get(&format!("/api/v1/instances/{id}"), &t)
-        .await
-        .problem(404);
+    app.get(&format!("/api/v1/instances/{id}"), &t).await.ok(200);
+    app.delete(&format!("/api/v1/instances/{id}"), &t).await.ok(204);
+    app.get(&format!("/api/v1/instances/{id}"), &t).await.problem(404);
     let logs = app.get("/api/v1/audit-logs", &t).await;
     let actions: Vec<_> = logs.body["items"]
         .as_array()
@@ -66,10 +60,7 @@ async fn an_instance_is_updated_and_deleted_with_an_audit_trail() {
         .iter()
         .map(|l| l["action"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        &actions[..3],
-        ["instance.delete", "instance.update", "instance.create"]
-    );
+    assert_eq!(&actions[..3], ["instance.delete", "instance.update", "instance.create"]);
     assert_eq!(logs.body["items"][1]["details"]["api_key_changed"], true);
 }
 
@@ -80,8 +71,7 @@ async fn instance_names_are_unique_per_tenant() {
     let other = app.signup("Other").await;
     app.create_instance(&t, "loja-1").await;
     app.create_instance(&other, "loja-1").await;
-    let body =
-        json!({"name": "loja-1", "api_url": "http://x", "api_key": "k", "instance_name": "x"});
+    let body = json!({"name": "loja-1", "api_url": "http://x", "api_key": "k", "instance_name": "x"});
     app.post("/api/v1/instances", &t, body).await.problem(409);
 }
 
@@ -93,13 +83,6 @@ async fn bad_instances_name_their_fields() {
     let r = app.post("/api/v1/instances", &t, body).await;
     assert_eq!(
         r.fields(),
-        [
-            "name",
-            "api_url",
-            "api_key",
-            "instance_name",
-            "daily_limit",
-            "warmup"
-        ]
+        ["name", "api_url", "api_key", "instance_name", "daily_limit", "warmup"]
     );
 }

@@ -4,8 +4,10 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod campaigns;
 mod contacts;
 mod health;
+mod holidays;
 mod instances;
 mod migrations;
 mod sets;

@@ -8,16 +8,9 @@ async fn migrations_rerun_as_a_no_op_and_roll_back_cleanly() {
     let app = spawn_app().await;
     migration::Migrator::up(&app.db, None).await.unwrap();
     migration::Migrator::down(&app.db, None).await.unwrap();
-    assert!(app
-        .db
-        .execute_unprepared("SELECT 1 FROM contacts")
-        .await
-        .is_err());
+    assert!(app.db.execute_unprepared("SELECT 1 FROM contacts").await.is_err());
     migration::Migrator::up(&app.db, None).await.unwrap();
-    app.db
-        .execute_unprepared("SELECT 1 FROM contacts")
-        .await
-        .unwrap();
+    app.db.execute_unprepared("SELECT 1 FROM contacts").await.unwrap();
 }
 
 #[tokio::test]

@@ -12,23 +12,15 @@ async fn groups_and_tags_are_created_listed_renamed_and_deleted() {
         ("/api/v1/groups", "description", "Quem comprou"),
         ("/api/v1/tags", "color", "#1e90ff"),
     ] {
-        let r = app
-            .post(path, &t, json!({"name": "Clientes", extra: value}))
-            .await;
+        let r = app.post(path, &t, json!({"name": "Clientes", extra: value})).await;
         assert_eq!(r.ok(201)[extra], value);
         assert_eq!(r.body["contact_count"], 0);
         let id = r.id();
-        app.post(path, &t, json!({"name": "clientes"}))
-            .await
-            .problem(409);
+        app.post(path, &t, json!({"name": "clientes"})).await.problem(409);
         let list = app.get(path, &t).await;
         assert_eq!(list.ok(200)["total"], 1);
         let renamed = app
-            .patch(
-                &format!("{path}/{id}"),
-                &t,
-                json!({"name": "Compradores", extra: null}),
-            )
+            .patch(&format!("{path}/{id}"), &t, json!({"name": "Compradores", extra: null}))
             .await;
         assert_eq!(renamed.ok(200)["name"], "Compradores");
         assert!(renamed.body[extra].is_null());
@@ -50,17 +42,10 @@ async fn contacts_are_added_to_and_removed_from_groups_and_tags() {
     for path in ["/api/v1/groups", "/api/v1/tags"] {
         let id = app.post(path, &t, json!({"name": "X"})).await.id();
         let added = app
-            .post(
-                &format!("{path}/{id}/contacts"),
-                &t,
-                json!({"contact_ids": [a, b, a]}),
-            )
+            .post(&format!("{path}/{id}/contacts"), &t, json!({"contact_ids": [a, b, a]}))
             .await;
         assert_eq!(added.ok(200)["changed"], 2);
-        assert_eq!(
-            app.get(&format!("{path}/{id}"), &t).await.body["contact_count"],
-            2
-        );
+        assert_eq!(app.get(&format!("{path}/{id}"), &t).await.body["contact_count"], 2);
         let removed = app
             .call(
                 reqwest::Method::DELETE,
@@ -70,10 +55,7 @@ async fn contacts_are_added_to_and_removed_from_groups_and_tags() {
             )
             .await;
         assert_eq!(removed.ok(200)["changed"], 1);
-        assert_eq!(
-            app.get(&format!("{path}/{id}"), &t).await.body["contact_count"],
-            1
-        );
+        assert_eq!(app.get(&format!("{path}/{id}"), &t).await.body["contact_count"], 1);
     }
     let tagged = app.get(&format!("/api/v1/contacts/{b}"), &t).await;
     assert_eq!(tagged.body["tag_ids"].as_array().unwrap().len(), 1);
@@ -106,10 +88,7 @@ async fn a_tag_of_another_tenant_cannot_be_put_on_a_contact() {
     let app = spawn_app().await;
     let t = app.signup("Acme").await;
     let other = app.signup("Other").await;
-    let foreign = app
-        .post("/api/v1/tags", &other, json!({"name": "VIP"}))
-        .await
-        .id();
+    let foreign = app.post("/api/v1/tags", &other, json!({"name": "VIP"})).await.id();
     let r = app
         .post(
             "/api/v1/contacts",

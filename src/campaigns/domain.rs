@@ -1,0 +1,418 @@
+//! What a campaign says and how fast: messages, audience, pacing and the status machine.
+//! Pure: parsing returns field errors with JSON paths relative to the campaign body.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::calendar::Pacing;
+use crate::error::FieldError;
+use crate::templating::{self, Template};
+
+pub const MAX_VARIANTS: usize = 5;
+pub const MAX_TEXT_CHARS: usize = 4096;
+pub const MAX_AUDIENCE_IDS: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Image,
+    Video,
+    Document,
+    Audio,
+}
+
+/// Media by URL; for image, video and document the message text is its caption.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Media {
+    #[serde(rename = "type")]
+    pub kind: MediaKind,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+}
+
+/// A message variant as clients send it: its own text (and media), or a template's.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSpec {
+    pub text: Option<String>,
+    pub media: Option<Media>,
+    /// Copies the template's text and media into the campaign when it is saved.
+    pub template_id: Option<Uuid>,
+}
+
+/// A message variant as stored and shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Message {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<Media>,
+}
+
+/// Who receives the campaign: the union of groups, tags and contacts, deduplicated by phone
+/// when the campaign starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Audience {
+    #[serde(default)]
+    pub group_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub tag_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub contact_ids: Vec<Uuid>,
+}
+
+/// Either both intervals (seconds, decimals allowed) or `messages_per_minute`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PacingSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_interval_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_interval_seconds: Option<f64>,
+    /// Shorthand for both intervals = 60 / n; 1 to 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_per_minute: Option<f64>,
+}
+
+/// The pacing a campaign gets when none is given: a safe human pace.
+pub const DEFAULT_PACING: Pacing = Pacing {
+    min_interval_seconds: 20.0,
+    max_interval_seconds: 40.0,
+};
+
+const MAX_INTERVAL_SECONDS: f64 = 86_400.0;
+
+pub fn parse_pacing(spec: Option<&PacingSpec>) -> Result<Pacing, Vec<FieldError>> {
+    let Some(spec) = spec else {
+        return Ok(DEFAULT_PACING);
+    };
+    let err = |f: &str, m: &str| Err(vec![FieldError::new(format!("pacing.{f}"), m)]);
+    match (
+        spec.min_interval_seconds,
+        spec.max_interval_seconds,
+        spec.messages_per_minute,
+    ) {
+        (None, None, Some(n)) => {
+            if !(1.0..=600.0).contains(&n) {
+                return err("messages_per_minute", "must be between 1 and 600");
+            }
+            let gap = 60.0 / n;
+            Ok(Pacing {
+                min_interval_seconds: gap,
+                max_interval_seconds: gap,
+            })
+        }
+        (Some(min), Some(max), None) => {
+            if !(0.0..=MAX_INTERVAL_SECONDS).contains(&min) {
+                return err("min_interval_seconds", "must be between 0 and 86400");
+            }
+            if !(0.0..=MAX_INTERVAL_SECONDS).contains(&max) {
+                return err("max_interval_seconds", "must be between 0 and 86400");
+            }
+            if min > max {
+                return err("min_interval_seconds", "must not be greater than max_interval_seconds");
+            }
+            Ok(Pacing {
+                min_interval_seconds: min,
+                max_interval_seconds: max,
+            })
+        }
+        (_, _, Some(_)) => err(
+            "messages_per_minute",
+            "give either messages_per_minute or both intervals",
+        ),
+        (None, _, None) => err("min_interval_seconds", "is required with max_interval_seconds"),
+        (Some(_), None, None) => err("max_interval_seconds", "is required with min_interval_seconds"),
+    }
+}
+
+/// Pacing as stored: always the two intervals.
+pub fn pacing_spec(p: &Pacing) -> PacingSpec {
+    PacingSpec {
+        min_interval_seconds: Some(p.min_interval_seconds),
+        max_interval_seconds: Some(p.max_interval_seconds),
+        messages_per_minute: None,
+    }
+}
+
+/// One variant's text and media, checked; returns its parsed template. Fields are named
+/// relative to the message (`text`, `media.url`).
+pub fn parse_message(m: &Message) -> Result<Template, Vec<FieldError>> {
+    let at = |f: &str| f.to_owned();
+    let mut errors = vec![];
+    let chars = m.text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        errors.push(FieldError::new(
+            at("text"),
+            format!("must have at most {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    if m.text.trim().is_empty() && m.media.is_none() {
+        errors.push(FieldError::new(at("text"), "must not be empty (or give media)"));
+    }
+    if let Some(media) = &m.media {
+        if !is_http_url(&media.url) {
+            errors.push(FieldError::new(at("media.url"), "must be an absolute http(s) URL"));
+        }
+        if media.kind == MediaKind::Audio && !m.text.trim().is_empty() {
+            errors.push(FieldError::new(
+                at("text"),
+                "audio cannot carry a caption: leave text empty",
+            ));
+        }
+    }
+    let template = templating::parse(&m.text).map_err(|e| FieldError::new(at("text"), e.to_string()));
+    match template {
+        Ok(t) if errors.is_empty() => Ok(t),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            errors.push(e);
+            Err(errors)
+        }
+    }
+}
+
+fn is_http_url(raw: &str) -> bool {
+    reqwest::Url::parse(raw).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// Deduplicated ids, bounded, and at least one id overall.
+pub fn parse_audience(a: &Audience) -> Result<Audience, Vec<FieldError>> {
+    let mut errors = vec![];
+    for (name, ids) in [
+        ("group_ids", &a.group_ids),
+        ("tag_ids", &a.tag_ids),
+        ("contact_ids", &a.contact_ids),
+    ] {
+        if ids.len() > MAX_AUDIENCE_IDS {
+            errors.push(FieldError::new(
+                format!("audience.{name}"),
+                format!("must have at most {MAX_AUDIENCE_IDS} ids"),
+            ));
+        }
+    }
+    if a.group_ids.is_empty() && a.tag_ids.is_empty() && a.contact_ids.is_empty() {
+        errors.push(FieldError::new(
+            "audience",
+            "must name at least one group, tag or contact",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    use crate::contacts::domain::dedup;
+    Ok(Audience {
+        group_ids: dedup(a.group_ids.clone()),
+        tag_ids: dedup(a.tag_ids.clone()),
+        contact_ids: dedup(a.contact_ids.clone()),
+    })
+}
+
+/// The spintax seed of one recipient of one campaign: a preview and the real send pick the
+/// same alternatives.
+pub fn recipient_seed(campaign_id: Uuid, contact_id: Uuid) -> u64 {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(campaign_id.as_bytes());
+    bytes[16..].copy_from_slice(contact_id.as_bytes());
+    templating::seed_from_bytes(&bytes)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignStatus {
+    Draft,
+    Scheduled,
+    Active,
+    Paused,
+    Completed,
+    Cancelled,
+}
+
+impl CampaignStatus {
+    pub const ALL: [CampaignStatus; 6] = [
+        Self::Draft,
+        Self::Scheduled,
+        Self::Active,
+        Self::Paused,
+        Self::Completed,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Scheduled => "scheduled",
+            Self::Active => "active",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled)
+    }
+
+    /// `draft → scheduled → active ⇄ paused → completed`; `cancelled` from any
+    /// non-terminal state (a scheduled campaign may also be paused before it starts).
+    pub fn can_become(self, next: Self) -> bool {
+        use CampaignStatus::*;
+        match (self, next) {
+            (Draft, Scheduled | Active) => true,
+            (Scheduled, Active | Paused) => true,
+            (Active, Paused | Completed) => true,
+            (Paused, Active | Scheduled | Completed) => true,
+            (from, Cancelled) => !from.is_terminal(),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(text: &str) -> Message {
+        Message {
+            text: text.into(),
+            media: None,
+        }
+    }
+
+    #[test]
+    fn messages_per_minute_is_shorthand_for_both_intervals() {
+        let p = parse_pacing(Some(&PacingSpec {
+            messages_per_minute: Some(30.0),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!((p.min_interval_seconds, p.max_interval_seconds), (2.0, 2.0));
+    }
+
+    #[test]
+    fn pacing_needs_min_not_above_max() {
+        let e = parse_pacing(Some(&PacingSpec {
+            min_interval_seconds: Some(40.0),
+            max_interval_seconds: Some(20.0),
+            messages_per_minute: None,
+        }))
+        .unwrap_err();
+        assert_eq!(e[0].field, "pacing.min_interval_seconds");
+    }
+
+    #[test]
+    fn pacing_refuses_mixed_or_out_of_range_forms() {
+        for (spec, field) in [
+            (
+                PacingSpec {
+                    messages_per_minute: Some(601.0),
+                    ..Default::default()
+                },
+                "pacing.messages_per_minute",
+            ),
+            (
+                PacingSpec {
+                    messages_per_minute: Some(0.5),
+                    ..Default::default()
+                },
+                "pacing.messages_per_minute",
+            ),
+            (
+                PacingSpec {
+                    min_interval_seconds: Some(1.0),
+                    max_interval_seconds: Some(2.0),
+                    messages_per_minute: Some(3.0),
+                },
+                "pacing.messages_per_minute",
+            ),
+            (
+                PacingSpec {
+                    min_interval_seconds: Some(1.0),
+                    ..Default::default()
+                },
+                "pacing.max_interval_seconds",
+            ),
+            (
+                PacingSpec {
+                    min_interval_seconds: Some(-1.0),
+                    max_interval_seconds: Some(2.0),
+                    ..Default::default()
+                },
+                "pacing.min_interval_seconds",
+            ),
+        ] {
+            assert_eq!(parse_pacing(Some(&spec)).unwrap_err()[0].field, field, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn no_pacing_means_the_safe_default() {
+        assert_eq!(parse_pacing(None).unwrap(), DEFAULT_PACING);
+    }
+
+    #[test]
+    fn a_text_over_4096_characters_is_refused() {
+        let e = parse_message(&msg(&"á".repeat(4097))).unwrap_err();
+        assert_eq!(e[0].field, "text");
+        assert!(parse_message(&msg(&"á".repeat(4096))).is_ok());
+    }
+
+    #[test]
+    fn an_unclosed_variable_is_named_with_its_position() {
+        let e = parse_message(&msg("Oi {{nome")).unwrap_err();
+        assert_eq!(e[0].field, "text");
+        assert!(e[0].message.contains('3'), "{}", e[0].message);
+    }
+
+    #[test]
+    fn media_needs_an_http_url() {
+        let m = Message {
+            text: "Veja".into(),
+            media: Some(Media {
+                kind: MediaKind::Image,
+                url: "file:///etc/passwd".into(),
+                file_name: None,
+            }),
+        };
+        assert_eq!(parse_message(&m).unwrap_err()[0].field, "media.url");
+    }
+
+    #[test]
+    fn an_empty_audience_is_refused_and_ids_are_deduplicated() {
+        assert_eq!(parse_audience(&Audience::default()).unwrap_err()[0].field, "audience");
+        let id = Uuid::new_v4();
+        let a = parse_audience(&Audience {
+            contact_ids: vec![id, id],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(a.contact_ids, [id]);
+    }
+
+    #[test]
+    fn the_status_machine_allows_only_the_documented_moves() {
+        use CampaignStatus::*;
+        assert!(Draft.can_become(Scheduled));
+        assert!(Scheduled.can_become(Active));
+        assert!(Active.can_become(Paused));
+        assert!(Paused.can_become(Active));
+        assert!(Active.can_become(Completed));
+        for s in [Draft, Scheduled, Active, Paused] {
+            assert!(s.can_become(Cancelled), "{s:?}");
+        }
+        for s in [Completed, Cancelled] {
+            for next in CampaignStatus::ALL {
+                assert!(!s.can_become(next), "{s:?} -> {next:?}");
+            }
+        }
+        assert!(!Draft.can_become(Paused));
+        assert!(!Draft.can_become(Completed));
+    }
+}

@@ -1,0 +1,280 @@
+//! Use cases spanning several repositories: validating a campaign against the tenant's
+//! data, and previewing a message for a contact.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::domain::{
+    parse_audience, parse_message, parse_pacing, recipient_seed, Audience, Media, Message, MessageSpec, PacingSpec,
+    MAX_VARIANTS,
+};
+use crate::api::find_owned;
+use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
+use crate::contacts::repo::{foreign_ids, Owned};
+use crate::entities::{contacts, instances, templates};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::startup::AppState;
+use crate::templating::{unknown_variables, RenderContext, Template};
+
+/// A campaign body, before validation (create, or an update merged over the stored one).
+pub struct CampaignInput {
+    pub name: String,
+    pub instance_id: Uuid,
+    pub messages: Vec<MessageSpec>,
+    pub audience: Audience,
+    pub schedule: Option<ScheduleSpec>,
+    pub pacing: Option<PacingSpec>,
+}
+
+/// A campaign ready to store.
+pub struct ValidCampaign {
+    pub name: String,
+    pub instance_id: Uuid,
+    pub messages: Vec<Message>,
+    pub audience: Audience,
+    pub schedule: ScheduleSpec,
+    pub pacing: Pacing,
+}
+
+/// Validates everything at once, so the client sees every bad field in one answer.
+pub async fn validate(state: &AppState, tenant_id: Uuid, input: CampaignInput) -> AppResult<ValidCampaign> {
+    let db = &state.db;
+    let mut errors: Vec<FieldError> = vec![];
+    let name = crate::tenancy::domain::parse_name(&input.name, 200)
+        .map_err(|e| errors.push(FieldError::new("name", e)))
+        .unwrap_or_default();
+    if find_owned::<instances::Entity>(db, tenant_id, input.instance_id, "instance")
+        .await
+        .is_err()
+    {
+        errors.push(FieldError::new("instance_id", "no such instance"));
+    }
+    let messages = resolve_messages(state, tenant_id, input.messages, &mut errors).await?;
+    let audience = match parse_audience(&input.audience) {
+        Ok(a) => {
+            for (table, name, ids) in [
+                (Owned::Groups, "audience.group_ids", &a.group_ids),
+                (Owned::Tags, "audience.tag_ids", &a.tag_ids),
+                (Owned::Contacts, "audience.contact_ids", &a.contact_ids),
+            ] {
+                errors.extend(foreign_ids(db, tenant_id, table, name, ids).await?);
+            }
+            a
+        }
+        Err(e) => {
+            errors.extend(e);
+            Audience::default()
+        }
+    };
+    let schedule = match parse_schedule(state, tenant_id, input.schedule).await? {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
+    let pacing = parse_pacing(input.pacing.as_ref()).map_err(|e| errors.extend(e)).ok();
+    match (schedule, pacing) {
+        (Some(schedule), Some(pacing)) if errors.is_empty() => Ok(ValidCampaign {
+            name,
+            instance_id: input.instance_id,
+            messages,
+            audience,
+            schedule: schedule.to_spec(),
+            pacing,
+        }),
+        _ => Err(AppError::Validation(errors)),
+    }
+}
+
+/// Templates copied in, each variant checked, unknown variables named.
+async fn resolve_messages(
+    state: &AppState,
+    tenant_id: Uuid,
+    specs: Vec<MessageSpec>,
+    errors: &mut Vec<FieldError>,
+) -> AppResult<Vec<Message>> {
+    if specs.is_empty() || specs.len() > MAX_VARIANTS {
+        errors.push(FieldError::new(
+            "messages",
+            format!("must have 1 to {MAX_VARIANTS} variants"),
+        ));
+        return Ok(vec![]);
+    }
+    let mut messages = Vec::with_capacity(specs.len());
+    let mut parsed: Vec<(usize, Template)> = vec![];
+    for (i, spec) in specs.into_iter().enumerate() {
+        let at = format!("messages[{i}]");
+        let message = match (spec.template_id, spec.text) {
+            (Some(id), None) if spec.media.is_none() => {
+                match find_owned::<templates::Entity>(&state.db, tenant_id, id, "template").await {
+                    Ok(t) => Message {
+                        text: t.text,
+                        media: t.media.and_then(|m| serde_json::from_value::<Media>(m).ok()),
+                    },
+                    Err(_) => {
+                        errors.push(FieldError::new(format!("{at}.template_id"), "no such template"));
+                        continue;
+                    }
+                }
+            }
+            (Some(_), _) => {
+                errors.push(FieldError::new(
+                    format!("{at}.template_id"),
+                    "give either template_id or text and media",
+                ));
+                continue;
+            }
+            (None, text) => Message {
+                text: text.unwrap_or_default(),
+                media: spec.media,
+            },
+        };
+        match parse_message(&message) {
+            Ok(t) => parsed.push((i, t)),
+            Err(e) => errors.extend(e.into_iter().map(|e| e.under(&at))),
+        }
+        messages.push(message);
+    }
+    let candidates: Vec<(usize, String)> = parsed
+        .iter()
+        .flat_map(|(i, t)| {
+            unknown_variables(t, &|_| false)
+                .into_iter()
+                .map(move |v| (*i, v.to_owned()))
+        })
+        .collect();
+    if !candidates.is_empty() {
+        let known = known_field_keys(&state.db, tenant_id, candidates.iter().map(|(_, v)| v.as_str())).await?;
+        for (i, var) in candidates.into_iter().filter(|(_, v)| !known.contains(v)) {
+            errors.push(FieldError::new(
+                format!("messages[{i}].text"),
+                format!("unknown variable {{{{{var}}}}}: not built in and no contact has this field; give a fallback like {{{{{var}|…}}}}"),
+            ));
+        }
+    }
+    Ok(messages)
+}
+
+/// Which of `keys` are a field key of at least one of the tenant's contacts.
+async fn known_field_keys<'a>(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    keys: impl Iterator<Item = &'a str>,
+) -> Result<Vec<String>, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Key {
+        key: String,
+    }
+    let keys: Vec<&str> = keys.collect();
+    Ok(Key::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT k AS key FROM jsonb_array_elements_text($2::jsonb) AS k \
+         WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.fields ? k)",
+        [tenant_id.into(), json!(keys).into()],
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|k| k.key)
+    .collect())
+}
+
+/// The schedule (business hours in the tenant's zone when absent), with errors under
+/// `schedule`; one that can never open is refused.
+async fn parse_schedule(
+    state: &AppState,
+    tenant_id: Uuid,
+    spec: Option<ScheduleSpec>,
+) -> AppResult<Result<Schedule, Vec<FieldError>>> {
+    let tz = calendar::tenant::tenant_timezone(&state.db, tenant_id).await?;
+    let mut spec = spec.unwrap_or_else(|| ScheduleSpec {
+        mode: "business_hours".into(),
+        timezone: None,
+        calendar: None,
+        start_at: None,
+        days: None,
+        windows: None,
+        skip_holidays: None,
+    });
+    if spec.timezone.is_none() && spec.mode != "immediate" {
+        spec.timezone = Some(tz);
+    }
+    let schedule = match Schedule::parse(spec, &state.calendars) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e.into_iter().map(|e| e.under("schedule")).collect())),
+    };
+    let dates = calendar::tenant::dates(&state.db, tenant_id).await?;
+    let lookup = schedule.holiday_lookup(&state.calendars, &dates);
+    if calendar::next_open(&schedule, &lookup, state.clock.now()).is_none() {
+        return Ok(Err(vec![FieldError::new(
+            "schedule",
+            "never opens: its days, windows and holidays leave no time to send in the next 3 years",
+        )]));
+    }
+    Ok(Ok(schedule))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewVariant {
+    pub index: usize,
+    pub text: String,
+    pub media: Option<Media>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    /// The next instant the campaign may send (null if it never will); greeting and weekday
+    /// are rendered as of then, in the campaign's time zone.
+    pub at: Option<DateTime<Utc>>,
+    pub variants: Vec<PreviewVariant>,
+}
+
+/// Every variant rendered for one contact as it would be sent at the next open instant.
+pub async fn preview(
+    state: &AppState,
+    tenant_id: Uuid,
+    campaign: &crate::entities::campaigns::Model,
+    contact_id: Uuid,
+) -> AppResult<Preview> {
+    let contact = contacts_of(state, tenant_id, contact_id).await?;
+    let spec: ScheduleSpec = serde_json::from_value(campaign.schedule.clone()).map_err(AppError::internal)?;
+    let schedule = Schedule::parse(spec, &state.calendars)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("stored schedule no longer parses: {e:?}")))?;
+    let dates = calendar::tenant::dates(&state.db, tenant_id).await?;
+    let lookup = schedule.holiday_lookup(&state.calendars, &dates);
+    let now = state.clock.now();
+    let at = calendar::next_open(&schedule, &lookup, now);
+    let local_time = at.unwrap_or(now).with_timezone(&schedule.timezone()).naive_local();
+    let messages: Vec<Message> = serde_json::from_value(campaign.messages.clone()).map_err(AppError::internal)?;
+    let ctx = RenderContext {
+        name: &contact.name,
+        phone: &contact.phone,
+        fields: contact.fields.as_object(),
+        local_time,
+    };
+    let seed = recipient_seed(campaign.id, contact.id);
+    let variants = messages
+        .into_iter()
+        .enumerate()
+        .map(|(index, m)| {
+            let template = crate::templating::parse(&m.text).map_err(AppError::internal)?;
+            Ok(PreviewVariant {
+                index,
+                text: template.render(&ctx, seed),
+                media: m.media,
+            })
+        })
+        .collect::<AppResult<_>>()?;
+    Ok(Preview { at, variants })
+}
+
+async fn contacts_of(state: &AppState, tenant_id: Uuid, id: Uuid) -> AppResult<contacts::Model> {
+    find_owned::<contacts::Entity>(&state.db, tenant_id, id, "contact")
+        .await
+        .map_err(|_| AppError::field("contact_id", "no such contact"))
+}

@@ -1,0 +1,200 @@
+//! Reusable message templates; a campaign message `{"template_id": …}` copies one in.
+
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect, Set};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::domain::{parse_message, Media, Message};
+use crate::api::extract::{nullable, ApiJson, Page, Pagination};
+use crate::api::{find_owned, scoped};
+use crate::entities::templates;
+use crate::error::{AppError, AppResult, FieldError};
+use crate::startup::AppState;
+use crate::tenancy::{auth::AuthUser, domain::parse_name};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateView {
+    pub id: Uuid,
+    pub name: String,
+    pub text: String,
+    pub media: Option<Media>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<templates::Model> for TemplateView {
+    fn from(m: templates::Model) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            text: m.text,
+            media: m.media.and_then(|v| serde_json::from_value(v).ok()),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRequest {
+    pub name: String,
+    pub text: String,
+    pub media: Option<Media>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTemplateRequest {
+    pub name: Option<String>,
+    pub text: Option<String>,
+    /// `null` removes the media.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Media>)]
+    pub media: Option<Option<Media>>,
+}
+
+/// Name and message checked together; every bad field reported.
+fn check(name: &str, message: &Message) -> AppResult<String> {
+    let mut errors: Vec<FieldError> = vec![];
+    let name = parse_name(name, 200)
+        .map_err(|e| errors.push(FieldError::new("name", e)))
+        .ok();
+    if let Err(e) = parse_message(message) {
+        errors.extend(e);
+    }
+    match name {
+        Some(n) if errors.is_empty() => Ok(n),
+        _ => Err(AppError::Validation(errors)),
+    }
+}
+
+fn name_taken(e: sea_orm::DbErr) -> AppError {
+    if e.to_string().contains("templates_tenant_name_key") {
+        AppError::conflict("a template with this name already exists")
+    } else {
+        e.into()
+    }
+}
+
+/// Creates a template.
+#[utoipa::path(tag = "templates", request_body = TemplateRequest, responses(
+    (status = 201, body = TemplateView),
+    (status = 409, body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[post("/templates")]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: ApiJson<TemplateRequest>,
+) -> AppResult<HttpResponse> {
+    let b = body.0;
+    let message = Message {
+        text: b.text,
+        media: b.media,
+    };
+    let name = check(&b.name, &message)?;
+    let now = state.clock.now();
+    let created = templates::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        tenant_id: Set(user.tenant_id),
+        name: Set(name),
+        text: Set(message.text),
+        media: Set(message.media.map(|m| json!(m))),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&state.db)
+    .await
+    .map_err(name_taken)?;
+    Ok(HttpResponse::Created().json(TemplateView::from(created)))
+}
+
+/// The tenant's templates, by name.
+#[utoipa::path(tag = "templates", params(Pagination), responses(
+    (status = 200, body = Page<TemplateView>),
+    (status = 422, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[get("/templates")]
+pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
+    let query = scoped::<templates::Entity>(user.tenant_id);
+    let total = query.clone().count(&state.db).await?;
+    let items = query
+        .order_by_asc(templates::Column::Name)
+        .order_by_asc(templates::Column::Id)
+        .offset(page.offset())
+        .limit(page.per_page)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(TemplateView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+}
+
+/// One template.
+#[utoipa::path(tag = "templates", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = TemplateView),
+    (status = 404, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[get("/templates/{id}")]
+pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+    let found = find_owned::<templates::Entity>(&state.db, user.tenant_id, *id, "template").await?;
+    Ok(HttpResponse::Ok().json(TemplateView::from(found)))
+}
+
+/// Changes a template (campaigns already made from it keep their copy).
+#[utoipa::path(tag = "templates", request_body = UpdateTemplateRequest, params(("id" = Uuid, Path)), responses(
+    (status = 200, body = TemplateView),
+    (status = 404, body = crate::error::Problem),
+    (status = 409, body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[patch("/templates/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: ApiJson<UpdateTemplateRequest>,
+) -> AppResult<HttpResponse> {
+    let found = find_owned::<templates::Entity>(&state.db, user.tenant_id, *id, "template").await?;
+    let current = TemplateView::from(found.clone());
+    let b = body.0;
+    let message = Message {
+        text: b.text.unwrap_or(current.text),
+        media: b.media.unwrap_or(current.media),
+    };
+    let name = check(b.name.as_deref().unwrap_or(&current.name), &message)?;
+    let mut active: templates::ActiveModel = found.into();
+    active.name = Set(name);
+    active.text = Set(message.text);
+    active.media = Set(message.media.map(|m| json!(m)));
+    active.updated_at = Set(state.clock.now());
+    let updated = active.update(&state.db).await.map_err(name_taken)?;
+    Ok(HttpResponse::Ok().json(TemplateView::from(updated)))
+}
+
+/// Deletes a template (campaigns made from it keep their copy).
+#[utoipa::path(tag = "templates", params(("id" = Uuid, Path)), responses(
+    (status = 204),
+    (status = 404, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[delete("/templates/{id}")]
+pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+    let found = find_owned::<templates::Entity>(&state.db, user.tenant_id, *id, "template").await?;
+    templates::Entity::delete_by_id(found.id).exec(&state.db).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(get)
+        .service(update)
+        .service(delete);
+}
