@@ -2,8 +2,12 @@
 
 use clap::{Parser, Subcommand};
 use sea_orm_migration::MigratorTrait;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
+use crate::clock::SystemClock;
 use crate::config::Settings;
+use crate::startup::{AppState, Application};
 
 #[derive(Debug, Parser)]
 #[command(name = "arauto", version, about = "Multi-tenant WhatsApp campaign scheduler")]
@@ -18,17 +22,35 @@ pub enum Command {
     Migrate,
     /// Serve the REST API.
     Api,
-    /// Migrate, then run every process in this one (today: the API).
+    /// Plan sends every `beat.tick_seconds` (one leader at a time; others stand by).
+    Beat,
+    /// Send planned messages through the gateway.
+    Worker,
+    /// Migrate, then run the API, a beat and a worker in this one process.
     All,
+    /// A gateway simulator speaking the Evolution API subset, with fault injection.
+    Sandbox,
 }
 
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => migrate(&settings).await,
+        Command::Sandbox => crate::gateway::run_sandbox(&settings.sandbox.host, settings.sandbox.port).await,
         Command::Api => api(settings).await,
+        Command::Beat => engine(settings, true, false).await,
+        Command::Worker => engine(settings, false, true).await,
         Command::All => {
             migrate(&settings).await?;
-            api(settings).await
+            let state = AppState::build(settings.clone(), Arc::new(SystemClock)).await?;
+            let app = Application::with_state(state)?;
+            tracing::info!(port = app.port(), "API listening");
+            let api = tokio::spawn(app.run_until_stopped());
+            let engine = tokio::spawn(engine(settings, true, true));
+            tokio::select! {
+                r = api => r??,
+                r = engine => r??,
+            }
+            Ok(())
         }
     }
 }
@@ -42,8 +64,57 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn api(settings: Settings) -> anyhow::Result<()> {
-    let app = crate::startup::Application::build(settings).await?;
+    let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "API listening");
     app.run_until_stopped().await?;
     Ok(())
+}
+
+/// Runs a beat and/or a worker until SIGTERM or Ctrl-C, then drains them.
+async fn engine(settings: Settings, beat: bool, worker: bool) -> anyhow::Result<()> {
+    let state = AppState::build(settings, Arc::new(SystemClock)).await?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    if beat {
+        tasks.spawn(crate::scheduler::Beat::new(&state).run(shutdown.clone()));
+    }
+    if worker {
+        tasks.spawn(
+            crate::dispatch::worker::Worker::new(&state)
+                .await?
+                .run(shutdown.clone()),
+        );
+    }
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: draining");
+        signal.cancel();
+    });
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

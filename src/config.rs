@@ -70,6 +70,8 @@ pub struct DispatchSettings {
     pub concurrency: usize,
     pub phone_lock_ms: u64,
     pub sending_timeout_seconds: u64,
+    /// A job read by a worker and not acknowledged for this long is taken over by another.
+    pub reclaim_idle_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +100,7 @@ pub struct CryptoSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxSettings {
+    pub host: String,
     pub port: u16,
 }
 

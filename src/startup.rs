@@ -10,6 +10,7 @@ use crate::calendar::Calendars;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::Cipher;
+use crate::gateway::GatewayClient;
 use crate::redis::Keys;
 use crate::tenancy::auth::JwtKeys;
 
@@ -24,6 +25,7 @@ pub struct AppState {
     pub cipher: Cipher,
     /// The shipped holiday calendars, read once at start-up from `holidays.dir`.
     pub calendars: Arc<Calendars>,
+    pub gateway: GatewayClient,
 }
 
 impl AppState {
@@ -31,7 +33,7 @@ impl AppState {
         let db = connect_db(&settings).await?;
         let redis = crate::redis::connect(settings.redis.url.expose_secret()).await?;
         let calendars = load_calendars(&settings)?;
-        Ok(Self::from_parts(settings, clock, db, redis, calendars))
+        Self::from_parts(settings, clock, db, redis, calendars)
     }
 
     pub fn from_parts(
@@ -40,7 +42,7 @@ impl AppState {
         db: DatabaseConnection,
         redis: fred::prelude::Client,
         calendars: Arc<Calendars>,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let secret = match settings.jwt_secret() {
             Some(s) => s.as_bytes().to_vec(),
             None => {
@@ -52,7 +54,8 @@ impl AppState {
         };
         // `Settings::load` refuses a malformed key, so this is the validated key.
         let key = settings.crypto_key().unwrap_or([0; 32]);
-        Self {
+        Ok(Self {
+            gateway: GatewayClient::new(&settings.gateway)?,
             db,
             redis,
             keys: Keys::new(settings.redis.prefix.clone()),
@@ -61,7 +64,7 @@ impl AppState {
             clock,
             calendars,
             settings: Arc::new(settings),
-        }
+        })
     }
 }
 

@@ -28,7 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::audit::routes::configure)
                 .configure(crate::calendar::tenant::configure)
                 .configure(crate::campaigns::templates::configure)
-                .configure(crate::campaigns::routes::configure),
+                .configure(crate::campaigns::routes::configure)
+                .configure(crate::campaigns::lifecycle::configure)
+                .configure(crate::campaigns::stats::configure),
         )
         .default_service(web::to(not_found));
 }

@@ -1,6 +1,8 @@
 //! Campaigns: definition (messages, audience, schedule, pacing), templates and previews.
 
 pub mod domain;
+pub mod lifecycle;
 pub mod routes;
 pub mod service;
+pub mod stats;
 pub mod templates;

@@ -150,6 +150,7 @@ pub async fn create(
         started_at: Set(None),
         completed_at: Set(None),
         cancelled_at: Set(None),
+        planned_count: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
     }

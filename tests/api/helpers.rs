@@ -117,7 +117,7 @@ pub async fn spawn_app() -> TestApp {
     let clock = FixedClock::at(chrono::Utc::now());
     let shared: SharedClock = Arc::new(clock.clone());
     let calendars = arauto::startup::load_calendars(&settings).expect("shipped calendars load");
-    let state = AppState::from_parts(settings.clone(), shared, db.clone(), redis.clone(), calendars);
+    let state = AppState::from_parts(settings.clone(), shared, db.clone(), redis.clone(), calendars).expect("state");
     let app = Application::with_state(state).expect("bind the API");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -176,6 +176,13 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// The application state the engine (beat, workers) runs on: same database, Redis and
+    /// prefix as the API, with the given clock and settings.
+    pub fn engine_state(&self, settings: Settings, clock: SharedClock) -> AppState {
+        let calendars = arauto::startup::load_calendars(&settings).expect("calendars");
+        AppState::from_parts(settings, clock, self.db.clone(), self.redis.clone(), calendars).expect("state")
+    }
+
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
         let mut req = self.http.request(method, format!("{}{}", self.address, path));
         if let Some(t) = token {

@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod campaigns;
 mod contacts;
+mod engine;
 mod health;
 mod holidays;
 mod instances;

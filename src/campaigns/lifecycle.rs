@@ -1,0 +1,308 @@
+//! `start`, `pause`, `resume`, `cancel`: the status machine applied with conditional
+//! updates, so concurrent calls and the engine agree on one outcome.
+
+use actix_web::{post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Statement, TransactionTrait};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::domain::{Audience, CampaignStatus};
+use super::routes::CampaignView;
+use crate::api::find_owned;
+use crate::audit::{self, Event};
+use crate::calendar::ScheduleSpec;
+use crate::dispatch::store;
+use crate::entities::{campaigns, instances};
+use crate::error::{AppError, AppResult};
+use crate::gateway::{ConnectionState, InstanceTarget};
+use crate::startup::AppState;
+use crate::tenancy::auth::AuthUser;
+
+fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+fn status_of(c: &campaigns::Model) -> AppResult<CampaignStatus> {
+    CampaignStatus::parse(&c.status).ok_or_else(|| AppError::internal(anyhow::anyhow!("bad status {}", c.status)))
+}
+
+fn invalid(verb: &str, current: CampaignStatus) -> AppError {
+    AppError::Conflict {
+        detail: format!("cannot {verb} a campaign that is {}", current.as_str()),
+        current_status: Some(current.as_str().into()),
+    }
+}
+
+fn instance_busy(e: sea_orm::DbErr) -> AppError {
+    if e.to_string().contains("campaigns_one_active_per_instance") {
+        AppError::conflict("the instance already has an active campaign")
+    } else {
+        e.into()
+    }
+}
+
+/// The target of an instance, with its api key decrypted.
+pub fn target_of<'a>(i: &'a instances::Model, api_key: &'a str) -> InstanceTarget<'a> {
+    InstanceTarget {
+        api_url: &i.api_url,
+        instance_name: &i.instance_name,
+        api_key,
+    }
+}
+
+fn start_at(c: &campaigns::Model) -> AppResult<Option<DateTime<Utc>>> {
+    let spec: ScheduleSpec = serde_json::from_value(c.schedule.clone()).map_err(AppError::internal)?;
+    Ok(spec
+        .start_at
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc)))
+}
+
+/// Resolves the audience (groups ∪ tags ∪ contacts; one row per phone; opted-out contacts
+/// `skipped`) into recipient rows in one statement.
+async fn resolve_audience(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    campaign_id: Uuid,
+    audience: &Audience,
+) -> Result<u64, sea_orm::DbErr> {
+    let done = db
+        .execute(stmt(
+            "INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position, status, reason) \
+             SELECT gen_random_uuid(), $1, $2, c.id, c.phone, c.name, \
+                    row_number() OVER (ORDER BY c.created_at, c.id), \
+                    CASE WHEN c.opted_out_at IS NULL THEN 'pending' ELSE 'skipped' END, \
+                    CASE WHEN c.opted_out_at IS NULL THEN NULL ELSE 'opted_out' END \
+             FROM contacts c \
+             WHERE c.tenant_id = $1 AND ( \
+                  c.id IN (SELECT x::uuid FROM jsonb_array_elements_text($3::jsonb) AS x) \
+               OR c.id IN (SELECT gm.contact_id FROM group_members gm WHERE gm.tenant_id = $1 \
+                           AND gm.group_id IN (SELECT x::uuid FROM jsonb_array_elements_text($4::jsonb) AS x)) \
+               OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tenant_id = $1 \
+                           AND ct.tag_id IN (SELECT x::uuid FROM jsonb_array_elements_text($5::jsonb) AS x))) \
+             ON CONFLICT (campaign_id, phone) DO NOTHING",
+            vec![
+                tenant_id.into(),
+                campaign_id.into(),
+                json!(audience.contact_ids).into(),
+                json!(audience.group_ids).into(),
+                json!(audience.tag_ids).into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Starts a draft: the instance must be connected and free; the audience becomes
+/// recipients; the campaign is `scheduled` until its `start_at`, else `active`.
+pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
+    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
+    let current = status_of(&c)?;
+    if current != CampaignStatus::Draft {
+        return Err(invalid("start", current));
+    }
+    let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
+    #[derive(FromQueryResult)]
+    struct Busy {
+        id: Uuid,
+    }
+    let busy = Busy::find_by_statement(stmt(
+        "SELECT id FROM campaigns WHERE instance_id = $1 AND status = 'active' LIMIT 1",
+        vec![instance.id.into()],
+    ))
+    .one(&state.db)
+    .await?;
+    if let Some(b) = busy {
+        return Err(AppError::conflict(format!(
+            "the instance already has an active campaign ({})",
+            b.id
+        )));
+    }
+    let api_key = state.cipher.decrypt(&instance.api_key_enc)?;
+    match state.gateway.connection_state(target_of(&instance, &api_key)).await {
+        Ok(ConnectionState::Open) => {}
+        Ok(other) => {
+            return Err(AppError::conflict(format!(
+                "the instance is not connected (state: {})",
+                other.as_str()
+            )))
+        }
+        Err(e) => return Err(AppError::conflict(format!("the instance cannot be reached: {e}"))),
+    }
+    let now = state.clock.now();
+    let begins = start_at(&c)?.filter(|t| *t > now);
+    let next = if begins.is_some() {
+        CampaignStatus::Scheduled
+    } else {
+        CampaignStatus::Active
+    };
+    let audience: Audience = serde_json::from_value(c.audience.clone()).map_err(AppError::internal)?;
+    let txn = state.db.begin().await?;
+    let moved = txn
+        .execute(stmt(
+            "UPDATE campaigns SET status = $2, started_at = $3, next_send_at = $4, paused_reason = NULL, updated_at = $3 \
+             WHERE id = $1 AND status = 'draft'",
+            vec![c.id.into(), next.as_str().into(), now.into(), begins.unwrap_or(now).into()],
+        ))
+        .await
+        .map_err(instance_busy)?;
+    if moved.rows_affected() == 0 {
+        return Err(AppError::conflict("the campaign is no longer a draft"));
+    }
+    let recipients = resolve_audience(&txn, user.tenant_id, c.id, &audience).await?;
+    store::complete_finished(&txn, &[c.id], now).await?;
+    let event = Event::new("campaign.start", "campaign", c.id).with(json!({"recipients": recipients}));
+    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    txn.commit().await?;
+    reload(state, c.id).await
+}
+
+async fn reload(state: &AppState, id: Uuid) -> AppResult<campaigns::Model> {
+    campaigns::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("campaign"))
+}
+
+/// Moves the campaign from one of `from` to `to` in one conditional statement (which waits
+/// for any worker claim in flight); 409 with the current status otherwise.
+async fn transition(
+    state: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    action: &str,
+    to: CampaignStatus,
+    extra_sql: &str,
+) -> AppResult<campaigns::Model> {
+    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
+    let current = status_of(&c)?;
+    if !current.can_become(to) || (to == CampaignStatus::Active && current == CampaignStatus::Scheduled) {
+        return Err(invalid(action, current));
+    }
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let moved = txn
+        .execute(stmt(
+            &format!("UPDATE campaigns SET status = $3, updated_at = $4{extra_sql} WHERE id = $1 AND status = $2"),
+            vec![c.id.into(), current.as_str().into(), to.as_str().into(), now.into()],
+        ))
+        .await
+        .map_err(instance_busy)?;
+    if moved.rows_affected() == 0 {
+        return Err(AppError::conflict("the campaign changed meanwhile; try again"));
+    }
+    match to {
+        CampaignStatus::Paused => store::requeue_to_pending(&txn, c.id).await?,
+        CampaignStatus::Cancelled => {
+            txn.execute(stmt(
+                "UPDATE recipients SET status = 'cancelled', reason = 'campaign_cancelled' \
+                 WHERE campaign_id = $1 AND status IN ('pending', 'queued')",
+                vec![c.id.into()],
+            ))
+            .await?;
+        }
+        _ => {}
+    }
+    let action_name = format!("campaign.{action}");
+    let event = Event::new(&action_name, "campaign", c.id).with(json!({"from": current.as_str()}));
+    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    txn.commit().await?;
+    reload(state, c.id).await
+}
+
+pub async fn pause(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
+    transition(
+        state,
+        user,
+        id,
+        "pause",
+        CampaignStatus::Paused,
+        ", paused_reason = 'user'",
+    )
+    .await
+}
+
+pub async fn cancel(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
+    transition(
+        state,
+        user,
+        id,
+        "cancel",
+        CampaignStatus::Cancelled,
+        ", cancelled_at = $4, next_send_at = NULL",
+    )
+    .await
+}
+
+/// Paused → active (or back to scheduled if its start is still ahead); pacing starts
+/// afresh from now, nothing is caught up in a burst.
+pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
+    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
+    let to = match start_at(&c)? {
+        Some(t) if t > state.clock.now() => CampaignStatus::Scheduled,
+        _ => CampaignStatus::Active,
+    };
+    let resumed = transition(
+        state,
+        user,
+        id,
+        "resume",
+        to,
+        ", paused_reason = NULL, next_send_at = $4",
+    )
+    .await?;
+    store::complete_finished(&state.db, &[id], state.clock.now()).await?;
+    if to == CampaignStatus::Active {
+        return reload(state, resumed.id).await;
+    }
+    Ok(resumed)
+}
+
+macro_rules! lifecycle_route {
+    ($name:ident, $path:literal, $action:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
+                    (status = 200, body = CampaignView),
+                    (status = 404, body = crate::error::Problem),
+                    (status = 409, body = crate::error::Problem),
+                ), security(("bearer" = [])))]
+        #[post($path)]
+        pub async fn $name(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+            let c = $action(&state, &user, *id).await?;
+            Ok(HttpResponse::Ok().json(CampaignView::try_from(c)?))
+        }
+    };
+}
+
+lifecycle_route!(
+    start_route,
+    "/campaigns/{id}/start",
+    start,
+    "Starts a draft (409 if the instance is busy or not connected)."
+);
+lifecycle_route!(
+    pause_route,
+    "/campaigns/{id}/pause",
+    pause,
+    "Pauses: once this returns, no new send of the campaign starts."
+);
+lifecycle_route!(
+    resume_route,
+    "/campaigns/{id}/resume",
+    resume,
+    "Resumes a paused campaign where it stopped."
+);
+lifecycle_route!(
+    cancel_route,
+    "/campaigns/{id}/cancel",
+    cancel,
+    "Cancels: remaining recipients become `cancelled`; no new send starts."
+);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(start_route)
+        .service(pause_route)
+        .service(resume_route)
+        .service(cancel_route);
+}

@@ -1,0 +1,440 @@
+//! What users see of a running campaign: stats, recipients, send logs; and the tenant's
+//! dashboard and queue.
+
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::domain::CampaignStatus;
+use crate::api::extract::{ApiQuery, Page, Pagination};
+use crate::api::find_owned;
+use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
+use crate::dispatch::stream;
+use crate::entities::campaigns;
+use crate::error::{AppError, AppResult};
+use crate::startup::AppState;
+use crate::tenancy::auth::AuthUser;
+
+fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+#[derive(FromQueryResult)]
+struct Count {
+    n: i64,
+}
+
+async fn count(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Result<u64, sea_orm::DbErr> {
+    Ok(Count::find_by_statement(stmt(sql, values))
+        .one(db)
+        .await?
+        .map_or(0, |c| c.n as u64))
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct StatusCounts {
+    pub pending: u64,
+    pub queued: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub cancelled: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignStats {
+    pub status: CampaignStatus,
+    pub counts: StatusCounts,
+    pub total: u64,
+    pub delivered: u64,
+    pub read: u64,
+    pub replied: u64,
+    pub sent_last_minute: u64,
+    /// The next planned send; when the window is closed, its next opening.
+    pub next_send_at: Option<DateTime<Utc>>,
+    pub estimated_completion_at: Option<DateTime<Utc>>,
+    pub paused_reason: Option<String>,
+}
+
+#[derive(FromQueryResult)]
+struct Totals {
+    pending: i64,
+    queued: i64,
+    sending: i64,
+    sent: i64,
+    failed: i64,
+    skipped: i64,
+    cancelled: i64,
+    delivered: i64,
+    read: i64,
+    replied: i64,
+    last_minute: i64,
+}
+
+/// Counts by status, receipts, recent pace, the next send and the estimated end.
+#[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = CampaignStats),
+    (status = 404, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[get("/campaigns/{id}/stats")]
+pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
+    let now = state.clock.now();
+    let t = Totals::find_by_statement(stmt(
+        "SELECT count(*) FILTER (WHERE status = 'pending') AS pending, \
+                count(*) FILTER (WHERE status = 'queued') AS queued, \
+                count(*) FILTER (WHERE status = 'sending') AS sending, \
+                count(*) FILTER (WHERE status = 'sent') AS sent, \
+                count(*) FILTER (WHERE status = 'failed') AS failed, \
+                count(*) FILTER (WHERE status = 'skipped') AS skipped, \
+                count(*) FILTER (WHERE status = 'cancelled') AS cancelled, \
+                count(delivered_at) AS delivered, count(read_at) AS read, count(replied_at) AS replied, \
+                count(*) FILTER (WHERE sent_at > $3) AS last_minute \
+         FROM recipients WHERE tenant_id = $1 AND campaign_id = $2",
+        vec![user.tenant_id.into(), c.id.into(), (now - Duration::minutes(1)).into()],
+    ))
+    .one(&state.db)
+    .await?
+    .ok_or_else(|| AppError::internal(anyhow::anyhow!("aggregate returned no row")))?;
+    let n = |v: i64| v.max(0) as u64;
+    let counts = StatusCounts {
+        pending: n(t.pending),
+        queued: n(t.queued),
+        sending: n(t.sending),
+        sent: n(t.sent),
+        failed: n(t.failed),
+        skipped: n(t.skipped),
+        cancelled: n(t.cancelled),
+    };
+    let status = CampaignStatus::parse(&c.status).unwrap_or(CampaignStatus::Draft);
+    let remaining = counts.pending + counts.queued + counts.sending;
+    let (next_send_at, estimated_completion_at) =
+        if matches!(status, CampaignStatus::Active | CampaignStatus::Scheduled) {
+            let spec: ScheduleSpec = serde_json::from_value(c.schedule.clone()).map_err(AppError::internal)?;
+            let pacing: Pacing = serde_json::from_value(c.pacing.clone()).map_err(AppError::internal)?;
+            match Schedule::parse(spec, &state.calendars) {
+                Ok(schedule) => {
+                    let dates = calendar::tenant::dates(&state.db, user.tenant_id).await?;
+                    let lookup = schedule.holiday_lookup(&state.calendars, &dates);
+                    let from = c.next_send_at.unwrap_or(now).max(now);
+                    let next = calendar::next_open(&schedule, &lookup, from);
+                    let end =
+                        next.and_then(|n| calendar::estimate_completion(&schedule, &lookup, &pacing, remaining, n));
+                    (next.filter(|_| remaining > 0), end)
+                }
+                Err(_) => (None, None),
+            }
+        } else {
+            (None, c.completed_at)
+        };
+    Ok(HttpResponse::Ok().json(CampaignStats {
+        status,
+        total: counts.pending
+            + counts.queued
+            + counts.sending
+            + counts.sent
+            + counts.failed
+            + counts.skipped
+            + counts.cancelled,
+        counts,
+        delivered: n(t.delivered),
+        read: n(t.read),
+        replied: n(t.replied),
+        sent_last_minute: n(t.last_minute),
+        next_send_at,
+        estimated_completion_at,
+        paused_reason: c.paused_reason,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema, FromQueryResult)]
+pub struct RecipientView {
+    pub id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub phone: String,
+    pub name: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub variant: Option<i16>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub read_at: Option<DateTime<Utc>>,
+    pub message_id: Option<String>,
+}
+
+const RECIPIENT_STATUSES: [&str; 7] = ["pending", "queued", "sending", "sent", "failed", "skipped", "cancelled"];
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecipientFilter {
+    /// pending, queued, sending, sent, failed, skipped or cancelled.
+    pub status: Option<String>,
+}
+
+/// The campaign's recipients in send order, optionally by status.
+#[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path), RecipientFilter, Pagination), responses(
+    (status = 200, body = Page<RecipientView>),
+    (status = 404, body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[get("/campaigns/{id}/recipients")]
+pub async fn recipients(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    filter: ApiQuery<RecipientFilter>,
+    page: Pagination,
+) -> AppResult<HttpResponse> {
+    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
+    let status = filter.0.status;
+    if let Some(s) = &status {
+        if !RECIPIENT_STATUSES.contains(&s.as_str()) {
+            return Err(AppError::field(
+                "status",
+                format!("must be one of {}", RECIPIENT_STATUSES.join(", ")),
+            ));
+        }
+    }
+    let filter_sql = "tenant_id = $1 AND campaign_id = $2 AND ($3::text IS NULL OR status = $3)";
+    let base = vec![user.tenant_id.into(), c.id.into(), status.into()];
+    let total = count(
+        &state.db,
+        &format!("SELECT count(*) AS n FROM recipients WHERE {filter_sql}"),
+        base.clone(),
+    )
+    .await?;
+    let mut values = base;
+    values.push((page.per_page as i64).into());
+    values.push((page.offset() as i64).into());
+    let items = RecipientView::find_by_statement(stmt(
+        &format!(
+            "SELECT id, contact_id, phone, name, status, reason, variant, queued_at, sent_at, delivered_at, read_at, message_id \
+             FROM recipients WHERE {filter_sql} ORDER BY position LIMIT $4 OFFSET $5"
+        ),
+        values,
+    ))
+    .all(&state.db)
+    .await?;
+    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+}
+
+#[derive(Debug, Serialize, ToSchema, FromQueryResult)]
+pub struct SendLogView {
+    pub id: i64,
+    pub recipient_id: Uuid,
+    pub variant: Option<i16>,
+    pub rendered: String,
+    pub attempts: i32,
+    pub gateway_status: Option<i32>,
+    pub body_excerpt: String,
+    pub duration_ms: i32,
+    /// sent, failed or instance_error.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Every send attempt of the campaign, newest first.
+#[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path), Pagination), responses(
+    (status = 200, body = Page<SendLogView>),
+    (status = 404, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[get("/campaigns/{id}/logs")]
+pub async fn logs(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    page: Pagination,
+) -> AppResult<HttpResponse> {
+    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
+    let scope = vec![user.tenant_id.into(), c.id.into()];
+    let total = count(
+        &state.db,
+        "SELECT count(*) AS n FROM send_logs WHERE tenant_id = $1 AND campaign_id = $2",
+        scope.clone(),
+    )
+    .await?;
+    let mut values = scope;
+    values.push((page.per_page as i64).into());
+    values.push((page.offset() as i64).into());
+    let items = SendLogView::find_by_statement(stmt(
+        "SELECT id, recipient_id, variant, rendered, attempts, gateway_status, body_excerpt, duration_ms, outcome, reason, created_at \
+         FROM send_logs WHERE tenant_id = $1 AND campaign_id = $2 ORDER BY id DESC LIMIT $3 OFFSET $4",
+        values,
+    ))
+    .all(&state.db)
+    .await?;
+    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DashboardStats {
+    /// Campaigns by status.
+    #[schema(value_type = Object)]
+    pub campaigns: HashMap<String, u64>,
+    /// Messages sent or failed since the start of today (UTC), by outcome.
+    #[schema(value_type = Object)]
+    pub messages_today: HashMap<String, u64>,
+    /// Messages in the last 7 days, by outcome.
+    #[schema(value_type = Object)]
+    pub messages_7_days: HashMap<String, u64>,
+    pub instances: Vec<InstanceState>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceState {
+    pub id: Uuid,
+    pub name: String,
+    /// open, connecting, close, or unknown when the gateway did not answer.
+    pub state: String,
+}
+
+#[derive(FromQueryResult)]
+struct KeyCount {
+    key: String,
+    n: i64,
+}
+
+async fn key_counts(
+    db: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> AppResult<HashMap<String, u64>> {
+    Ok(KeyCount::find_by_statement(stmt(sql, values))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|k| (k.key, k.n.max(0) as u64))
+        .collect())
+}
+
+/// The tenant at a glance: campaigns, recent messages and instance connections.
+#[utoipa::path(tag = "dashboard", responses((status = 200, body = DashboardStats)), security(("bearer" = [])))]
+#[get("/dashboard/stats")]
+pub async fn dashboard(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let today = now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let campaigns = key_counts(
+        &state.db,
+        "SELECT status AS key, count(*) AS n FROM campaigns WHERE tenant_id = $1 GROUP BY status",
+        vec![user.tenant_id.into()],
+    )
+    .await?;
+    let since = |from: DateTime<Utc>| {
+        key_counts(
+            &state.db,
+            "SELECT outcome AS key, count(*) AS n FROM send_logs WHERE tenant_id = $1 AND created_at >= $2 GROUP BY outcome",
+            vec![user.tenant_id.into(), from.into()],
+        )
+    };
+    let messages_today = since(today).await?;
+    let messages_7_days = since(now - Duration::days(7)).await?;
+    let instances = crate::api::scoped::<crate::entities::instances::Entity>(user.tenant_id)
+        .all(&state.db)
+        .await?;
+    let states = futures_util::future::join_all(instances.iter().map(|i| async {
+        let Ok(key) = state.cipher.decrypt(&i.api_key_enc) else {
+            return "unknown".to_owned();
+        };
+        let target = super::lifecycle::target_of(i, &key);
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            state.gateway.connection_state(target),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s.as_str().to_owned(),
+            _ => "unknown".to_owned(),
+        }
+    }))
+    .await;
+    let instances = instances
+        .into_iter()
+        .zip(states)
+        .map(|(i, state)| InstanceState {
+            id: i.id,
+            name: i.name,
+            state,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(DashboardStats {
+        campaigns,
+        messages_today,
+        messages_7_days,
+        instances,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    /// The tenant's recipients waiting in the queue.
+    pub queued: u64,
+    /// Age in seconds of the tenant's oldest queued job.
+    pub oldest_queued_seconds: Option<f64>,
+    /// The tenant's sends in flight.
+    pub sending: u64,
+    /// Entries in the shared dispatch stream (all tenants).
+    pub stream_length: u64,
+    /// Worker processes seen in the last 15 seconds.
+    pub live_workers: u64,
+    /// Whether a beat holds the leader lease.
+    pub beat_leader: bool,
+}
+
+#[derive(FromQueryResult)]
+struct QueueRow {
+    queued: i64,
+    sending: i64,
+    oldest: Option<DateTime<Utc>>,
+}
+
+/// Queue depth, oldest queued age, sends in flight, live workers and beats.
+#[utoipa::path(tag = "dashboard", responses((status = 200, body = QueueView)), security(("bearer" = [])))]
+#[get("/queue")]
+pub async fn queue(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
+    use fred::interfaces::{ClientLike, KeysInterface};
+    let row = QueueRow::find_by_statement(stmt(
+        "SELECT count(*) FILTER (WHERE status = 'queued') AS queued, count(*) FILTER (WHERE status = 'sending') AS sending, \
+                min(queued_at) FILTER (WHERE status = 'queued') AS oldest \
+         FROM recipients WHERE tenant_id = $1 AND status IN ('queued', 'sending')",
+        vec![user.tenant_id.into()],
+    ))
+    .one(&state.db)
+    .await?;
+    let now = state.clock.now();
+    let stream_length = stream::len(&state.redis, &state.keys).await.unwrap_or(0);
+    let workers: Vec<String> = state
+        .redis
+        .custom(fred::cmd!("KEYS"), vec![state.keys.key(&["workers", "*"])])
+        .await
+        .unwrap_or_default();
+    let leader: i64 = state
+        .redis
+        .exists(state.keys.key(&["beat", "leader"]))
+        .await
+        .unwrap_or(0);
+    Ok(HttpResponse::Ok().json(QueueView {
+        queued: row.as_ref().map_or(0, |r| r.queued.max(0) as u64),
+        sending: row.as_ref().map_or(0, |r| r.sending.max(0) as u64),
+        oldest_queued_seconds: row
+            .and_then(|r| r.oldest)
+            .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
+        stream_length,
+        live_workers: workers.len() as u64,
+        beat_leader: leader == 1,
+    }))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(stats)
+        .service(recipients)
+        .service(logs)
+        .service(dashboard)
+        .service(queue);
+}

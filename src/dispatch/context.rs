@@ -1,0 +1,156 @@
+//! What a worker needs to know about a campaign to send its messages, loaded once and
+//! cached briefly (a started campaign's messages and schedule never change).
+
+use chrono::NaiveDate;
+use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use crate::calendar::{Calendars, Schedule, ScheduleSpec};
+use crate::campaigns::domain::{Media, MediaKind, Message};
+use crate::crypto::Cipher;
+use crate::gateway::{InstanceTarget, MediaType, OutgoingMessage};
+use crate::templating::{self, Template};
+
+pub struct CampaignContext {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub variants: Vec<(Template, Option<Media>)>,
+    pub schedule: Schedule,
+    pub tenant_holidays: Vec<NaiveDate>,
+    pub min_interval_ms: u64,
+    pub api_url: String,
+    pub instance_name: String,
+    pub api_key: String,
+}
+
+impl CampaignContext {
+    pub fn target(&self) -> InstanceTarget<'_> {
+        InstanceTarget {
+            api_url: &self.api_url,
+            instance_name: &self.instance_name,
+            api_key: &self.api_key,
+        }
+    }
+
+    /// The message of variant `v` with its rendered text.
+    pub fn outgoing(&self, variant: usize, text: String) -> OutgoingMessage {
+        match self.variants.get(variant).and_then(|(_, m)| m.clone()) {
+            None => OutgoingMessage::Text { text },
+            Some(Media {
+                kind: MediaKind::Audio,
+                url,
+                ..
+            }) => OutgoingMessage::VoiceNote { url },
+            Some(Media { kind, url, file_name }) => OutgoingMessage::Media {
+                mediatype: match kind {
+                    MediaKind::Image => MediaType::Image,
+                    MediaKind::Video => MediaType::Video,
+                    MediaKind::Document => MediaType::Document,
+                    MediaKind::Audio => MediaType::Audio,
+                },
+                url,
+                caption: (!text.is_empty()).then_some(text),
+                file_name,
+                mimetype: None,
+            },
+        }
+    }
+}
+
+#[derive(FromQueryResult)]
+struct Row {
+    id: Uuid,
+    tenant_id: Uuid,
+    messages: Value,
+    schedule: Value,
+    pacing: Value,
+    api_url: String,
+    instance_name: String,
+    api_key_enc: String,
+    holidays: Value,
+}
+
+const TTL: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct ContextCache {
+    db: DatabaseConnection,
+    cipher: Cipher,
+    calendars: Arc<Calendars>,
+    cache: Arc<Mutex<HashMap<Uuid, (Instant, Arc<CampaignContext>)>>>,
+}
+
+impl ContextCache {
+    pub fn new(db: DatabaseConnection, cipher: Cipher, calendars: Arc<Calendars>) -> Self {
+        Self {
+            db,
+            cipher,
+            calendars,
+            cache: Arc::default(),
+        }
+    }
+
+    pub fn calendars(&self) -> &Calendars {
+        &self.calendars
+    }
+
+    /// The campaign's context; `None` if it no longer exists.
+    pub async fn get(&self, campaign_id: Uuid) -> anyhow::Result<Option<Arc<CampaignContext>>> {
+        if let Some((at, ctx)) = self.lock().get(&campaign_id) {
+            if at.elapsed() < TTL {
+                return Ok(Some(ctx.clone()));
+            }
+        }
+        let Some(ctx) = self.load(campaign_id).await? else {
+            return Ok(None);
+        };
+        let ctx = Arc::new(ctx);
+        self.lock().insert(campaign_id, (Instant::now(), ctx.clone()));
+        Ok(Some(ctx))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, Arc<CampaignContext>)>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn load(&self, campaign_id: Uuid) -> anyhow::Result<Option<CampaignContext>> {
+        let row = Row::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT c.id, c.tenant_id, c.messages, c.schedule, c.pacing, i.api_url, i.instance_name, i.api_key_enc, \
+               COALESCE((SELECT jsonb_agg(h.date ORDER BY h.date) FROM holidays h WHERE h.tenant_id = c.tenant_id), '[]'::jsonb) AS holidays \
+             FROM campaigns c JOIN instances i ON i.id = c.instance_id WHERE c.id = $1",
+            [campaign_id.into()],
+        ))
+        .one(&self.db)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let messages: Vec<Message> = serde_json::from_value(row.messages)?;
+        let variants = messages
+            .into_iter()
+            .map(|m| Ok((templating::parse(&m.text)?, m.media)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let spec: ScheduleSpec = serde_json::from_value(row.schedule)?;
+        let schedule = Schedule::parse(spec, &self.calendars)
+            .map_err(|e| anyhow::anyhow!("campaign {campaign_id}: stored schedule does not parse: {e:?}"))?;
+        let min_interval = row
+            .pacing
+            .get("min_interval_seconds")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        Ok(Some(CampaignContext {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            variants,
+            schedule,
+            tenant_holidays: serde_json::from_value(row.holidays)?,
+            min_interval_ms: (min_interval * 1000.0) as u64,
+            api_url: row.api_url,
+            instance_name: row.instance_name,
+            api_key: self.cipher.decrypt(&row.api_key_enc)?,
+        }))
+    }
+}

@@ -1,0 +1,9 @@
+//! Dispatch: the Redis stream of due jobs, per-phone locks, and the workers that claim a
+//! recipient in Postgres, send through the gateway and record the outcome.
+
+pub mod batcher;
+pub mod context;
+pub mod lock;
+pub mod store;
+pub mod stream;
+pub mod worker;

@@ -1,0 +1,166 @@
+//! Pure planning: the instants at which a campaign's next sends fall, given its pacing,
+//! its window and the tick horizon.
+
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+
+use crate::calendar::{is_open, next_open, HolidayLookup, Pacing, Schedule};
+
+/// The planned instants in `[from, horizon)` (at most `max`), and the instant after the
+/// last one: where the next tick continues. Closed time is skipped, never caught up.
+pub fn plan(
+    schedule: &Schedule,
+    holidays: &dyn HolidayLookup,
+    pacing: &Pacing,
+    from: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+    max: usize,
+    rng: &mut impl Rng,
+) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let mut times = vec![];
+    let mut t = from;
+    while t < horizon && times.len() < max {
+        if !is_open(schedule, holidays, t) {
+            match next_open(schedule, holidays, t) {
+                Some(open) => {
+                    t = open;
+                    continue;
+                }
+                None => return (times, None),
+            }
+        }
+        times.push(t);
+        t += gap(pacing, rng);
+    }
+    (times, Some(t))
+}
+
+/// A gap drawn uniformly from `[min, max]` seconds.
+pub fn gap(pacing: &Pacing, rng: &mut impl Rng) -> Duration {
+    let (min, max) = (
+        pacing.min_interval_seconds,
+        pacing.max_interval_seconds.max(pacing.min_interval_seconds),
+    );
+    let secs = if max > min { rng.gen_range(min..=max) } else { min };
+    Duration::milliseconds((secs * 1000.0).round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::{Calendars, NoHolidays, ScheduleSpec, WindowSpec};
+    use chrono::TimeZone;
+    use rand::SeedableRng;
+
+    fn schedule(mode: &str, windows: Option<Vec<(&str, &str)>>) -> Schedule {
+        let spec = ScheduleSpec {
+            mode: mode.into(),
+            timezone: Some("America/Sao_Paulo".into()),
+            calendar: Some("none".into()),
+            start_at: None,
+            days: windows.as_ref().map(|_| vec![1, 2, 3, 4, 5]),
+            windows: windows.map(|w| {
+                w.into_iter()
+                    .map(|(s, e)| WindowSpec {
+                        start: s.into(),
+                        end: e.into(),
+                    })
+                    .collect()
+            }),
+            skip_holidays: None,
+        };
+        let calendars = Calendars::from_files(Vec::<(String, String)>::new()).unwrap();
+        Schedule::parse(spec, &calendars).unwrap()
+    }
+
+    fn rng() -> rand::rngs::StdRng {
+        rand::rngs::StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn sub_tick_pacing_plans_every_send_of_the_tick() {
+        let s = schedule("immediate", None);
+        let p = Pacing {
+            min_interval_seconds: 2.0,
+            max_interval_seconds: 2.0,
+        };
+        let from = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).unwrap();
+        let (times, next) = plan(&s, &NoHolidays, &p, from, from + Duration::seconds(10), 500, &mut rng());
+        assert_eq!(times.len(), 5);
+        assert_eq!(next, Some(from + Duration::seconds(10)));
+        assert!(times.windows(2).all(|w| w[1] - w[0] == Duration::seconds(2)));
+    }
+
+    #[test]
+    fn gaps_are_never_below_the_minimum_interval() {
+        let s = schedule("immediate", None);
+        let p = Pacing {
+            min_interval_seconds: 0.5,
+            max_interval_seconds: 1.5,
+        };
+        let from = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).unwrap();
+        let (times, _) = plan(
+            &s,
+            &NoHolidays,
+            &p,
+            from,
+            from + Duration::seconds(600),
+            10_000,
+            &mut rng(),
+        );
+        assert!(times.len() > 300);
+        assert!(times.windows(2).all(|w| {
+            let g = w[1] - w[0];
+            g >= Duration::milliseconds(500) && g <= Duration::milliseconds(1500)
+        }));
+    }
+
+    #[test]
+    fn a_zero_interval_plans_up_to_the_batch_limit_at_once() {
+        let s = schedule("immediate", None);
+        let p = Pacing {
+            min_interval_seconds: 0.0,
+            max_interval_seconds: 0.0,
+        };
+        let from = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).unwrap();
+        let (times, _) = plan(&s, &NoHolidays, &p, from, from + Duration::seconds(10), 500, &mut rng());
+        assert_eq!(times.len(), 500);
+    }
+
+    #[test]
+    fn closed_time_is_skipped_not_caught_up() {
+        // Window 09:00–18:00 São Paulo (UTC−3): 17:59:50 local leaves one slot, then Monday.
+        let s = schedule("custom", Some(vec![("09:00", "18:00")]));
+        let p = Pacing {
+            min_interval_seconds: 20.0,
+            max_interval_seconds: 20.0,
+        };
+        let from = Utc.with_ymd_and_hms(2026, 11, 27, 20, 59, 50).unwrap(); // Friday
+        let (times, next) = plan(&s, &NoHolidays, &p, from, from + Duration::seconds(10), 500, &mut rng());
+        assert_eq!(times, [from]);
+        let (times, next) = plan(
+            &s,
+            &NoHolidays,
+            &p,
+            next.unwrap(),
+            next.unwrap() + Duration::seconds(10),
+            500,
+            &mut rng(),
+        );
+        assert!(times.is_empty());
+        assert_eq!(next, Some(Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn nothing_is_planned_in_a_closed_window() {
+        let s = schedule("custom", Some(vec![("09:00", "18:00")]));
+        let p = Pacing {
+            min_interval_seconds: 1.0,
+            max_interval_seconds: 1.0,
+        };
+        let from = Utc.with_ymd_and_hms(2026, 11, 28, 15, 0, 0).unwrap(); // Saturday
+        let (times, next) = plan(&s, &NoHolidays, &p, from, from + Duration::seconds(10), 500, &mut rng());
+        assert!(times.is_empty());
+        assert_eq!(next, Some(Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()));
+    }
+}

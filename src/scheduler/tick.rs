@@ -1,0 +1,373 @@
+//! One beat tick, and the loop that runs it every `beat.tick_seconds` on the leader.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement, TransactionTrait};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::lease::Lease;
+use super::pacing;
+use crate::calendar::{Calendars, Pacing, Schedule, ScheduleSpec};
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::dispatch::{store, stream, stream::Job};
+use crate::redis::Keys;
+
+fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// What a tick did, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub promoted: u64,
+    pub timed_out: u64,
+    pub requeued: u64,
+    pub campaigns: u64,
+    pub queued: u64,
+    pub completed: u64,
+}
+
+#[derive(Clone)]
+pub struct Beat {
+    db: DatabaseConnection,
+    redis: fred::prelude::Client,
+    keys: Keys,
+    calendars: Arc<Calendars>,
+    clock: SharedClock,
+    settings: Arc<Settings>,
+}
+
+#[derive(FromQueryResult)]
+struct Due {
+    id: Uuid,
+    tenant_id: Uuid,
+    schedule: Value,
+    pacing: Value,
+    variants: i32,
+    next_send_at: Option<DateTime<Utc>>,
+    planned_count: i64,
+}
+
+#[derive(FromQueryResult)]
+struct Queued {
+    id: Uuid,
+    campaign_id: Uuid,
+    tenant_id: Uuid,
+    phone: String,
+    planned_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromQueryResult)]
+struct Planned {
+    id: Uuid,
+    phone: String,
+    planned_at: DateTime<Utc>,
+}
+
+/// Most campaigns planned by one tick.
+const MAX_CAMPAIGNS_PER_TICK: i64 = 2_000;
+/// Most lost jobs re-queued by one tick.
+const MAX_REQUEUE: i64 = 5_000;
+
+impl Beat {
+    pub fn new(state: &crate::startup::AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            redis: state.redis.clone(),
+            keys: state.keys.clone(),
+            calendars: state.calendars.clone(),
+            clock: state.clock.clone(),
+            settings: state.settings.clone(),
+        }
+    }
+
+    fn tick_length(&self) -> Duration {
+        Duration::seconds(self.settings.beat.tick_seconds as i64)
+    }
+
+    /// One tick at `now`: promote due scheduled campaigns, time out stuck sends, re-queue
+    /// lost jobs, plan every send that falls before the next tick, complete finished
+    /// campaigns. Postgres first, then Redis: a crash in between leaves `queued` rows that
+    /// a later tick re-queues.
+    #[tracing::instrument(skip(self), fields(promoted, queued))]
+    pub async fn tick(&self, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
+        let mut report = TickReport {
+            promoted: self.promote_scheduled(now).await?,
+            timed_out: self.time_out_sending(now).await?,
+            requeued: self.requeue_lost(now).await?,
+            ..Default::default()
+        };
+        let (jobs, campaigns, completed) = self.plan(now).await?;
+        report.campaigns = campaigns;
+        report.completed = completed;
+        report.queued = jobs.len() as u64;
+        stream::enqueue(&self.redis, &self.keys, &jobs).await?;
+        tracing::Span::current().record("queued", report.queued);
+        Ok(report)
+    }
+
+    /// Scheduled campaigns whose start has come become active (unless their instance is
+    /// busy with another active campaign: then they wait).
+    async fn promote_scheduled(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        #[derive(FromQueryResult)]
+        struct Id {
+            id: Uuid,
+        }
+        let due = Id::find_by_statement(stmt(
+            "SELECT id FROM campaigns WHERE status = 'scheduled' \
+             AND COALESCE((schedule->>'start_at')::timestamptz, '-infinity') <= $1 LIMIT 1000",
+            vec![now.into()],
+        ))
+        .all(&self.db)
+        .await?;
+        let mut promoted = 0;
+        for c in due {
+            let r = self
+                .db
+                .execute(stmt(
+                    "UPDATE campaigns SET status = 'active', next_send_at = $2, updated_at = $2 \
+                     WHERE id = $1 AND status = 'scheduled'",
+                    vec![c.id.into(), now.into()],
+                ))
+                .await;
+            match r {
+                Ok(done) => promoted += done.rows_affected(),
+                Err(e) if e.to_string().contains("campaigns_one_active_per_instance") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(promoted)
+    }
+
+    /// A recipient left in `sending` past the timeout is never resent: it fails with
+    /// `outcome_unknown` (a later receipt naming its message corrects it).
+    async fn time_out_sending(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let cutoff = now - Duration::seconds(self.settings.dispatch.sending_timeout_seconds as i64);
+        let done = self
+            .db
+            .execute(stmt(
+                "UPDATE recipients SET status = 'failed', reason = 'outcome_unknown' \
+                 WHERE status = 'sending' AND sending_at < $1",
+                vec![cutoff.into()],
+            ))
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// `queued` rows whose stream entry may be gone: all of them if the stream itself is
+    /// gone (Redis flushed), else those queued long ago. A duplicate entry is harmless.
+    async fn requeue_lost(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let stream_lost = !stream::exists(&self.redis, &self.keys).await?;
+        if stream_lost {
+            stream::ensure_group(&self.redis, &self.keys).await?;
+        }
+        let grace = Duration::milliseconds(self.settings.dispatch.reclaim_idle_ms as i64) + self.tick_length() * 3;
+        let cutoff = if stream_lost {
+            now + Duration::days(1)
+        } else {
+            now - grace
+        };
+        let lost = Queued::find_by_statement(stmt(
+            "UPDATE recipients SET queued_at = $2 WHERE id IN ( \
+               SELECT id FROM recipients WHERE status = 'queued' AND queued_at < $1 \
+               ORDER BY queued_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, campaign_id, tenant_id, phone, planned_at",
+            vec![cutoff.into(), now.into(), MAX_REQUEUE.into()],
+        ))
+        .all(&self.db)
+        .await?;
+        let jobs: Vec<Job> = lost
+            .into_iter()
+            .map(|q| Job {
+                recipient_id: q.id,
+                campaign_id: q.campaign_id,
+                tenant_id: q.tenant_id,
+                phone: q.phone,
+                planned_at: q.planned_at.unwrap_or(now).max(now),
+            })
+            .collect();
+        stream::enqueue(&self.redis, &self.keys, &jobs).await?;
+        if !jobs.is_empty() {
+            tracing::warn!(
+                count = jobs.len(),
+                stream_lost,
+                "re-queued jobs whose stream entries were lost"
+            );
+        }
+        Ok(jobs.len() as u64)
+    }
+
+    /// Plans the due campaigns in one transaction; returns the jobs to append.
+    async fn plan(&self, now: DateTime<Utc>) -> anyhow::Result<(Vec<Job>, u64, u64)> {
+        let horizon = now + self.tick_length();
+        let txn = self.db.begin().await?;
+        let due = Due::find_by_statement(stmt(
+            "SELECT id, tenant_id, schedule, pacing, jsonb_array_length(messages) AS variants, next_send_at, planned_count \
+             FROM campaigns WHERE status = 'active' AND (next_send_at IS NULL OR next_send_at < $1) \
+             ORDER BY next_send_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED",
+            vec![horizon.into(), MAX_CAMPAIGNS_PER_TICK.into()],
+        ))
+        .all(&txn)
+        .await?;
+        let holidays = self.tenant_holidays(&txn, &due).await?;
+        let mut jobs = vec![];
+        let mut finished = vec![];
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_entropy();
+        for c in &due {
+            let spec: ScheduleSpec = serde_json::from_value(c.schedule.clone())?;
+            let schedule = match Schedule::parse(spec, &self.calendars) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(campaign_id = %c.id, errors = ?e, "stored schedule does not parse: pausing");
+                    store::pause_if_active(&txn, c.id, "invalid_schedule").await?;
+                    continue;
+                }
+            };
+            let pacing: Pacing = serde_json::from_value(c.pacing.clone())?;
+            let empty = vec![];
+            let lookup = schedule.holiday_lookup(&self.calendars, holidays.get(&c.tenant_id).unwrap_or(&empty));
+            let from = c.next_send_at.map_or(now, |t| t.max(now));
+            let max = self.settings.beat.max_batch as usize;
+            let (times, next) = pacing::plan(&schedule, &lookup, &pacing, from, horizon, max, &mut rng);
+            let planned = if times.is_empty() {
+                vec![]
+            } else {
+                self.claim(&txn, c, &times, now).await?
+            };
+            if planned.is_empty() && !times.is_empty() {
+                finished.push(c.id);
+            }
+            let next_send_at = times.get(planned.len()).copied().or(next);
+            txn.execute(stmt(
+                "UPDATE campaigns SET next_send_at = $2, planned_count = planned_count + $3 WHERE id = $1",
+                vec![c.id.into(), next_send_at.into(), (planned.len() as i64).into()],
+            ))
+            .await?;
+            jobs.extend(planned.into_iter().map(|p| Job {
+                recipient_id: p.id,
+                campaign_id: c.id,
+                tenant_id: c.tenant_id,
+                phone: p.phone,
+                planned_at: p.planned_at,
+            }));
+        }
+        let completed = store::complete_finished(&txn, &finished, now).await?;
+        txn.commit().await?;
+        Ok((jobs, due.len() as u64, completed))
+    }
+
+    /// The next pending recipients, in order, become `queued` at the given instants, with
+    /// their variant by round robin in send order.
+    async fn claim(
+        &self,
+        txn: &impl ConnectionTrait,
+        c: &Due,
+        times: &[DateTime<Utc>],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Planned>> {
+        Ok(Planned::find_by_statement(stmt(
+            "WITH picked AS ( \
+               SELECT id, row_number() OVER (ORDER BY position) AS rn FROM ( \
+                 SELECT id, position FROM recipients WHERE campaign_id = $1 AND status = 'pending' \
+                 ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED) p), \
+             times AS (SELECT t.v::timestamptz AS at, t.rn FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS t(v, rn)) \
+             UPDATE recipients r SET status = 'queued', planned_at = times.at, queued_at = $4, \
+               variant = (($5 + picked.rn - 1) % $6)::smallint \
+             FROM picked JOIN times ON times.rn = picked.rn \
+             WHERE r.id = picked.id \
+             RETURNING r.id, r.phone, r.planned_at",
+            vec![
+                c.id.into(),
+                (times.len() as i64).into(),
+                json!(times).into(),
+                now.into(),
+                c.planned_count.into(),
+                i64::from(c.variants.max(1)).into(),
+            ],
+        ))
+        .all(txn)
+        .await?)
+    }
+
+    async fn tenant_holidays(
+        &self,
+        txn: &impl ConnectionTrait,
+        due: &[Due],
+    ) -> anyhow::Result<HashMap<Uuid, Vec<NaiveDate>>> {
+        #[derive(FromQueryResult)]
+        struct H {
+            tenant_id: Uuid,
+            date: NaiveDate,
+        }
+        let tenants: Vec<Uuid> = due.iter().map(|d| d.tenant_id).collect();
+        let rows = H::find_by_statement(stmt(
+            "SELECT tenant_id, date FROM holidays \
+             WHERE tenant_id IN (SELECT x::uuid FROM jsonb_array_elements_text($1::jsonb) AS x) ORDER BY date",
+            vec![json!(tenants).into()],
+        ))
+        .all(txn)
+        .await?;
+        let mut map: HashMap<Uuid, Vec<NaiveDate>> = HashMap::new();
+        for h in rows {
+            map.entry(h.tenant_id).or_default().push(h.date);
+        }
+        Ok(map)
+    }
+
+    /// Ticks every `beat.tick_seconds` (tokio-cron-scheduler) while this beat holds the
+    /// lease; a tick still running when the next fires is skipped, not overlapped.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
+        let period = std::time::Duration::from_secs(self.settings.beat.tick_seconds);
+        let lease = Arc::new(Lease::new(&self.keys, period.as_millis() as u64 * 2 + 500));
+        let running = Arc::new(AtomicBool::new(false));
+        let mut scheduler = JobScheduler::new().await?;
+        let beat = Arc::new(self);
+        let job = {
+            let (beat, lease, running) = (beat.clone(), lease.clone(), running.clone());
+            CronJob::new_repeated_async(period, move |_id, _lock| {
+                let (beat, lease, running) = (beat.clone(), lease.clone(), running.clone());
+                Box::pin(async move {
+                    if running.swap(true, Ordering::SeqCst) {
+                        tracing::warn!("previous tick still running: skipping this one");
+                        return;
+                    }
+                    beat.lead_and_tick(&lease).await;
+                    running.store(false, Ordering::SeqCst);
+                })
+            })?
+        };
+        scheduler.add(job).await?;
+        scheduler.start().await?;
+        tracing::info!(tick_seconds = period.as_secs(), "beat started");
+        shutdown.cancelled().await;
+        scheduler.shutdown().await?;
+        while running.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = lease.release(&beat.redis).await;
+        tracing::info!("beat stopped");
+        Ok(())
+    }
+
+    async fn lead_and_tick(&self, lease: &Lease) {
+        match lease.acquire(&self.redis).await {
+            Ok(Some(fence)) => {
+                let now = self.clock.now();
+                match self.tick(now).await {
+                    Ok(report) => tracing::debug!(fence, ?report, "tick"),
+                    Err(e) => tracing::error!(fence, error = ?e, "tick failed"),
+                }
+            }
+            Ok(None) => tracing::trace!("standing by: another beat leads"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach Redis for the lease; ticking anyway (planning is safe to repeat)")
+            }
+        }
+    }
+}

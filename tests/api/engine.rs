@@ -1,0 +1,749 @@
+//! The engine end to end: real Postgres, real Redis, the sandbox gateway over HTTP, beats
+//! and workers running as they do in production (or one tick at a chosen instant).
+
+use crate::helpers::{spawn_app, Tenant, TestApp};
+use arauto::clock::{FixedClock, SharedClock, SystemClock};
+use arauto::config::Settings;
+use arauto::dispatch::{lock, stream, worker::Worker};
+use arauto::gateway::{sandbox_server, SandboxState};
+use arauto::scheduler::Beat;
+use arauto::startup::AppState;
+use chrono::{DateTime, TimeZone, Utc};
+use fred::prelude::*;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub struct Sandbox {
+    pub url: String,
+    pub state: SandboxState,
+}
+
+pub fn start_sandbox() -> Sandbox {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let state = SandboxState::new();
+    tokio::spawn(sandbox_server(listener, state.clone()).unwrap());
+    Sandbox { url, state }
+}
+
+impl Sandbox {
+    pub fn faults(&self, v: Value) {
+        self.state.set_faults(serde_json::from_value(v).unwrap()).unwrap();
+    }
+
+    /// How many times each number was sent to.
+    pub fn sends_per_number(&self) -> HashMap<String, usize> {
+        let mut m = HashMap::new();
+        for s in self.state.sends(None) {
+            *m.entry(s.number).or_insert(0) += 1;
+        }
+        m
+    }
+
+    pub fn send_times(&self, number: &str) -> Vec<DateTime<Utc>> {
+        self.state
+            .sends(None)
+            .into_iter()
+            .filter(|s| s.number == number)
+            .map(|s| DateTime::parse_from_rfc3339(&s.at).unwrap().with_timezone(&Utc))
+            .collect()
+    }
+}
+
+/// Beats and workers running in the background until stopped.
+pub struct Engine {
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Engine {
+    pub async fn start(state: &AppState, beats: usize, workers: usize) -> Self {
+        let shutdown = CancellationToken::new();
+        let mut tasks = vec![];
+        for _ in 0..beats {
+            tasks.push(tokio::spawn(Beat::new(state).run(shutdown.clone())));
+        }
+        for _ in 0..workers {
+            let w = Worker::new(state).await.unwrap();
+            tasks.push(tokio::spawn(w.run(shutdown.clone())));
+        }
+        Self { shutdown, tasks }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub struct World {
+    pub app: TestApp,
+    pub sandbox: Sandbox,
+    pub t: Tenant,
+    pub instance: String,
+}
+
+pub async fn world() -> World {
+    let app = spawn_app().await;
+    let sandbox = start_sandbox();
+    let t = app.signup("Acme").await;
+    let instance = app
+        .post(
+            "/api/v1/instances",
+            &t,
+            json!({"name": "loja-1", "api_url": sandbox.url, "api_key": "k", "instance_name": "loja-1"}),
+        )
+        .await
+        .id();
+    World {
+        app,
+        sandbox,
+        t,
+        instance,
+    }
+}
+
+impl World {
+    /// `n` contacts with phones 5511900000000 + i; returns their ids.
+    pub async fn contacts(&self, n: usize) -> Vec<String> {
+        let items: Vec<Value> = (0..n)
+            .map(|i| json!({"phone": phone(i), "name": format!("Contato {i}")}))
+            .collect();
+        self.app
+            .post("/api/v1/contacts/bulk", &self.t, json!({"contacts": items}))
+            .await
+            .ok(200);
+        let mut ids = vec![];
+        let mut page = 1;
+        loop {
+            let r = self
+                .app
+                .get(&format!("/api/v1/contacts?per_page=500&page={page}"), &self.t)
+                .await;
+            let items = r.body["items"].as_array().unwrap().clone();
+            if items.is_empty() {
+                break;
+            }
+            ids.extend(items.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+            page += 1;
+        }
+        ids
+    }
+
+    pub async fn campaign(&self, contacts: &[String], schedule: Value, pacing: Value) -> String {
+        self.campaign_on(&self.instance, contacts, schedule, pacing).await
+    }
+
+    pub async fn campaign_on(&self, instance: &str, contacts: &[String], schedule: Value, pacing: Value) -> String {
+        let body = json!({
+            "name": "C", "instance_id": instance,
+            "messages": [{"text": "Oi {{nome}}, variante A"}, {"text": "Olá {{nome}}, variante B"}],
+            "audience": {"contact_ids": contacts}, "schedule": schedule, "pacing": pacing
+        });
+        self.app.post("/api/v1/campaigns", &self.t, body).await.id()
+    }
+
+    pub async fn start(&self, campaign: &str) -> Value {
+        self.app
+            .post(&format!("/api/v1/campaigns/{campaign}/start"), &self.t, json!({}))
+            .await
+            .body
+    }
+
+    pub async fn status(&self, campaign: &str) -> String {
+        let r = self.app.get(&format!("/api/v1/campaigns/{campaign}"), &self.t).await;
+        r.body["status"].as_str().unwrap().to_owned()
+    }
+
+    /// Recipient count by status.
+    pub async fn counts(&self, campaign: &str) -> HashMap<String, i64> {
+        let rows = self
+            .app
+            .db
+            .query_all(Statement::from_string(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT status, count(*) AS n FROM recipients WHERE campaign_id = '{campaign}' GROUP BY status"
+                ),
+            ))
+            .await
+            .unwrap();
+        rows.into_iter()
+            .map(|r| {
+                (
+                    r.try_get::<String>("", "status").unwrap(),
+                    r.try_get::<i64>("", "n").unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn wait_for_status(&self, campaign: &str, status: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let s = self.status(campaign).await;
+            if s == status {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "campaign still {s}, wanted {status}: {:?}",
+                self.counts(campaign).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.app.settings.clone()
+    }
+
+    pub fn live_state(&self) -> AppState {
+        self.app.engine_state(self.settings(), Arc::new(SystemClock))
+    }
+}
+
+pub fn phone(i: usize) -> String {
+    format!("55119{:08}", 10_000_000 + i)
+}
+
+fn immediate() -> Value {
+    json!({"mode": "immediate"})
+}
+
+fn fast() -> Value {
+    json!({"min_interval_seconds": 0, "max_interval_seconds": 0})
+}
+
+fn assert_each_sent_once(w: &World, n: usize) {
+    let per = w.sandbox.sends_per_number();
+    assert_eq!(per.len(), n, "every recipient got a message");
+    let repeated: Vec<_> = per.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(repeated.is_empty(), "sent more than once: {repeated:?}");
+}
+
+#[tokio::test]
+async fn a_started_campaign_sends_once_to_every_recipient_and_completes() {
+    let w = world().await;
+    let contacts = w.contacts(30).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    assert_eq!(w.start(&c).await["status"], "active");
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    assert_each_sent_once(&w, 30);
+    assert_eq!(w.counts(&c).await.get("sent"), Some(&30));
+    // Variants rotate in send order, and the text is personalised.
+    let texts: Vec<String> = w.sandbox.state.sends(None).into_iter().filter_map(|s| s.text).collect();
+    assert_eq!(texts.iter().filter(|t| t.contains("variante A")).count(), 15);
+    assert!(texts.iter().all(|t| t.contains("Contato")));
+    let logs = w.app.get(&format!("/api/v1/campaigns/{c}/logs"), &w.t).await;
+    assert_eq!(logs.ok(200)["total"], 30);
+}
+
+#[tokio::test]
+async fn three_workers_and_two_beats_send_exactly_once_even_with_duplicate_entries() {
+    let w = world().await;
+    let contacts = w.contacts(300).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    let state = w.live_state();
+    // Duplicate every job the first tick plans: a second entry must never mean a second send.
+    Beat::new(&state).tick(Utc::now()).await.unwrap();
+    let dup: Vec<stream::Job> = queued_jobs(&w, &c).await;
+    stream::enqueue(&w.app.redis, &state.keys, &dup).await.unwrap();
+    let engine = Engine::start(&state, 2, 3).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
+    engine.stop().await;
+    assert_each_sent_once(&w, 300);
+}
+
+async fn queued_jobs(w: &World, campaign: &str) -> Vec<stream::Job> {
+    let rows = w
+        .app
+        .db
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT id, tenant_id, phone, planned_at FROM recipients WHERE campaign_id = '{campaign}' AND status = 'queued'"),
+        ))
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|r| stream::Job {
+            recipient_id: r.try_get("", "id").unwrap(),
+            campaign_id: campaign.parse().unwrap(),
+            tenant_id: r.try_get("", "tenant_id").unwrap(),
+            phone: r.try_get("", "phone").unwrap(),
+            planned_at: r.try_get("", "planned_at").unwrap(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn after_pause_returns_no_new_send_starts_and_resume_completes_without_repeats() {
+    let w = world().await;
+    let contacts = w.contacts(40).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0.1, "max_interval_seconds": 0.1}),
+        )
+        .await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 2).await;
+    while w.sandbox.state.send_count() < 5 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = w
+        .app
+        .post(&format!("/api/v1/campaigns/{c}/pause"), &w.t, json!({}))
+        .await;
+    assert_eq!(r.ok(200)["status"], "paused");
+    let counts = w.counts(&c).await;
+    let started =
+        counts.get("sending").unwrap_or(&0) + counts.get("sent").unwrap_or(&0) + counts.get("failed").unwrap_or(&0);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        w.sandbox.state.send_count() as i64 <= started,
+        "a send started after pause returned"
+    );
+    assert_eq!(
+        w.counts(&c).await.get("queued"),
+        None,
+        "nothing stays queued while paused"
+    );
+    let r = w
+        .app
+        .post(&format!("/api/v1/campaigns/{c}/resume"), &w.t, json!({}))
+        .await;
+    assert_eq!(r.ok(200)["status"], "active");
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    assert_each_sent_once(&w, 40);
+}
+
+#[tokio::test]
+async fn cancelling_stops_sends_and_cancels_the_rest() {
+    let w = world().await;
+    let contacts = w.contacts(40).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
+        )
+        .await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    while w.sandbox.state.send_count() < 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = w
+        .app
+        .post(&format!("/api/v1/campaigns/{c}/cancel"), &w.t, json!({}))
+        .await;
+    assert_eq!(r.ok(200)["status"], "cancelled");
+    let counts = w.counts(&c).await;
+    let started = counts.get("sending").unwrap_or(&0) + counts.get("sent").unwrap_or(&0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    engine.stop().await;
+    assert!(w.sandbox.state.send_count() as i64 <= started);
+    let counts = w.counts(&c).await;
+    assert!(counts.get("cancelled").copied().unwrap_or(0) > 0);
+    assert_eq!(
+        counts.get("pending").copied().unwrap_or(0) + counts.get("queued").copied().unwrap_or(0),
+        0
+    );
+    let again = w
+        .app
+        .post(&format!("/api/v1/campaigns/{c}/resume"), &w.t, json!({}))
+        .await;
+    assert_eq!(again.problem(409)["current_status"], "cancelled");
+}
+
+/// One tick at a chosen instant; returns how many sends it planned.
+async fn tick_at(w: &World, at: DateTime<Utc>) -> u64 {
+    let clock: SharedClock = Arc::new(FixedClock::at(at));
+    Beat::new(&w.app.engine_state(w.settings(), clock))
+        .tick(at)
+        .await
+        .unwrap()
+        .queued
+}
+
+#[tokio::test]
+async fn nothing_is_planned_while_the_window_is_closed_and_sends_start_when_it_opens() {
+    let w = world().await;
+    let contacts = w.contacts(3).await;
+    let sched = json!({"mode": "custom", "timezone": "America/Sao_Paulo", "calendar": "BR", "days": [1,2,3,4,5], "windows": [{"start": "09:00", "end": "18:00"}]});
+    let c = w
+        .campaign(
+            &contacts,
+            sched,
+            json!({"min_interval_seconds": 1, "max_interval_seconds": 1}),
+        )
+        .await;
+    w.start(&c).await;
+    // Saturday 2026-11-28 10:00 in São Paulo.
+    assert_eq!(
+        tick_at(&w, Utc.with_ymd_and_hms(2026, 11, 28, 13, 0, 0).unwrap()).await,
+        0
+    );
+    // Monday 2026-11-30 08:59:59: still closed.
+    assert_eq!(
+        tick_at(&w, Utc.with_ymd_and_hms(2026, 11, 30, 11, 59, 59).unwrap()).await,
+        0
+    );
+    // Monday 09:00: open.
+    assert!(tick_at(&w, Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()).await > 0);
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await;
+    assert_eq!(stats.ok(200)["status"], "active");
+}
+
+#[tokio::test]
+async fn nothing_is_planned_on_a_holiday_of_the_calendar_or_of_the_tenant() {
+    let w = world().await;
+    let contacts = w.contacts(3).await;
+    let sched = json!({"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR"});
+    w.app
+        .post(
+            "/api/v1/holidays",
+            &w.t,
+            json!({"date": "2026-12-28", "name": "Recesso"}),
+        )
+        .await
+        .ok(201);
+    let c = w
+        .campaign(
+            &contacts,
+            sched,
+            json!({"min_interval_seconds": 1, "max_interval_seconds": 1}),
+        )
+        .await;
+    w.start(&c).await;
+    // Christmas (Friday) 10:00, then the tenant's own Monday 28th.
+    assert_eq!(
+        tick_at(&w, Utc.with_ymd_and_hms(2026, 12, 25, 13, 0, 0).unwrap()).await,
+        0
+    );
+    assert_eq!(
+        tick_at(&w, Utc.with_ymd_and_hms(2026, 12, 28, 13, 0, 0).unwrap()).await,
+        0
+    );
+    assert!(tick_at(&w, Utc.with_ymd_and_hms(2026, 12, 29, 13, 0, 0).unwrap()).await > 0);
+}
+
+#[tokio::test]
+async fn consecutive_sends_are_never_closer_than_the_minimum_interval() {
+    let w = world().await;
+    let contacts = w.contacts(6).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0.7, "max_interval_seconds": 0.9}),
+        )
+        .await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 2).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    let mut times: Vec<DateTime<Utc>> = (0..6).flat_map(|i| w.sandbox.send_times(&phone(i))).collect();
+    times.sort();
+    assert_eq!(times.len(), 6);
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= chrono::Duration::milliseconds(650),
+            "gap {gap} below the minimum interval"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_phone_lock_spaces_two_campaigns_to_the_same_phone() {
+    let w = world().await;
+    let contacts = w.contacts(1).await;
+    let second = w
+        .app
+        .post(
+            "/api/v1/instances",
+            &w.t,
+            json!({"name": "loja-2", "api_url": w.sandbox.url, "api_key": "k", "instance_name": "loja-2"}),
+        )
+        .await
+        .id();
+    let a = w.campaign(&contacts, immediate(), fast()).await;
+    let b = w.campaign_on(&second, &contacts, immediate(), fast()).await;
+    w.start(&a).await;
+    w.start(&b).await;
+    let engine = Engine::start(&w.live_state(), 1, 2).await;
+    w.wait_for_status(&a, "completed", Duration::from_secs(30)).await;
+    w.wait_for_status(&b, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    let times = w.sandbox.send_times(&phone(0));
+    assert_eq!(times.len(), 2);
+    let lock = chrono::Duration::milliseconds(w.settings().dispatch.phone_lock_ms as i64);
+    assert!(
+        (times[1] - times[0]).abs() >= lock - chrono::Duration::milliseconds(50),
+        "{times:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_runs_one_active_campaign_at_a_time() {
+    let w = world().await;
+    let contacts = w.contacts(2).await;
+    let a = w.campaign(&contacts, immediate(), fast()).await;
+    let b = w.campaign(&contacts, immediate(), fast()).await;
+    assert_eq!(w.start(&a).await["status"], "active");
+    let r = w
+        .app
+        .post(&format!("/api/v1/campaigns/{b}/start"), &w.t, json!({}))
+        .await;
+    r.problem(409);
+    assert_eq!(w.status(&b).await, "draft");
+    // The database refuses it too, whoever tries.
+    let sql = format!("UPDATE campaigns SET status = 'active' WHERE id = '{b}'");
+    assert!(w.app.db.execute_unprepared(&sql).await.is_err());
+}
+
+#[tokio::test]
+async fn starting_needs_a_connected_instance() {
+    let w = world().await;
+    let contacts = w.contacts(1).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.sandbox.faults(json!({"disconnected": ["loja-1"]}));
+    let r = w
+        .app
+        .post(&format!("/api/v1/campaigns/{c}/start"), &w.t, json!({}))
+        .await;
+    assert!(r.problem(409)["detail"].as_str().unwrap().contains("not connected"));
+    assert_eq!(w.status(&c).await, "draft");
+}
+
+#[tokio::test]
+async fn a_dead_workers_jobs_are_taken_over_without_duplicates() {
+    let w = world().await;
+    let contacts = w.contacts(20).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    let state = w.live_state();
+    stream::ensure_group(&w.app.redis, &state.keys).await.unwrap();
+    Beat::new(&state).tick(Utc::now()).await.unwrap();
+    // A worker reads every entry, then dies (SIGKILL: no ack, no outcome).
+    let blocking = arauto::redis::connect("redis://127.0.0.1:6379").await.unwrap();
+    let taken = stream::read(&blocking, &state.keys, "dead-worker", 100, 100)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 20);
+    // ...and one recipient it had claimed is stuck in `sending` forever.
+    let stuck = taken[0].job.clone().unwrap().recipient_id;
+    w.app
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE recipients SET status = 'sending', sending_at = now() - interval '1 hour' WHERE id = '{stuck}'"
+        ))
+        .await
+        .unwrap();
+    let engine = Engine::start(&state, 1, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    let per = w.sandbox.sends_per_number();
+    assert_eq!(per.len(), 19, "the interrupted send is never blindly resent");
+    assert!(per.values().all(|n| *n == 1));
+    let counts = w.counts(&c).await;
+    assert_eq!((counts.get("sent"), counts.get("failed")), (Some(&19), Some(&1)));
+    let reason = w
+        .app
+        .db
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT reason FROM recipients WHERE id = '{stuck}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "reason")
+        .unwrap();
+    assert_eq!(reason, "outcome_unknown");
+}
+
+#[tokio::test]
+async fn deleting_every_redis_key_mid_run_loses_nothing_and_repeats_nothing() {
+    let w = world().await;
+    let contacts = w.contacts(40).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0.05, "max_interval_seconds": 0.05}),
+        )
+        .await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 2).await;
+    while w.sandbox.state.send_count() < 10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What FLUSHALL would do, limited to this test's keys.
+    let prefix = w.settings().redis.prefix;
+    let keys: Vec<String> = w
+        .app
+        .redis
+        .custom(fred::cmd!("KEYS"), vec![format!("{prefix}*")])
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    let _: i64 = w.app.redis.del(keys).await.unwrap();
+    w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
+    engine.stop().await;
+    assert_each_sent_once(&w, 40);
+}
+
+#[tokio::test]
+async fn a_gateway_5xx_is_retried_then_sent() {
+    let w = world().await;
+    let contacts = w.contacts(1).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.sandbox.faults(json!({"fail_next": {"count": 2, "status": 503}}));
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    assert_eq!(w.counts(&c).await.get("sent"), Some(&1));
+    let logs = w.app.get(&format!("/api/v1/campaigns/{c}/logs"), &w.t).await;
+    assert_eq!(logs.ok(200)["items"][0]["attempts"], 3);
+    assert_eq!(logs.body["items"][0]["outcome"], "sent");
+}
+
+#[tokio::test]
+async fn a_number_not_on_whatsapp_fails_with_the_reason() {
+    let w = world().await;
+    let contacts = w.contacts(2).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.sandbox.faults(json!({"not_on_whatsapp": [phone(0)]}));
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    let r = w
+        .app
+        .get(&format!("/api/v1/campaigns/{c}/recipients?status=failed"), &w.t)
+        .await;
+    let items = r.ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["phone"], phone(0));
+    assert!(
+        items[0]["reason"].as_str().unwrap().contains("not on WhatsApp"),
+        "{}",
+        items[0]
+    );
+}
+
+#[tokio::test]
+async fn a_disconnected_instance_pauses_the_campaign_with_the_reason_and_loses_nothing() {
+    let w = world().await;
+    let contacts = w.contacts(3).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
+        )
+        .await;
+    w.start(&c).await;
+    w.sandbox.faults(json!({"disconnected": ["loja-1"]}));
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    w.wait_for_status(&c, "paused", Duration::from_secs(30)).await;
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await;
+    assert!(
+        stats.ok(200)["paused_reason"]
+            .as_str()
+            .unwrap()
+            .contains("Connection Closed"),
+        "{}",
+        stats.body
+    );
+    assert_eq!(w.sandbox.state.send_count(), 0);
+    // Reconnected and resumed: everyone still gets the message, once.
+    w.sandbox.state.reset_faults();
+    w.app
+        .post(&format!("/api/v1/campaigns/{c}/resume"), &w.t, json!({}))
+        .await
+        .ok(200);
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    assert_each_sent_once(&w, 3);
+}
+
+#[tokio::test]
+async fn a_stopping_worker_finishes_the_send_in_hand() {
+    let w = world().await;
+    let contacts = w.contacts(1).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.sandbox.faults(json!({"latency_ms": 800}));
+    w.start(&c).await;
+    let state = w.live_state();
+    Beat::new(&state).tick(Utc::now()).await.unwrap();
+    let engine = Engine::start(&state, 0, 1).await;
+    while w.counts(&c).await.get("sending").is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    engine.stop().await; // SIGTERM: returns only when the send in hand is recorded
+    assert_eq!(w.counts(&c).await.get("sent"), Some(&1));
+    let pending: fred::types::Value = w
+        .app
+        .redis
+        .xpending(stream::stream_key(&state.keys), stream::GROUP, ())
+        .await
+        .unwrap();
+    assert_eq!(pending.into_array()[0].as_i64(), Some(0), "acknowledged");
+}
+
+#[tokio::test]
+async fn a_lock_is_released_only_by_its_owner() {
+    let app = spawn_app().await;
+    let key = format!("{}lock:test", app.settings.redis.prefix);
+    let lock::Acquired::Yes(mine) = lock::acquire(&app.redis, key.clone(), 10_000).await.unwrap() else {
+        panic!("free lock not acquired")
+    };
+    assert!(matches!(
+        lock::acquire(&app.redis, key.clone(), 10_000).await.unwrap(),
+        lock::Acquired::HeldFor(_)
+    ));
+    let impostor = lock::Lock {
+        key: key.clone(),
+        token: "someone else".into(),
+    };
+    assert!(!lock::release(&app.redis, &impostor).await.unwrap());
+    assert!(matches!(
+        lock::acquire(&app.redis, key.clone(), 10_000).await.unwrap(),
+        lock::Acquired::HeldFor(_)
+    ));
+    assert!(lock::release(&app.redis, &mine).await.unwrap());
+    assert!(matches!(
+        lock::acquire(&app.redis, key, 10_000).await.unwrap(),
+        lock::Acquired::Yes(_)
+    ));
+}
+
+#[tokio::test]
+async fn one_beat_leads_and_another_takes_over_with_a_higher_fencing_token() {
+    let app = spawn_app().await;
+    let keys = arauto::redis::Keys::new(app.settings.redis.prefix.clone());
+    let a = arauto::scheduler::lease::Lease::new(&keys, 10_000);
+    let b = arauto::scheduler::lease::Lease::new(&keys, 10_000);
+    let first = a.acquire(&app.redis).await.unwrap().expect("a leads");
+    assert_eq!(b.acquire(&app.redis).await.unwrap(), None, "b stands by");
+    assert_eq!(a.acquire(&app.redis).await.unwrap(), Some(first), "a renews");
+    a.release(&app.redis).await.unwrap();
+    let second = b.acquire(&app.redis).await.unwrap().expect("b takes over");
+    assert!(second > first);
+}
