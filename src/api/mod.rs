@@ -30,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::campaigns::templates::configure)
                 .configure(crate::campaigns::routes::configure)
                 .configure(crate::campaigns::lifecycle::configure)
-                .configure(crate::campaigns::stats::configure),
+                .configure(crate::campaigns::stats::configure)
+                .configure(crate::gateway::routes::configure),
         )
         .default_service(web::to(not_found));
 }

@@ -7,7 +7,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{api, audit, calendar, campaigns, contacts, instances, tenancy};
+use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenancy};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,8 @@ use crate::{api, audit, calendar, campaigns, contacts, instances, tenancy};
         campaigns::lifecycle::cancel_route,
         campaigns::stats::stats, campaigns::stats::recipients, campaigns::stats::logs, campaigns::stats::dashboard,
         campaigns::stats::queue,
+        gateway::routes::evolution_webhook, gateway::routes::instance_state, gateway::routes::instance_connect,
+        gateway::routes::instance_logout,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),

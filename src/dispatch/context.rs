@@ -76,12 +76,15 @@ struct Row {
 
 const TTL: Duration = Duration::from_secs(30);
 
+/// Contexts by campaign, with when they were loaded.
+type Cached = HashMap<Uuid, (Instant, Arc<CampaignContext>)>;
+
 #[derive(Clone)]
 pub struct ContextCache {
     db: DatabaseConnection,
     cipher: Cipher,
     calendars: Arc<Calendars>,
-    cache: Arc<Mutex<HashMap<Uuid, (Instant, Arc<CampaignContext>)>>>,
+    cache: Arc<Mutex<Cached>>,
 }
 
 impl ContextCache {
@@ -113,7 +116,7 @@ impl ContextCache {
         Ok(Some(ctx))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, Arc<CampaignContext>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 

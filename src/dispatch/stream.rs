@@ -88,7 +88,10 @@ pub async fn len(redis: &Client, keys: &Keys) -> Result<u64, Error> {
     redis.xlen(stream_key(keys)).await
 }
 
-fn entries(raw: Vec<(String, HashMap<String, String>)>) -> Vec<Entry> {
+/// Entries as Redis returns them: id and fields.
+type RawEntries = Vec<(String, HashMap<String, String>)>;
+
+fn entries(raw: RawEntries) -> Vec<Entry> {
     raw.into_iter()
         .map(|(id, fields)| Entry {
             job: Job::from_fields(&fields),
@@ -126,7 +129,7 @@ pub async fn claim_abandoned(
     min_idle_ms: u64,
     count: u64,
 ) -> Result<Vec<Entry>, Error> {
-    let (_next, raw): (String, Vec<(String, HashMap<String, String>)>) = redis
+    let (_next, raw): (String, RawEntries) = redis
         .xautoclaim_values(
             stream_key(keys),
             GROUP,

@@ -3,6 +3,7 @@
 //! in-process simulator that speaks the same subset and can inject failures.
 
 pub mod client;
+pub mod routes;
 pub mod sandbox;
 pub mod webhook;
 

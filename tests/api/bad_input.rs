@@ -92,6 +92,16 @@ const ID_ROUTES: &[(&str, &str, Option<&str>)] = &[
         "/api/v1/campaigns/{campaign}/preview",
         Some(r#"{"contact_id": "00000000-0000-0000-0000-000000000000"}"#),
     ),
+    ("POST", "/api/v1/campaigns/{campaign}/start", None),
+    ("POST", "/api/v1/campaigns/{campaign}/pause", None),
+    ("POST", "/api/v1/campaigns/{campaign}/resume", None),
+    ("POST", "/api/v1/campaigns/{campaign}/cancel", None),
+    ("GET", "/api/v1/campaigns/{campaign}/stats", None),
+    ("GET", "/api/v1/campaigns/{campaign}/recipients", None),
+    ("GET", "/api/v1/campaigns/{campaign}/logs", None),
+    ("GET", "/api/v1/instances/{instance}/state", None),
+    ("POST", "/api/v1/instances/{instance}/connect", None),
+    ("POST", "/api/v1/instances/{instance}/logout", None),
 ];
 
 /// One of each resource, owned by `t`, keyed by the placeholder names above.

@@ -693,7 +693,7 @@ async fn a_stopping_worker_finishes_the_send_in_hand() {
     let state = w.live_state();
     Beat::new(&state).tick(Utc::now()).await.unwrap();
     let engine = Engine::start(&state, 0, 1).await;
-    while w.counts(&c).await.get("sending").is_none() {
+    while !w.counts(&c).await.contains_key("sending") {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     engine.stop().await; // SIGTERM: returns only when the send in hand is recorded

@@ -11,5 +11,6 @@ mod health;
 mod holidays;
 mod instances;
 mod migrations;
+mod observability;
 mod sets;
 mod users;

@@ -1,0 +1,263 @@
+//! Gateway-facing and instance-facing routes: the Evolution webhook (receipts, inbound
+//! messages, connection updates) and an instance's state, connect (QR) and logout.
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::webhook::{parse_webhook, GatewayEvent, ReceiptStatus};
+use super::{ConnectInfo, ConnectionState, GatewayError};
+use crate::api::find_owned;
+use crate::campaigns::lifecycle::target_of;
+use crate::dispatch::store;
+use crate::entities::instances;
+use crate::error::{AppError, AppResult};
+use crate::startup::AppState;
+use crate::tenancy::auth::AuthUser;
+
+fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Words that, alone in an inbound message, opt the sender out.
+pub const OPT_OUT_KEYWORDS: [&str; 5] = ["SAIR", "PARAR", "STOP", "CANCELAR", "DESCADASTRAR"];
+
+pub fn is_opt_out(text: &str) -> bool {
+    let word: String = text.trim().trim_matches(|c: char| !c.is_alphanumeric()).to_uppercase();
+    OPT_OUT_KEYWORDS.contains(&word.as_str())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookResult {
+    /// Events acted on.
+    pub handled: usize,
+}
+
+/// Receives gateway events. Idempotent: a repeated or late event never moves a status
+/// backwards.
+#[utoipa::path(tag = "webhooks", params(("webhook_token" = String, Path)), request_body = Object, responses(
+    (status = 200, body = WebhookResult),
+    (status = 400, body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem),
+))]
+#[post("/webhooks/evolution/{webhook_token}")]
+pub async fn evolution_webhook(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    body: web::Bytes,
+    _req: HttpRequest,
+) -> AppResult<HttpResponse> {
+    let instance = instances::Entity::find()
+        .filter(instances::Column::WebhookToken.eq(token.as_str()))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("webhook"))?;
+    let events = parse_webhook(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let now = state.clock.now();
+    let mut handled = 0;
+    for event in events {
+        handled += 1;
+        match event {
+            GatewayEvent::Receipt { message_id, status, .. } => {
+                let delivered = status.rank() >= ReceiptStatus::DeliveryAck.rank();
+                let read = status.rank() >= ReceiptStatus::Read.rank();
+                // A receipt proves the send: it corrects an `outcome_unknown` failure.
+                state
+                    .db
+                    .execute(stmt(
+                        "UPDATE recipients SET \
+                           delivered_at = CASE WHEN $3 THEN COALESCE(delivered_at, $5) ELSE delivered_at END, \
+                           read_at = CASE WHEN $4 THEN COALESCE(read_at, $5) ELSE read_at END, \
+                           status = CASE WHEN status = 'failed' AND reason LIKE 'outcome_unknown%' THEN 'sent' ELSE status END, \
+                           sent_at = COALESCE(sent_at, $5) \
+                         WHERE tenant_id = $1 AND message_id = $2",
+                        vec![instance.tenant_id.into(), message_id.into(), delivered.into(), read.into(), now.into()],
+                    ))
+                    .await?;
+            }
+            GatewayEvent::Inbound { phone, text, .. } => {
+                state
+                    .db
+                    .execute(stmt(
+                        "UPDATE recipients SET replied_at = $3 WHERE tenant_id = $1 AND phone = $2 \
+                         AND status = 'sent' AND replied_at IS NULL",
+                        vec![instance.tenant_id.into(), phone.clone().into(), now.into()],
+                    ))
+                    .await?;
+                if text.as_deref().is_some_and(is_opt_out) {
+                    opt_out(&state, instance.tenant_id, &phone, now).await?;
+                }
+            }
+            GatewayEvent::Connection {
+                state: ConnectionState::Close,
+                ..
+            } => {
+                #[derive(sea_orm::FromQueryResult)]
+                struct Id {
+                    id: Uuid,
+                }
+                let active = <Id as sea_orm::FromQueryResult>::find_by_statement(stmt(
+                    "SELECT id FROM campaigns WHERE instance_id = $1 AND status = 'active'",
+                    vec![instance.id.into()],
+                ))
+                .all(&state.db)
+                .await?;
+                for c in active {
+                    store::pause_if_active(&state.db, c.id, "instance disconnected").await?;
+                }
+            }
+            GatewayEvent::Connection { .. } => {}
+        }
+    }
+    Ok(HttpResponse::Ok().json(WebhookResult { handled }))
+}
+
+/// The contact is opted out and its pending recipients in every campaign are skipped.
+async fn opt_out(state: &AppState, tenant_id: Uuid, phone: &str, now: chrono::DateTime<chrono::Utc>) -> AppResult<()> {
+    state
+        .db
+        .execute(stmt(
+            "UPDATE contacts SET opted_out_at = COALESCE(opted_out_at, $3), updated_at = $3 WHERE tenant_id = $1 AND phone = $2",
+            vec![tenant_id.into(), phone.into(), now.into()],
+        ))
+        .await?;
+    state
+        .db
+        .execute(stmt(
+            "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
+             WHERE tenant_id = $1 AND phone = $2 AND status IN ('pending', 'queued')",
+            vec![tenant_id.into(), phone.into()],
+        ))
+        .await?;
+    Ok(())
+}
+
+fn gateway_problem(e: GatewayError) -> AppError {
+    AppError::Conflict {
+        detail: format!("the gateway refused: {e}"),
+        current_status: None,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateView {
+    /// open, connecting or close.
+    pub state: ConnectionState,
+}
+
+async fn with_target<T, F, Fut>(state: &AppState, user: &AuthUser, id: Uuid, call: F) -> AppResult<T>
+where
+    F: FnOnce(super::GatewayClient, instances::Model, String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, GatewayError>>,
+{
+    let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, id, "instance").await?;
+    let key = state.cipher.decrypt(&instance.api_key_enc)?;
+    call(state.gateway.clone(), instance, key)
+        .await
+        .map_err(gateway_problem)
+}
+
+/// The instance's connection state, as the gateway reports it.
+#[utoipa::path(tag = "instances", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = StateView),
+    (status = 404, body = crate::error::Problem),
+    (status = 409, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[get("/instances/{id}/state")]
+pub async fn instance_state(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    let s = with_target(&state, &user, *id, |gw, i, key| async move {
+        gw.connection_state(target_of(&i, &key)).await
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(StateView { state: s }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectView {
+    pub pairing_code: Option<String>,
+    pub code: Option<String>,
+    /// A QR code image as a data URL.
+    pub base64: Option<String>,
+}
+
+impl From<ConnectInfo> for ConnectView {
+    fn from(c: ConnectInfo) -> Self {
+        Self {
+            pairing_code: c.pairing_code,
+            code: c.code,
+            base64: c.base64,
+        }
+    }
+}
+
+/// Asks the gateway for a QR code / pairing code to connect the number (admins only).
+#[utoipa::path(tag = "instances", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ConnectView),
+    (status = 403, body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem),
+    (status = 409, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[post("/instances/{id}/connect")]
+pub async fn instance_connect(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let info = with_target(&state, &user, *id, |gw, i, key| async move {
+        gw.connect(target_of(&i, &key)).await
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ConnectView::from(info)))
+}
+
+/// Logs the number out of the gateway (admins only).
+#[utoipa::path(tag = "instances", params(("id" = Uuid, Path)), responses(
+    (status = 204),
+    (status = 403, body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem),
+    (status = 409, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[post("/instances/{id}/logout")]
+pub async fn instance_logout(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    with_target(&state, &user, *id, |gw, i, key| async move {
+        gw.logout(target_of(&i, &key)).await
+    })
+    .await?;
+    let event = crate::audit::Event::new("instance.logout", "instance", *id);
+    crate::audit::record(&state.db, user.tenant_id, Some(user.user_id), event).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(evolution_webhook)
+        .service(instance_state)
+        .service(instance_connect)
+        .service(instance_logout);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_opt_out;
+
+    #[test]
+    fn opt_out_keywords_match_alone_in_any_case() {
+        for t in ["SAIR", "sair", " Parar ", "stop!", "Descadastrar."] {
+            assert!(is_opt_out(t), "{t}");
+        }
+        for t in ["não quero sair", "STOPPED", "ok"] {
+            assert!(!is_opt_out(t), "{t}");
+        }
+    }
+}
