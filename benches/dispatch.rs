@@ -1,0 +1,103 @@
+//! Dispatch throughput through `arauto sandbox` with no added latency: beat + workers +
+//! sandbox + Postgres + Redis all on this machine. Prints sends per second.
+//!
+//! `cargo bench --bench dispatch` (env `BENCH_SENDS`, default 20000; `BENCH_WORKERS`,
+//! default 2).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use arauto::dispatch::worker::Worker;
+use arauto::gateway::{sandbox_server, SandboxState};
+use arauto::scheduler::Beat;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let sends = env("BENCH_SENDS", 20_000);
+    let workers = env("BENCH_WORKERS", 2);
+    let campaigns = 4;
+    let bench = support::setup(|s| {
+        s.beat.max_batch = 100_000;
+        s.dispatch.concurrency = 256;
+        s.database.max_connections = 20;
+    })
+    .await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let sandbox = SandboxState::new();
+    tokio::spawn(sandbox_server(listener, sandbox.clone()).unwrap());
+
+    let tenant = bench.tenant().await;
+    bench.instances(tenant, campaigns, &url).await;
+    let per = sends / campaigns;
+    bench
+        .exec(&format!(
+            "INSERT INTO contacts (id, tenant_id, phone, name) \
+             SELECT gen_random_uuid(), '{tenant}', (5511900000000 + i)::text, 'Contato ' || i FROM generate_series(1, {sends}) AS i"
+        ))
+        .await;
+    let schedule = support::immediate_schedule();
+    bench
+        .exec(&format!(
+            "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, next_send_at) \
+             SELECT gen_random_uuid(), '{tenant}', 'Bench ' || i.name, i.id, 'active', \
+               '[{{\"text\": \"Oi {{{{nome}}}}, {{tudo bem|como vai}}?\"}}]', '{{}}', '{schedule}', \
+               '{{\"min_interval_seconds\": 0, \"max_interval_seconds\": 0}}', now() - interval '1 second' \
+             FROM instances i WHERE i.tenant_id = '{tenant}'"
+        ))
+        .await;
+    bench
+        .exec(&format!(
+            "INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position) \
+             SELECT gen_random_uuid(), '{tenant}', c.id, ct.id, ct.phone, ct.name, row_number() OVER (PARTITION BY c.id ORDER BY ct.phone) \
+             FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM campaigns) c \
+             JOIN (SELECT id, phone, name, (row_number() OVER (ORDER BY phone) - 1) % {campaigns} AS k FROM contacts) ct ON ct.k = c.k"
+        ))
+        .await;
+    let total = per * campaigns;
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = vec![];
+    for _ in 0..workers {
+        let w = Worker::new(&bench.state).await.unwrap();
+        tasks.push(tokio::spawn(w.run(shutdown.clone())));
+    }
+    let beat = Beat::new(&bench.state);
+    let started = Instant::now();
+    let mut ticks = 0;
+    while sandbox.send_count() < total {
+        beat.tick(chrono::Utc::now()).await.unwrap();
+        ticks += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if started.elapsed() > Duration::from_secs(600) {
+            eprintln!("gave up after 10 minutes");
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let sent = sandbox.send_count();
+    let per_number = {
+        let mut m = std::collections::HashMap::new();
+        for s in sandbox.sends(None) {
+            *m.entry(s.number).or_insert(0u32) += 1;
+        }
+        m
+    };
+    println!(
+        "dispatch: {sent} sends in {:.2} s = {:.0} sends/s ({workers} workers, {campaigns} campaigns, {ticks} ticks; duplicates: {})",
+        elapsed.as_secs_f64(),
+        sent as f64 / elapsed.as_secs_f64(),
+        per_number.values().filter(|n| **n > 1).count()
+    );
+    bench.teardown().await;
+}

@@ -1,0 +1,89 @@
+//! Bench set-up shared by the engine benchmarks: a throwaway database (dropped at the end)
+//! and Redis prefix, and bulk fixtures written straight in SQL.
+
+#![allow(dead_code)]
+
+use arauto::clock::SystemClock;
+use arauto::config::Settings;
+use arauto::startup::AppState;
+use sea_orm::{ConnectionTrait, Database};
+use sea_orm_migration::MigratorTrait;
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+
+pub struct BenchDb {
+    pub state: AppState,
+    name: String,
+    server_url: String,
+}
+
+pub async fn setup(tweak: impl FnOnce(&mut Settings)) -> BenchDb {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut settings = Settings::load_from(&dir.join("config"), "test", false).expect("settings");
+    settings.holidays.dir = dir.join("holidays");
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("arauto_bench_{id}");
+    let mut url = reqwest::Url::parse(settings.database.url.expose_secret()).expect("url");
+    url.set_path("/postgres");
+    let server_url = url.to_string();
+    let admin = Database::connect(&server_url).await.expect("Postgres");
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create db");
+    url.set_path(&format!("/{name}"));
+    settings.database.url = SecretString::from(url.to_string());
+    settings.redis.prefix = format!("bench:{id}:");
+    tweak(&mut settings);
+    let db = arauto::startup::connect_db(&settings).await.expect("db");
+    migration::Migrator::up(&db, None).await.expect("migrate");
+    let redis = arauto::redis::connect(settings.redis.url.expose_secret()).await.expect("Redis");
+    let calendars = arauto::startup::load_calendars(&settings).expect("calendars");
+    let state = AppState::from_parts(settings, Arc::new(SystemClock), db, redis, calendars).expect("state");
+    BenchDb { state, name, server_url }
+}
+
+impl BenchDb {
+    pub async fn exec(&self, sql: &str) {
+        self.state.db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{e}: {sql}"));
+    }
+
+    pub async fn teardown(self) {
+        use fred::prelude::*;
+        let keys: Vec<String> = self
+            .state
+            .redis
+            .custom(fred::cmd!("KEYS"), vec![format!("{}*", self.state.settings.redis.prefix)])
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<i64, _> = self.state.redis.del(keys).await;
+        }
+        let _ = self.state.db.clone().close().await;
+        if let Ok(admin) = Database::connect(&self.server_url).await {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+                .await;
+        }
+    }
+
+    /// One tenant; returns its id.
+    pub async fn tenant(&self) -> uuid::Uuid {
+        let id = uuid::Uuid::new_v4();
+        self.exec(&format!("INSERT INTO tenants (id, name) VALUES ('{id}', 'Bench')")).await;
+        id
+    }
+
+    /// `n` instances named `bench-<i>` pointing at `api_url`.
+    pub async fn instances(&self, tenant: uuid::Uuid, n: usize, api_url: &str) {
+        let key = self.state.cipher.encrypt("bench-key").expect("encrypt");
+        self.exec(&format!(
+            "INSERT INTO instances (id, tenant_id, name, api_url, instance_name, api_key_enc, webhook_token) \
+             SELECT gen_random_uuid(), '{tenant}', 'bench-' || i, '{api_url}', 'bench-' || i, '{key}', md5(random()::text || i) \
+             FROM generate_series(1, {n}) AS i"
+        ))
+        .await;
+    }
+}
+
+/// The stored form of an always-open schedule.
+pub fn immediate_schedule() -> String {
+    "{\"mode\": \"immediate\", \"timezone\": \"UTC\", \"calendar\": \"none\", \"start_at\": null, \"days\": [1,2,3,4,5,6,7], \"windows\": [{\"start\": \"00:00\", \"end\": \"24:00\"}], \"skip_holidays\": false}".into()
+}
