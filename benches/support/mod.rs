@@ -27,22 +27,35 @@ pub async fn setup(tweak: impl FnOnce(&mut Settings)) -> BenchDb {
     url.set_path("/postgres");
     let server_url = url.to_string();
     let admin = Database::connect(&server_url).await.expect("Postgres");
-    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create db");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create db");
     url.set_path(&format!("/{name}"));
     settings.database.url = SecretString::from(url.to_string());
     settings.redis.prefix = format!("bench:{id}:");
     tweak(&mut settings);
     let db = arauto::startup::connect_db(&settings).await.expect("db");
     migration::Migrator::up(&db, None).await.expect("migrate");
-    let redis = arauto::redis::connect(settings.redis.url.expose_secret()).await.expect("Redis");
+    let redis = arauto::redis::connect(settings.redis.url.expose_secret())
+        .await
+        .expect("Redis");
     let calendars = arauto::startup::load_calendars(&settings).expect("calendars");
     let state = AppState::from_parts(settings, Arc::new(SystemClock), db, redis, calendars).expect("state");
-    BenchDb { state, name, server_url }
+    BenchDb {
+        state,
+        name,
+        server_url,
+    }
 }
 
 impl BenchDb {
     pub async fn exec(&self, sql: &str) {
-        self.state.db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{e}: {sql}"));
+        self.state
+            .db
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {sql}"));
     }
 
     pub async fn teardown(self) {
@@ -50,7 +63,10 @@ impl BenchDb {
         let keys: Vec<String> = self
             .state
             .redis
-            .custom(fred::cmd!("KEYS"), vec![format!("{}*", self.state.settings.redis.prefix)])
+            .custom(
+                fred::cmd!("KEYS"),
+                vec![format!("{}*", self.state.settings.redis.prefix)],
+            )
             .await
             .unwrap_or_default();
         if !keys.is_empty() {
@@ -67,7 +83,8 @@ impl BenchDb {
     /// One tenant; returns its id.
     pub async fn tenant(&self) -> uuid::Uuid {
         let id = uuid::Uuid::new_v4();
-        self.exec(&format!("INSERT INTO tenants (id, name) VALUES ('{id}', 'Bench')")).await;
+        self.exec(&format!("INSERT INTO tenants (id, name) VALUES ('{id}', 'Bench')"))
+            .await;
         id
     }
 

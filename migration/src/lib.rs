@@ -3,6 +3,28 @@
 
 pub use sea_orm_migration::prelude::*;
 
+/// A migration written as two SQL scripts: `up` and `down` (its undo).
+macro_rules! sql_migration {
+    ($up:expr, $down:expr) => {
+        #[derive(DeriveMigrationName)]
+        pub struct Migration;
+
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager.get_connection().execute_unprepared($up).await?;
+                Ok(())
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager.get_connection().execute_unprepared($down).await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use sql_migration;
+
 mod m20261125_000001_foundation;
 mod m20261125_000002_campaigns;
 mod m20261125_000003_dispatch;

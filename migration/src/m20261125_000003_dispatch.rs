@@ -3,9 +3,6 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
-
 const UP: &str = r#"
 ALTER TABLE campaigns ADD COLUMN planned_count bigint NOT NULL DEFAULT 0;
 -- One instance (WhatsApp number) runs at most one active campaign at a time.
@@ -69,15 +66,4 @@ DROP INDEX IF EXISTS campaigns_one_active_per_instance;
 ALTER TABLE campaigns DROP COLUMN IF EXISTS planned_count;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+crate::sql_migration!(UP, DOWN);

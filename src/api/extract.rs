@@ -176,6 +176,22 @@ impl Pagination {
             total,
         }
     }
+
+    /// This page of `query` (already filtered and ordered), with the total count.
+    pub async fn fetch<E>(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        query: sea_orm::Select<E>,
+    ) -> Result<Page<E::Model>, sea_orm::DbErr>
+    where
+        E: sea_orm::EntityTrait,
+        E::Model: Sync,
+    {
+        use sea_orm::{PaginatorTrait, QuerySelect};
+        let total = query.clone().count(db).await?;
+        let items = query.offset(self.offset()).limit(self.per_page).all(db).await?;
+        Ok(self.page_of(items, total))
+    }
 }
 
 impl FromRequest for Pagination {
@@ -208,6 +224,26 @@ pub struct Page<T> {
     pub page: u64,
     pub per_page: u64,
     pub total: u64,
+}
+
+impl<T> Page<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            page: self.page,
+            per_page: self.per_page,
+            total: self.total,
+        }
+    }
+
+    pub fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_, E>>()?,
+            page: self.page,
+            per_page: self.per_page,
+            total: self.total,
+        })
+    }
 }
 
 /// Errors from actix's own `web::Path` extractor: a malformed id is a 404 naming the field.

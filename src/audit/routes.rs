@@ -1,6 +1,6 @@
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
+use sea_orm::QueryOrder;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -51,19 +51,10 @@ impl From<audit_logs::Model> for AuditLogView {
 #[get("/audit-logs")]
 pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let query = scoped::<audit_logs::Entity>(user.tenant_id);
-    let total = query.clone().count(&state.db).await?;
-    let items = query
+    let query = scoped::<audit_logs::Entity>(user.tenant_id)
         .order_by_desc(audit_logs::Column::CreatedAt)
-        .order_by_desc(audit_logs::Column::Id)
-        .offset(page.offset())
-        .limit(page.per_page)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(AuditLogView::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+        .order_by_desc(audit_logs::Column::Id);
+    Ok(HttpResponse::Ok().json(page.fetch(&state.db, query).await?.map(AuditLogView::from)))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

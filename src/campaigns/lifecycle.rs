@@ -263,10 +263,10 @@ macro_rules! lifecycle_route {
     ($name:ident, $path:literal, $action:ident, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
-                                    (status = 200, body = CampaignView),
-                                    (status = 404, body = crate::error::Problem),
-                                    (status = 409, body = crate::error::Problem),
-                                ), security(("bearer" = [])))]
+                                            (status = 200, body = CampaignView),
+                                            (status = 404, body = crate::error::Problem),
+                                            (status = 409, body = crate::error::Problem),
+                                        ), security(("bearer" = [])))]
         #[post($path)]
         pub async fn $name(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
             let c = $action(&state, &user, *id).await?;

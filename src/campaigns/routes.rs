@@ -1,9 +1,6 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -181,18 +178,10 @@ pub async fn list(
     if let Some(status) = filter.0.status {
         query = query.filter(campaigns::Column::Status.eq(status.as_str()));
     }
-    let total = query.clone().count(&state.db).await?;
-    let items = query
+    let query = query
         .order_by_desc(campaigns::Column::CreatedAt)
-        .order_by_desc(campaigns::Column::Id)
-        .offset(page.offset())
-        .limit(page.per_page)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(CampaignView::try_from)
-        .collect::<AppResult<Vec<_>>>()?;
-    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+        .order_by_desc(campaigns::Column::Id);
+    Ok(HttpResponse::Ok().json(page.fetch(&state.db, query).await?.try_map(CampaignView::try_from)?))
 }
 
 /// One campaign.

@@ -2,7 +2,7 @@
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -122,19 +122,10 @@ pub async fn create(
 ), security(("bearer" = [])))]
 #[get("/templates")]
 pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
-    let query = scoped::<templates::Entity>(user.tenant_id);
-    let total = query.clone().count(&state.db).await?;
-    let items = query
+    let query = scoped::<templates::Entity>(user.tenant_id)
         .order_by_asc(templates::Column::Name)
-        .order_by_asc(templates::Column::Id)
-        .offset(page.offset())
-        .limit(page.per_page)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(TemplateView::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+        .order_by_asc(templates::Column::Id);
+    Ok(HttpResponse::Ok().json(page.fetch(&state.db, query).await?.map(TemplateView::from)))
 }
 
 /// One template.

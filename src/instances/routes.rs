@@ -1,7 +1,7 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use rand::{distributions::Alphanumeric, Rng};
-use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -158,19 +158,10 @@ pub async fn create(
 ), security(("bearer" = [])))]
 #[get("/instances")]
 pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
-    let query = scoped::<instances::Entity>(user.tenant_id);
-    let total = query.clone().count(&state.db).await?;
-    let items = query
+    let query = scoped::<instances::Entity>(user.tenant_id)
         .order_by_asc(instances::Column::CreatedAt)
-        .order_by_asc(instances::Column::Id)
-        .offset(page.offset())
-        .limit(page.per_page)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(InstanceView::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+        .order_by_asc(instances::Column::Id);
+    Ok(HttpResponse::Ok().json(page.fetch(&state.db, query).await?.map(InstanceView::from)))
 }
 
 /// One instance.

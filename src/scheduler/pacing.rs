@@ -1,8 +1,11 @@
 //! Pure planning: the instants at which a campaign's next sends fall, given its pacing,
 //! its window and the tick horizon.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 use rand::Rng;
+
+use crate::instances::domain::Warmup;
 
 use crate::calendar::{is_open, next_open, HolidayLookup, Pacing, Schedule};
 
@@ -33,6 +36,42 @@ pub fn plan(
         t += gap(pacing, rng);
     }
     (times, Some(t))
+}
+
+/// Today's send allowance of an instance: its `daily_limit`, and with warm-up
+/// `start × (1 + increase)^days` where `days` counts the earlier days it sent; the smaller
+/// wins. `None`: unlimited.
+pub fn daily_allowance(limit: Option<u64>, warmup: Option<&Warmup>, days_sent_before: u32) -> Option<u64> {
+    let warm = warmup.map(|w| {
+        let growth = (1.0 + f64::from(w.increase_percent) / 100.0).powi(days_sent_before.min(365) as i32);
+        (f64::from(w.start) * growth).floor().min(1e12) as u64
+    });
+    match (limit, warm) {
+        (Some(l), Some(w)) => Some(l.min(w)),
+        (l, w) => l.or(w),
+    }
+}
+
+/// The start of the local day of `at` in `tz` (the earliest instant of that date).
+pub fn local_midnight(tz: Tz, at: DateTime<Utc>) -> DateTime<Utc> {
+    midnight_of(tz, at.with_timezone(&tz).date_naive()).unwrap_or(at)
+}
+
+/// The start of the next local day after `at` in `tz`.
+pub fn next_local_midnight(tz: Tz, at: DateTime<Utc>) -> DateTime<Utc> {
+    let tomorrow = at.with_timezone(&tz).date_naive().succ_opt();
+    tomorrow
+        .and_then(|d| midnight_of(tz, d))
+        .unwrap_or(at + Duration::days(1))
+}
+
+fn midnight_of(tz: Tz, day: NaiveDate) -> Option<DateTime<Utc>> {
+    // Some zones skip midnight on DST days: take the first instant of the date that exists.
+    (0..24 * 60)
+        .step_by(15)
+        .filter_map(|m| day.and_hms_opt(m / 60, m % 60, 0))
+        .find_map(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A gap drawn uniformly from `[min, max]` seconds.
@@ -149,6 +188,40 @@ mod tests {
         );
         assert!(times.is_empty());
         assert_eq!(next, Some(Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn warm_up_grows_the_daily_allowance_under_the_limit() {
+        let w = Warmup {
+            start: 20,
+            increase_percent: 20,
+        };
+        assert_eq!(daily_allowance(None, None, 5), None);
+        assert_eq!(daily_allowance(Some(100), None, 5), Some(100));
+        assert_eq!(daily_allowance(None, Some(&w), 0), Some(20));
+        assert_eq!(daily_allowance(None, Some(&w), 1), Some(24));
+        assert_eq!(daily_allowance(None, Some(&w), 2), Some(28));
+        assert_eq!(daily_allowance(Some(25), Some(&w), 3), Some(25));
+    }
+
+    #[test]
+    fn local_days_start_at_local_midnight_even_when_dst_skips_it() {
+        let tz: Tz = "America/Sao_Paulo".parse().unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).unwrap();
+        assert_eq!(
+            local_midnight(tz, at),
+            Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap()
+        );
+        assert_eq!(
+            next_local_midnight(tz, at),
+            Utc.with_ymd_and_hms(2026, 11, 26, 3, 0, 0).unwrap()
+        );
+        // 2018-11-04 had no 00:00 in São Paulo: the day began at 01:00 (−02:00).
+        let dst = Utc.with_ymd_and_hms(2018, 11, 4, 12, 0, 0).unwrap();
+        assert_eq!(
+            local_midnight(tz, dst),
+            Utc.with_ymd_and_hms(2018, 11, 4, 3, 0, 0).unwrap()
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::calendar::{Calendars, Pacing, Schedule, ScheduleSpec};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::dispatch::{store, stream, stream::Job};
+use crate::instances::domain::Warmup;
 use crate::redis::Keys;
 
 fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
@@ -46,11 +47,14 @@ pub struct Beat {
 struct Due {
     id: Uuid,
     tenant_id: Uuid,
+    instance_id: Uuid,
     schedule: Value,
     pacing: Value,
     variants: i32,
     next_send_at: Option<DateTime<Utc>>,
     planned_count: i64,
+    daily_limit: Option<i32>,
+    warmup: Option<Value>,
 }
 
 #[derive(FromQueryResult)]
@@ -207,9 +211,11 @@ impl Beat {
         let horizon = now + self.tick_length();
         let txn = self.db.begin().await?;
         let due = Due::find_by_statement(stmt(
-            "SELECT id, tenant_id, schedule, pacing, jsonb_array_length(messages) AS variants, next_send_at, planned_count \
-             FROM campaigns WHERE status = 'active' AND (next_send_at IS NULL OR next_send_at < $1) \
-             ORDER BY next_send_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED",
+            "SELECT c.id, c.tenant_id, c.instance_id, c.schedule, c.pacing, jsonb_array_length(c.messages) AS variants, \
+               c.next_send_at, c.planned_count, i.daily_limit, i.warmup \
+             FROM campaigns c JOIN instances i ON i.id = c.instance_id \
+             WHERE c.status = 'active' AND (c.next_send_at IS NULL OR c.next_send_at < $1) \
+             ORDER BY c.next_send_at NULLS FIRST LIMIT $2 FOR UPDATE OF c SKIP LOCKED",
             vec![horizon.into(), MAX_CAMPAIGNS_PER_TICK.into()],
         ))
         .all(&txn)
@@ -232,7 +238,20 @@ impl Beat {
             let empty = vec![];
             let lookup = schedule.holiday_lookup(&self.calendars, holidays.get(&c.tenant_id).unwrap_or(&empty));
             let from = c.next_send_at.map_or(now, |t| t.max(now));
-            let max = self.settings.beat.max_batch as usize;
+            let mut max = self.settings.beat.max_batch as usize;
+            if let Some(left) = self.left_today(&txn, c, &schedule, now).await? {
+                if left == 0 {
+                    // The instance's day is used up: wait for its next local day, no catching up.
+                    let tomorrow = pacing::next_local_midnight(schedule.timezone(), now);
+                    txn.execute(stmt(
+                        "UPDATE campaigns SET next_send_at = $2 WHERE id = $1",
+                        vec![c.id.into(), tomorrow.into()],
+                    ))
+                    .await?;
+                    continue;
+                }
+                max = max.min(left as usize);
+            }
             let (times, next) = pacing::plan(&schedule, &lookup, &pacing, from, horizon, max, &mut rng);
             let planned = if times.is_empty() {
                 vec![]
@@ -292,6 +311,40 @@ impl Beat {
         ))
         .all(txn)
         .await?)
+    }
+
+    /// Sends the campaign's instance may still make today (its local day, in the campaign's
+    /// zone), by `daily_limit` and warm-up; `None` when it has no limit.
+    async fn left_today(
+        &self,
+        txn: &impl ConnectionTrait,
+        c: &Due,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<u64>> {
+        let warmup = c.warmup.clone().and_then(|w| serde_json::from_value::<Warmup>(w).ok());
+        if c.daily_limit.is_none() && warmup.is_none() {
+            return Ok(None);
+        }
+        #[derive(FromQueryResult)]
+        struct Usage {
+            today: i64,
+            days: i64,
+        }
+        let tz = schedule.timezone();
+        let day_start = pacing::local_midnight(tz, now);
+        let usage = Usage::find_by_statement(stmt(
+            "SELECT count(*) FILTER (WHERE r.status IN ('queued', 'sending') OR r.sent_at >= $2) AS today, \
+                    count(DISTINCT (r.sent_at AT TIME ZONE $3)::date) FILTER (WHERE r.sent_at < $2) AS days \
+             FROM recipients r JOIN campaigns c ON c.id = r.campaign_id \
+             WHERE c.instance_id = $1 AND (r.status IN ('queued', 'sending') OR r.sent_at IS NOT NULL)",
+            vec![c.instance_id.into(), day_start.into(), tz.name().into()],
+        ))
+        .one(txn)
+        .await?;
+        let (today, days) = usage.map_or((0, 0), |u| (u.today.max(0) as u64, u.days.max(0) as u32));
+        let limit = pacing::daily_allowance(c.daily_limit.map(|l| l.max(0) as u64), warmup.as_ref(), days);
+        Ok(limit.map(|l| l.saturating_sub(today)))
     }
 
     async fn tenant_holidays(

@@ -1,8 +1,7 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -311,19 +310,10 @@ pub async fn create_user(
 #[get("/users")]
 pub async fn list_users(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let query = scoped::<users::Entity>(user.tenant_id);
-    let total = query.clone().count(&state.db).await?;
-    let items = query
+    let query = scoped::<users::Entity>(user.tenant_id)
         .order_by_asc(users::Column::CreatedAt)
-        .order_by_asc(users::Column::Id)
-        .offset(page.offset())
-        .limit(page.per_page)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(UserView::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+        .order_by_asc(users::Column::Id);
+    Ok(HttpResponse::Ok().json(page.fetch(&state.db, query).await?.map(UserView::from)))
 }
 
 /// 409 when the change would leave the tenant without an admin.

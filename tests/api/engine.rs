@@ -747,3 +747,48 @@ async fn one_beat_leads_and_another_takes_over_with_a_higher_fencing_token() {
     let second = b.acquire(&app.redis).await.unwrap().expect("b takes over");
     assert!(second > first);
 }
+
+#[tokio::test]
+async fn an_instance_stops_at_its_daily_limit_and_continues_the_next_day() {
+    let w = world().await;
+    w.app
+        .patch(
+            &format!("/api/v1/instances/{}", w.instance),
+            &w.t,
+            json!({"daily_limit": 2}),
+        )
+        .await
+        .ok(200);
+    let contacts = w.contacts(5).await;
+    let c = w
+        .campaign(
+            &contacts,
+            json!({"mode": "immediate", "timezone": "America/Sao_Paulo"}),
+            fast(),
+        )
+        .await;
+    w.start(&c).await;
+    let monday = Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap();
+    assert_eq!(tick_at(&w, monday).await, 2);
+    assert_eq!(
+        tick_at(&w, monday + chrono::Duration::minutes(1)).await,
+        0,
+        "the day's limit is used"
+    );
+    w.app
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE recipients SET status = 'sent', sent_at = '{monday}' WHERE campaign_id = '{c}' AND status = 'queued'"
+        ))
+        .await
+        .unwrap();
+    // 23:59 local (02:59 UTC Tuesday) is still Monday in São Paulo; 00:00 local is a new day.
+    assert_eq!(
+        tick_at(&w, Utc.with_ymd_and_hms(2026, 12, 1, 2, 59, 0).unwrap()).await,
+        0
+    );
+    assert_eq!(
+        tick_at(&w, Utc.with_ymd_and_hms(2026, 12, 1, 3, 0, 0).unwrap()).await,
+        2
+    );
+}
