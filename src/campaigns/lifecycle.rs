@@ -61,7 +61,7 @@ fn start_at(c: &campaigns::Model) -> AppResult<Option<DateTime<Utc>>> {
 
 /// Resolves the audience (groups ∪ tags ∪ contacts; one row per phone; opted-out contacts
 /// `skipped`) into recipient rows in one statement.
-async fn resolve_audience(
+pub async fn resolve_audience(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     campaign_id: Uuid,
@@ -259,14 +259,15 @@ pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
     Ok(resumed)
 }
 
+#[rustfmt::skip]
 macro_rules! lifecycle_route {
     ($name:ident, $path:literal, $action:ident, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
-                                            (status = 200, body = CampaignView),
-                                            (status = 404, body = crate::error::Problem),
-                                            (status = 409, body = crate::error::Problem),
-                                        ), security(("bearer" = [])))]
+            (status = 200, body = CampaignView),
+            (status = 404, body = crate::error::Problem),
+            (status = 409, body = crate::error::Problem),
+        ), security(("bearer" = [])))]
         #[post($path)]
         pub async fn $name(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
             let c = $action(&state, &user, *id).await?;

@@ -2,7 +2,7 @@
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::domain::{parse_message, Media, Message};
 use crate::api::extract::{nullable, ApiJson, Page, Pagination};
 use crate::api::{find_owned, scoped};
+use crate::audit::{self, Event};
 use crate::entities::templates;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::startup::AppState;
@@ -178,7 +179,11 @@ pub async fn update(
 #[delete("/templates/{id}")]
 pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     let found = find_owned::<templates::Entity>(&state.db, user.tenant_id, *id, "template").await?;
-    templates::Entity::delete_by_id(found.id).exec(&state.db).await?;
+    let txn = state.db.begin().await?;
+    templates::Entity::delete_by_id(found.id).exec(&txn).await?;
+    let event = Event::new("template.delete", "template", found.id).with(json!({"name": found.name}));
+    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -256,6 +256,7 @@ impl SetKind {
 
 /// The routes of one kind of set (groups, tags): CRUD plus adding and removing contacts.
 /// `$extra` is the kind's own optional text field and `$parse_extra` its validation.
+#[rustfmt::skip]
 macro_rules! set_routes {
     (
         kind: $kind:path, tag: $tag:tt, what: $what:tt,
@@ -318,10 +319,10 @@ macro_rules! set_routes {
 
         /// Creates one; names are unique per tenant (case-insensitive).
         #[utoipa::path(tag = $tag, request_body = $Create, responses(
-                                                            (status = 201, body = $View),
-                                                            (status = 409, body = $crate::error::Problem),
-                                                            (status = 422, body = $crate::error::Problem),
-                                                        ), security(("bearer" = [])))]
+            (status = 201, body = $View),
+            (status = 409, body = $crate::error::Problem),
+            (status = 422, body = $crate::error::Problem),
+        ), security(("bearer" = [])))]
         #[post($collection)]
         pub async fn create(
             state: web::Data<AppState>,
@@ -350,9 +351,9 @@ macro_rules! set_routes {
 
         /// The tenant's, by name.
         #[utoipa::path(tag = $tag, params(Pagination), responses(
-                                                            (status = 200, body = Page<$View>),
-                                                            (status = 422, body = $crate::error::Problem),
-                                                        ), security(("bearer" = [])))]
+            (status = 200, body = Page<$View>),
+            (status = 422, body = $crate::error::Problem),
+        ), security(("bearer" = [])))]
         #[get($collection)]
         pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
             let (rows, total) = $kind.list(&state.db, user.tenant_id, &page).await?;
@@ -361,9 +362,9 @@ macro_rules! set_routes {
 
         /// One, with its contact count.
         #[utoipa::path(tag = $tag, params(("id" = Uuid, Path)), responses(
-                                                            (status = 200, body = $View),
-                                                            (status = 404, body = $crate::error::Problem),
-                                                        ), security(("bearer" = [])))]
+            (status = 200, body = $View),
+            (status = 404, body = $crate::error::Problem),
+        ), security(("bearer" = [])))]
         #[get($item)]
         pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
             Ok(HttpResponse::Ok().json($View::from($kind.get(&state.db, user.tenant_id, *id).await?)))
@@ -371,11 +372,11 @@ macro_rules! set_routes {
 
         /// Renames it or changes its own field.
         #[utoipa::path(tag = $tag, request_body = $Update, params(("id" = Uuid, Path)), responses(
-                                                            (status = 200, body = $View),
-                                                            (status = 404, body = $crate::error::Problem),
-                                                            (status = 409, body = $crate::error::Problem),
-                                                            (status = 422, body = $crate::error::Problem),
-                                                        ), security(("bearer" = [])))]
+            (status = 200, body = $View),
+            (status = 404, body = $crate::error::Problem),
+            (status = 409, body = $crate::error::Problem),
+            (status = 422, body = $crate::error::Problem),
+        ), security(("bearer" = [])))]
         #[patch($item)]
         pub async fn update(
             state: web::Data<AppState>,
@@ -403,9 +404,9 @@ macro_rules! set_routes {
 
         /// Deletes it; its contacts stay.
         #[utoipa::path(tag = $tag, params(("id" = Uuid, Path)), responses(
-                                                            (status = 204),
-                                                            (status = 404, body = $crate::error::Problem),
-                                                        ), security(("bearer" = [])))]
+            (status = 204),
+            (status = 404, body = $crate::error::Problem),
+        ), security(("bearer" = [])))]
         #[delete($item)]
         pub async fn delete(
             state: web::Data<AppState>,
@@ -418,10 +419,10 @@ macro_rules! set_routes {
 
         /// Adds contacts of the tenant.
         #[utoipa::path(tag = $tag, request_body = MembersRequest, params(("id" = Uuid, Path)), responses(
-                                                            (status = 200, body = MembersResult),
-                                                            (status = 404, body = $crate::error::Problem),
-                                                            (status = 422, body = $crate::error::Problem),
-                                                        ), security(("bearer" = [])))]
+            (status = 200, body = MembersResult),
+            (status = 404, body = $crate::error::Problem),
+            (status = 422, body = $crate::error::Problem),
+        ), security(("bearer" = [])))]
         #[post($members)]
         pub async fn add_contacts(
             state: web::Data<AppState>,
@@ -437,10 +438,10 @@ macro_rules! set_routes {
 
         /// Removes contacts.
         #[utoipa::path(tag = $tag, request_body = MembersRequest, params(("id" = Uuid, Path)), responses(
-                                                            (status = 200, body = MembersResult),
-                                                            (status = 404, body = $crate::error::Problem),
-                                                            (status = 422, body = $crate::error::Problem),
-                                                        ), security(("bearer" = [])))]
+            (status = 200, body = MembersResult),
+            (status = 404, body = $crate::error::Problem),
+            (status = 422, body = $crate::error::Problem),
+        ), security(("bearer" = [])))]
         #[delete($members)]
         pub async fn remove_contacts(
             state: web::Data<AppState>,
