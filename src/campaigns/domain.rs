@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::calendar::Pacing;
+use crate::calendar::{Pacing, ScheduleSpec};
 use crate::error::FieldError;
 use crate::templating::{self, Template};
 
@@ -62,6 +62,20 @@ pub struct Audience {
     pub tag_ids: Vec<Uuid>,
     #[serde(default)]
     pub contact_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignRequest {
+    pub name: String,
+    pub instance_id: Uuid,
+    /// 1 to 5 variants, rotated recipient by recipient.
+    pub messages: Vec<MessageSpec>,
+    pub audience: Audience,
+    /// Default: business hours (Mon–Fri 08:00–18:00) in the tenant's time zone, BR calendar.
+    pub schedule: Option<ScheduleSpec>,
+    /// Default: 20 to 40 seconds between sends.
+    pub pacing: Option<PacingSpec>,
 }
 
 /// Either both intervals (seconds, decimals allowed) or `messages_per_minute`.

@@ -6,8 +6,8 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::domain::{pacing_spec, Audience, CampaignStatus, Message, MessageSpec, PacingSpec};
-use super::service::{self, CampaignInput, Preview, ValidCampaign};
+use super::domain::{pacing_spec, Audience, CampaignRequest, CampaignStatus, Message, MessageSpec, PacingSpec};
+use super::service::{self, Preview, ValidCampaign};
 use crate::api::extract::{ApiJson, ApiQuery, Page, Pagination};
 use crate::api::{find_owned, scoped};
 use crate::audit::{self, Event};
@@ -70,20 +70,6 @@ fn respond(status: actix_web::http::StatusCode, m: campaigns::Model) -> AppResul
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CampaignRequest {
-    pub name: String,
-    pub instance_id: Uuid,
-    /// 1 to 5 variants, rotated recipient by recipient.
-    pub messages: Vec<MessageSpec>,
-    pub audience: Audience,
-    /// Default: business hours (Mon–Fri 08:00–18:00) in the tenant's time zone, BR calendar.
-    pub schedule: Option<ScheduleSpec>,
-    /// Default: 20 to 40 seconds between sends.
-    pub pacing: Option<PacingSpec>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UpdateCampaignRequest {
     pub name: Option<String>,
     pub instance_id: Option<Uuid>,
@@ -120,16 +106,7 @@ pub async fn create(
     user: AuthUser,
     body: ApiJson<CampaignRequest>,
 ) -> AppResult<HttpResponse> {
-    let b = body.0;
-    let input = CampaignInput {
-        name: b.name,
-        instance_id: b.instance_id,
-        messages: b.messages,
-        audience: b.audience,
-        schedule: b.schedule,
-        pacing: b.pacing,
-    };
-    let valid = service::validate(&state, user.tenant_id, input).await?;
+    let valid = service::validate(&state, user.tenant_id, body.0).await?;
     let (messages, audience, schedule, pacing) = stored(&valid);
     let now = state.clock.now();
     let created = campaigns::ActiveModel {
@@ -225,7 +202,7 @@ pub async fn update(
     require_draft(&found, "edited")?;
     let current = CampaignView::try_from(found.clone())?;
     let b = body.0;
-    let input = CampaignInput {
+    let input = CampaignRequest {
         name: b.name.unwrap_or(current.name),
         instance_id: b.instance_id.unwrap_or(current.instance_id),
         messages: b.messages.unwrap_or_else(|| {

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::domain::{
-    parse_audience, parse_message, parse_pacing, recipient_seed, Audience, Media, Message, MessageSpec, PacingSpec,
-    MAX_VARIANTS,
+    parse_audience, parse_message, parse_pacing, recipient_seed, Audience, CampaignRequest, Media, Message,
+    MessageSpec, MAX_VARIANTS,
 };
 use crate::api::find_owned;
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
@@ -19,16 +19,6 @@ use crate::entities::{contacts, instances, templates};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::startup::AppState;
 use crate::templating::{unknown_variables, RenderContext, Template};
-
-/// A campaign body, before validation (create, or an update merged over the stored one).
-pub struct CampaignInput {
-    pub name: String,
-    pub instance_id: Uuid,
-    pub messages: Vec<MessageSpec>,
-    pub audience: Audience,
-    pub schedule: Option<ScheduleSpec>,
-    pub pacing: Option<PacingSpec>,
-}
 
 /// A campaign ready to store.
 pub struct ValidCampaign {
@@ -41,7 +31,8 @@ pub struct ValidCampaign {
 }
 
 /// Validates everything at once, so the client sees every bad field in one answer.
-pub async fn validate(state: &AppState, tenant_id: Uuid, input: CampaignInput) -> AppResult<ValidCampaign> {
+/// `input` is a create body, or an update merged over the stored campaign.
+pub async fn validate(state: &AppState, tenant_id: Uuid, input: CampaignRequest) -> AppResult<ValidCampaign> {
     let db = &state.db;
     let mut errors: Vec<FieldError> = vec![];
     let name = crate::tenancy::domain::parse_name(&input.name, 200)
