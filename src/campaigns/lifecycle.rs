@@ -69,18 +69,23 @@ pub async fn resolve_audience(
 ) -> Result<u64, sea_orm::DbErr> {
     let done = db
         .execute(stmt(
-            "INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position, status, reason) \
+            // A UNION of ids, then one join: `IN (…) OR IN (…)` stops being a hashed
+            // subplan once the audience outgrows work_mem, and turns quadratic.
+            "WITH audience AS ( \
+               SELECT x::uuid AS id FROM jsonb_array_elements_text($3::jsonb) AS x \
+               UNION \
+               SELECT gm.contact_id FROM group_members gm WHERE gm.tenant_id = $1 \
+                 AND gm.group_id IN (SELECT x::uuid FROM jsonb_array_elements_text($4::jsonb) AS x) \
+               UNION \
+               SELECT ct.contact_id FROM contact_tags ct WHERE ct.tenant_id = $1 \
+                 AND ct.tag_id IN (SELECT x::uuid FROM jsonb_array_elements_text($5::jsonb) AS x)) \
+             INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position, status, reason) \
              SELECT gen_random_uuid(), $1, $2, c.id, c.phone, c.name, \
                     row_number() OVER (ORDER BY c.created_at, c.id), \
                     CASE WHEN c.opted_out_at IS NULL THEN 'pending' ELSE 'skipped' END, \
                     CASE WHEN c.opted_out_at IS NULL THEN NULL ELSE 'opted_out' END \
-             FROM contacts c \
-             WHERE c.tenant_id = $1 AND ( \
-                  c.id IN (SELECT x::uuid FROM jsonb_array_elements_text($3::jsonb) AS x) \
-               OR c.id IN (SELECT gm.contact_id FROM group_members gm WHERE gm.tenant_id = $1 \
-                           AND gm.group_id IN (SELECT x::uuid FROM jsonb_array_elements_text($4::jsonb) AS x)) \
-               OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tenant_id = $1 \
-                           AND ct.tag_id IN (SELECT x::uuid FROM jsonb_array_elements_text($5::jsonb) AS x))) \
+             FROM contacts c JOIN audience a ON a.id = c.id \
+             WHERE c.tenant_id = $1 \
              ON CONFLICT (campaign_id, phone) DO NOTHING",
             vec![
                 tenant_id.into(),

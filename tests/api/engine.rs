@@ -816,3 +816,45 @@ async fn an_instance_stops_at_its_daily_limit_and_continues_the_next_day() {
         2
     );
 }
+
+#[tokio::test]
+async fn the_audience_is_the_union_of_groups_tags_and_contacts_once_per_phone() {
+    let w = world().await;
+    let ids = w.contacts(4).await;
+    let group = w.app.post("/api/v1/groups", &w.t, json!({"name": "G"})).await.id();
+    let tag = w.app.post("/api/v1/tags", &w.t, json!({"name": "T"})).await.id();
+    w.app
+        .post(
+            &format!("/api/v1/groups/{group}/contacts"),
+            &w.t,
+            json!({"contact_ids": [ids[0], ids[1]]}),
+        )
+        .await
+        .ok(200);
+    w.app
+        .post(
+            &format!("/api/v1/tags/{tag}/contacts"),
+            &w.t,
+            json!({"contact_ids": [ids[1], ids[2]]}),
+        )
+        .await
+        .ok(200);
+    let body = json!({
+        "name": "Union", "instance_id": w.instance, "messages": [{"text": "Oi"}],
+        "audience": {"group_ids": [group], "tag_ids": [tag], "contact_ids": [ids[0]]},
+        "schedule": immediate(), "pacing": fast()
+    });
+    let c = w.app.post("/api/v1/campaigns", &w.t, body).await.id();
+    w.start(&c).await;
+    let r = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &w.t).await;
+    let mut got: Vec<String> = r.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["contact_id"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    let mut want = vec![ids[0].clone(), ids[1].clone(), ids[2].clone()];
+    want.sort();
+    assert_eq!(got, want, "the fourth contact is in no audience; the others once each");
+}
