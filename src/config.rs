@@ -62,6 +62,9 @@ pub struct RedisSettings {
 pub struct BeatSettings {
     pub tick_seconds: u64,
     pub max_batch: u32,
+    /// An instance with an active campaign whose state was not heard for this long is asked
+    /// again (the gateway's `connection.update` webhook usually tells sooner).
+    pub instance_check_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

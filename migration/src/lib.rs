@@ -28,6 +28,7 @@ pub(crate) use sql_migration;
 mod m20261125_000001_foundation;
 mod m20261125_000002_campaigns;
 mod m20261125_000003_dispatch;
+mod m20261126_000004_instance_state;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_foundation::Migration),
             Box::new(m20261125_000002_campaigns::Migration),
             Box::new(m20261125_000003_dispatch::Migration),
+            Box::new(m20261126_000004_instance_state::Migration),
         ]
     }
 }

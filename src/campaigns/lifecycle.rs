@@ -15,7 +15,8 @@ use crate::calendar::ScheduleSpec;
 use crate::dispatch::store;
 use crate::entities::{campaigns, instances};
 use crate::error::{AppError, AppResult};
-use crate::gateway::{ConnectionState, InstanceTarget};
+use crate::gateway::ConnectionState;
+use crate::instances::connectivity;
 use crate::startup::AppState;
 use crate::tenancy::auth::AuthUser;
 
@@ -39,15 +40,6 @@ fn instance_busy(e: sea_orm::DbErr) -> AppError {
         AppError::conflict("the instance already has an active campaign")
     } else {
         e.into()
-    }
-}
-
-/// The target of an instance, with its api key decrypted.
-pub fn target_of<'a>(i: &'a instances::Model, api_key: &'a str) -> InstanceTarget<'a> {
-    InstanceTarget {
-        api_url: &i.api_url,
-        instance_name: &i.instance_name,
-        api_key,
     }
 }
 
@@ -124,17 +116,7 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
             b.id
         )));
     }
-    let api_key = state.cipher.decrypt(&instance.api_key_enc)?;
-    match state.gateway.connection_state(target_of(&instance, &api_key)).await {
-        Ok(ConnectionState::Open) => {}
-        Ok(other) => {
-            return Err(AppError::conflict(format!(
-                "the instance is not connected (state: {})",
-                other.as_str()
-            )))
-        }
-        Err(e) => return Err(AppError::conflict(format!("the instance cannot be reached: {e}"))),
-    }
+    ensure_connected(state, &instance).await?;
     let now = state.clock.now();
     let begins = start_at(&c)?.filter(|t| *t > now);
     let next = if begins.is_some() {
@@ -161,6 +143,20 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
     txn.commit().await?;
     reload(state, c.id).await
+}
+
+/// Asks the gateway (and records the answer): 409 unless the number is connected.
+async fn ensure_connected(state: &AppState, instance: &instances::Model) -> AppResult<()> {
+    let limit = std::time::Duration::from_millis(state.settings.gateway.timeout_ms);
+    let now = state.clock.now();
+    match connectivity::probe(&state.db, &state.gateway, &state.cipher, instance, limit, now).await {
+        Ok(ConnectionState::Open) => Ok(()),
+        Ok(other) => Err(AppError::conflict(format!(
+            "the instance is not connected (state: {})",
+            other.as_str()
+        ))),
+        Err(e) => Err(AppError::conflict(format!("the instance cannot be reached: {e}"))),
+    }
 }
 
 async fn reload(state: &AppState, id: Uuid) -> AppResult<campaigns::Model> {
@@ -244,6 +240,10 @@ pub async fn cancel(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
 /// afresh from now, nothing is caught up in a burst.
 pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
+    if status_of(&c)? == CampaignStatus::Paused {
+        let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
+        ensure_connected(state, &instance).await?;
+    }
     let to = match start_at(&c)? {
         Some(t) if t > state.clock.now() => CampaignStatus::Scheduled,
         _ => CampaignStatus::Active,

@@ -339,18 +339,10 @@ pub async fn dashboard(state: web::Data<AppState>, user: AuthUser) -> AppResult<
         .all(&state.db)
         .await?;
     let states = futures_util::future::join_all(instances.iter().map(|i| async {
-        let Ok(key) = state.cipher.decrypt(&i.api_key_enc) else {
-            return "unknown".to_owned();
-        };
-        let target = super::lifecycle::target_of(i, &key);
-        match tokio::time::timeout(
-            std::time::Duration::from_secs(2),
-            state.gateway.connection_state(target),
-        )
-        .await
-        {
-            Ok(Ok(s)) => s.as_str().to_owned(),
-            _ => "unknown".to_owned(),
+        let limit = std::time::Duration::from_secs(2);
+        match crate::instances::connectivity::probe(&state.db, &state.gateway, &state.cipher, i, limit, now).await {
+            Ok(s) => s.as_str().to_owned(),
+            Err(_) => "unknown".to_owned(),
         }
     }))
     .await;

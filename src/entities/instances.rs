@@ -14,6 +14,9 @@ pub struct Model {
     pub webhook_token: String,
     pub daily_limit: Option<i32>,
     pub warmup: Option<Json>,
+    /// `open`, `connecting` or `close`: the last state heard; `None` before any.
+    pub connection_state: Option<String>,
+    pub state_checked_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -10,8 +10,7 @@ use uuid::Uuid;
 use super::webhook::{parse_webhook, GatewayEvent, ReceiptStatus};
 use super::{ConnectInfo, ConnectionState, GatewayError};
 use crate::api::find_owned;
-use crate::campaigns::lifecycle::target_of;
-use crate::dispatch::store;
+use crate::instances::connectivity::{self, target_of};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
@@ -90,25 +89,9 @@ pub async fn evolution_webhook(
                     opt_out(&state, instance.tenant_id, &phone, now).await?;
                 }
             }
-            GatewayEvent::Connection {
-                state: ConnectionState::Close,
-                ..
-            } => {
-                #[derive(sea_orm::FromQueryResult)]
-                struct Id {
-                    id: Uuid,
-                }
-                let active = <Id as sea_orm::FromQueryResult>::find_by_statement(stmt(
-                    "SELECT id FROM campaigns WHERE instance_id = $1 AND status = 'active'",
-                    vec![instance.id.into()],
-                ))
-                .all(&state.db)
-                .await?;
-                for c in active {
-                    store::pause_if_active(&state.db, c.id, "instance disconnected").await?;
-                }
+            GatewayEvent::Connection { state: heard, .. } => {
+                connectivity::record(&state.db, instance.id, Some(heard), now).await?;
             }
-            GatewayEvent::Connection { .. } => {}
         }
     }
     Ok(HttpResponse::Ok().json(WebhookResult { handled }))
@@ -175,6 +158,7 @@ pub async fn instance_state(
         gw.connection_state(target_of(&i, &key)).await
     })
     .await?;
+    connectivity::record(&state.db, *id, Some(s), state.clock.now()).await?;
     Ok(HttpResponse::Ok().json(StateView { state: s }))
 }
 
@@ -235,6 +219,7 @@ pub async fn instance_logout(
         gw.logout(target_of(&i, &key)).await
     })
     .await?;
+    connectivity::record(&state.db, *id, Some(ConnectionState::Close), state.clock.now()).await?;
     let event = crate::audit::Event::new("instance.logout", "instance", *id);
     crate::audit::record(&state.db, user.tenant_id, Some(user.user_id), event).await?;
     Ok(HttpResponse::NoContent().finish())

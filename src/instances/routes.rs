@@ -7,12 +7,14 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::connectivity;
 use super::domain::*;
 use crate::api::extract::{nullable, ApiJson, Page, Pagination};
 use crate::api::{find_owned, scoped};
 use crate::audit::{self, Event};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult, FieldError, Fields};
+use crate::gateway::ConnectionState;
 use crate::startup::AppState;
 use crate::tenancy::{auth::AuthUser, domain::parse_name};
 
@@ -27,6 +29,11 @@ pub struct InstanceView {
     pub warmup: Option<Warmup>,
     /// Where to point the gateway's webhook (relative to this API's base URL).
     pub webhook_path: String,
+    /// The number's connection as last heard (`open`, `connecting`, `close`); `null` before
+    /// anything was heard. `GET /instances/{id}/state` asks the gateway afresh.
+    pub connection_state: Option<ConnectionState>,
+    /// When the gateway was last asked or heard from.
+    pub state_checked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -36,7 +43,9 @@ impl From<instances::Model> for InstanceView {
         Self {
             id: m.id,
             webhook_path: format!("/api/v1/webhooks/evolution/{}", m.webhook_token),
+            connection_state: connectivity::stored_state(&m),
             warmup: m.warmup.and_then(|w| serde_json::from_value(w).ok()),
+            state_checked_at: m.state_checked_at,
             name: m.name,
             api_url: m.api_url,
             instance_name: m.instance_name,
@@ -140,6 +149,8 @@ pub async fn create(
         webhook_token: Set(webhook_token()),
         daily_limit: Set(daily_limit),
         warmup: Set(b.warmup.map(|w| json!(w))),
+        connection_state: Set(None),
+        state_checked_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -206,6 +217,7 @@ pub async fn update(
         .map(|limit| limit.and_then(|n| f.check("daily_limit", parse_daily_limit(n))));
     check_warmup(&mut f, b.warmup.and_then(|w| w).as_ref());
     f.finish()?;
+    let target_changed = api_url.is_some() || api_key.is_some() || instance_name.is_some();
     let mut active: instances::ActiveModel = found.into();
     if let Some(v) = name {
         active.name = Set(v);
@@ -224,6 +236,11 @@ pub async fn update(
     }
     if let Some(v) = b.warmup {
         active.warmup = Set(v.map(|w| json!(w)));
+    }
+    if target_changed {
+        // What was heard was about the old number or gateway.
+        active.connection_state = Set(None);
+        active.state_checked_at = Set(None);
     }
     active.updated_at = Set(state.clock.now());
     let txn = state.db.begin().await?;

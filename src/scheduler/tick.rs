@@ -15,7 +15,9 @@ use crate::calendar::{Calendars, Pacing, Schedule, ScheduleSpec};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::dispatch::{store, stream, stream::Job};
-use crate::instances::domain::Warmup;
+use crate::crypto::Cipher;
+use crate::gateway::{ConnectionState, GatewayClient};
+use crate::instances::{connectivity, domain::Warmup};
 use crate::redis::Keys;
 
 fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
@@ -41,6 +43,10 @@ pub struct Beat {
     calendars: Arc<Calendars>,
     clock: SharedClock,
     settings: Arc<Settings>,
+    gateway: GatewayClient,
+    cipher: Cipher,
+    /// A round of instance probes is running.
+    probing: Arc<AtomicBool>,
 }
 
 #[derive(FromQueryResult)]
@@ -55,6 +61,7 @@ struct Due {
     planned_count: i64,
     daily_limit: Option<i32>,
     warmup: Option<Value>,
+    connection_state: Option<String>,
 }
 
 #[derive(FromQueryResult)]
@@ -87,6 +94,9 @@ impl Beat {
             calendars: state.calendars.clone(),
             clock: state.clock.clone(),
             settings: state.settings.clone(),
+            gateway: state.gateway.clone(),
+            cipher: state.cipher.clone(),
+            probing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -212,7 +222,7 @@ impl Beat {
         let txn = self.db.begin().await?;
         let due = Due::find_by_statement(stmt(
             "SELECT c.id, c.tenant_id, c.instance_id, c.schedule, c.pacing, jsonb_array_length(c.messages) AS variants, \
-               c.next_send_at, c.planned_count, i.daily_limit, i.warmup \
+               c.next_send_at, c.planned_count, i.daily_limit, i.warmup, i.connection_state \
              FROM campaigns c JOIN instances i ON i.id = c.instance_id \
              WHERE c.status = 'active' AND (c.next_send_at IS NULL OR c.next_send_at < $1) \
              ORDER BY c.next_send_at NULLS FIRST LIMIT $2 FOR UPDATE OF c SKIP LOCKED",
@@ -225,6 +235,16 @@ impl Beat {
         let mut finished = vec![];
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_entropy();
         for c in &due {
+            match c.connection_state.as_deref().and_then(ConnectionState::parse) {
+                // Heard disconnected: stop rather than burn through recipients.
+                Some(ConnectionState::Close) => {
+                    store::pause_if_active(&txn, c.id, connectivity::DISCONNECTED).await?;
+                    continue;
+                }
+                // Reconnecting: wait, and start pacing afresh once it is open.
+                Some(ConnectionState::Connecting) => continue,
+                Some(ConnectionState::Open) | None => {}
+            }
             let spec: ScheduleSpec = serde_json::from_value(c.schedule.clone())?;
             let schedule = match Schedule::parse(spec, &self.calendars) {
                 Ok(s) => s,
@@ -347,6 +367,15 @@ impl Beat {
         Ok(limit.map(|l| l.saturating_sub(today)))
     }
 
+    /// Asks the gateway again for the state of instances with an active campaign not heard
+    /// of for `beat.instance_check_seconds`; a `close` answer pauses their campaigns.
+    pub async fn refresh_instances(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let stale_after = std::time::Duration::from_secs(self.settings.beat.instance_check_seconds);
+        // A probe never holds a round up for long: the next round asks again.
+        let limit = std::time::Duration::from_millis(self.settings.gateway.timeout_ms.min(5_000));
+        connectivity::refresh_stale(&self.db, &self.gateway, &self.cipher, stale_after, limit, now).await
+    }
+
     async fn tenant_holidays(
         &self,
         txn: &impl ConnectionTrait,
@@ -408,9 +437,10 @@ impl Beat {
         Ok(())
     }
 
-    async fn lead_and_tick(&self, lease: &Lease) {
+    async fn lead_and_tick(self: &Arc<Self>, lease: &Lease) {
         match lease.acquire(&self.redis).await {
             Ok(Some(fence)) => {
+                self.spawn_probe_round();
                 let now = self.clock.now();
                 match self.tick(now).await {
                     Ok(report) => tracing::debug!(fence, ?report, "tick"),
@@ -419,8 +449,23 @@ impl Beat {
             }
             Ok(None) => tracing::trace!("standing by: another beat leads"),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot reach Redis for the lease; ticking anyway (planning is safe to repeat)")
+                tracing::warn!(error = %e, "cannot reach Redis for the lease: skipping this tick")
             }
         }
+    }
+
+    /// Probes wait on gateways: they run beside the ticks, never holding one up, and a
+    /// round still running when the next is due is not doubled.
+    fn spawn_probe_round(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let beat = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = beat.refresh_instances(beat.clock.now()).await {
+                tracing::warn!(error = ?e, "instance state round failed");
+            }
+            beat.probing.store(false, Ordering::SeqCst);
+        });
     }
 }

@@ -858,3 +858,98 @@ async fn the_audience_is_the_union_of_groups_tags_and_contacts_once_per_phone() 
     want.sort();
     assert_eq!(got, want, "the fourth contact is in no audience; the others once each");
 }
+
+/// What the gateway's webhook would post when the number's connection changes.
+async fn connection_event(w: &World, state: &str) {
+    let instance = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await;
+    let hook = instance.body["webhook_path"].as_str().unwrap().to_owned();
+    let event = json!({"event": "connection.update", "instance": "loja-1", "data": {"instance": "loja-1", "state": state}});
+    w.app
+        .call(reqwest::Method::POST, &hook, None, Some(event))
+        .await
+        .ok(200);
+}
+
+#[tokio::test]
+async fn the_beat_plans_nothing_while_the_number_reconnects_and_resumes_pacing_once_open() {
+    let w = world().await;
+    let contacts = w.contacts(3).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    connection_event(&w, "connecting").await;
+    let beat = Beat::new(&w.live_state());
+    assert_eq!(beat.tick(Utc::now()).await.unwrap().queued, 0);
+    assert_eq!(w.status(&c).await, "active", "waiting, not paused");
+    connection_event(&w, "open").await;
+    assert_eq!(beat.tick(Utc::now()).await.unwrap().queued, 3);
+}
+
+#[tokio::test]
+async fn the_beat_asks_a_quiet_instance_for_its_state_and_a_closed_one_pauses_its_campaign() {
+    let w = world().await;
+    let contacts = w.contacts(3).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    let instance_path = format!("/api/v1/instances/{}", w.instance);
+    let seen = w.app.get(&instance_path, &w.t).await;
+    assert_eq!(seen.ok(200)["connection_state"], "open", "start asked the gateway");
+    w.sandbox.faults(json!({"disconnected": ["loja-1"]}));
+    let beat = Beat::new(&w.live_state());
+    // Heard of a moment ago: not asked again yet.
+    assert_eq!(beat.refresh_instances(Utc::now()).await.unwrap(), 0);
+    assert_eq!(w.status(&c).await, "active");
+    // Quiet for longer than `beat.instance_check_seconds`: asked, and it is closed.
+    let later = Utc::now() + chrono::Duration::seconds(w.settings().beat.instance_check_seconds as i64 + 1);
+    assert_eq!(beat.refresh_instances(later).await.unwrap(), 1);
+    assert_eq!(w.status(&c).await, "paused");
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await;
+    assert_eq!(stats.ok(200)["paused_reason"], "instance disconnected");
+    assert_eq!(beat.tick(later).await.unwrap().queued, 0);
+    assert_eq!(w.counts(&c).await.get("pending"), Some(&3), "nothing lost");
+    assert_eq!(w.app.get(&instance_path, &w.t).await.body["connection_state"], "close");
+}
+
+#[tokio::test]
+async fn a_campaign_whose_number_was_heard_closed_is_paused_by_the_beat_before_any_send() {
+    let w = world().await;
+    let contacts = w.contacts(2).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    // Recorded closed without the pause that normally comes with it (as a crash between the
+    // two would leave it): the beat's own check still holds.
+    let sql = format!("UPDATE instances SET connection_state = 'close' WHERE id = '{}'", w.instance);
+    w.app.db.execute_unprepared(&sql).await.unwrap();
+    let report = Beat::new(&w.live_state()).tick(Utc::now()).await.unwrap();
+    assert_eq!(report.queued, 0);
+    assert_eq!(w.status(&c).await, "paused");
+    assert_eq!(w.sandbox.state.send_count(), 0);
+}
+
+#[tokio::test]
+async fn resuming_needs_the_number_connected_again() {
+    let w = world().await;
+    let contacts = w.contacts(2).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    connection_event(&w, "close").await;
+    assert_eq!(w.status(&c).await, "paused");
+    let resume = format!("/api/v1/campaigns/{c}/resume");
+    w.sandbox.faults(json!({"disconnected": ["loja-1"]}));
+    let refused = w.app.post(&resume, &w.t, json!({})).await;
+    assert!(refused.problem(409)["detail"].as_str().unwrap().contains("not connected"), "{}", refused.body);
+    assert_eq!(w.status(&c).await, "paused");
+    // Reconnected: the gateway, asked afresh, says open.
+    w.sandbox.state.reset_faults();
+    assert_eq!(w.app.post(&resume, &w.t, json!({})).await.ok(200)["status"], "active");
+}
+
+#[tokio::test]
+async fn changing_an_instances_number_forgets_what_was_heard_of_the_old_one() {
+    let w = world().await;
+    let path = format!("/api/v1/instances/{}", w.instance);
+    w.app.get(&format!("{path}/state"), &w.t).await.ok(200);
+    assert_eq!(w.app.get(&path, &w.t).await.body["connection_state"], "open");
+    let patched = w.app.patch(&path, &w.t, json!({"instance_name": "loja-2"})).await;
+    assert!(patched.ok(200)["connection_state"].is_null());
+    assert!(patched.body["state_checked_at"].is_null());
+}
