@@ -29,6 +29,7 @@ mod m20261125_000001_foundation;
 mod m20261125_000002_campaigns;
 mod m20261125_000003_dispatch;
 mod m20261126_000004_instance_state;
+mod m20261126_000005_recipient_keys;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_campaigns::Migration),
             Box::new(m20261125_000003_dispatch::Migration),
             Box::new(m20261126_000004_instance_state::Migration),
+            Box::new(m20261126_000005_recipient_keys::Migration),
         ]
     }
 }

@@ -1,5 +1,5 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, Set, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -186,7 +186,8 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(view(&state, user.tenant_id, found.id).await?))
 }
 
-/// Deletes a contact (and its group and tag memberships).
+/// Deletes a contact (and its group and tag memberships). Campaigns keep their record of
+/// what was sent to the number, without the link; sends not yet planned are cancelled.
 #[utoipa::path(tag = "contacts", params(("id" = Uuid, Path)), responses(
     (status = 204),
     (status = 404, body = crate::error::Problem),
@@ -196,6 +197,15 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     let found = find_owned::<contacts::Entity>(&state.db, user.tenant_id, *id, "contact").await?;
     let txn = state.db.begin().await?;
     contacts::Entity::delete_by_id(found.id).exec(&txn).await?;
+    txn.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE recipients SET contact_id = NULL, \
+           reason = CASE WHEN status = 'pending' THEN 'contact_deleted' ELSE reason END, \
+           status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END \
+         WHERE tenant_id = $1 AND contact_id = $2",
+        vec![user.tenant_id.into(), found.id.into()],
+    ))
+    .await?;
     let event = Event::new("contact.delete", "contact", found.id).with(json!({"phone": found.phone}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
     txn.commit().await?;

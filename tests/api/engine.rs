@@ -953,3 +953,50 @@ async fn changing_an_instances_number_forgets_what_was_heard_of_the_old_one() {
     assert!(patched.ok(200)["connection_state"].is_null());
     assert!(patched.body["state_checked_at"].is_null());
 }
+
+#[tokio::test]
+async fn deleting_a_contact_cancels_its_unplanned_send_and_keeps_what_was_sent() {
+    let w = world().await;
+    let contacts = w.contacts(2).await;
+    let c = w
+        .campaign(&contacts, immediate(), json!({"messages_per_minute": 1}))
+        .await;
+    w.start(&c).await;
+    // The first recipient is planned now; the second waits a minute.
+    Beat::new(&w.live_state()).tick(Utc::now()).await.unwrap();
+    for id in &contacts {
+        w.app
+            .delete(&format!("/api/v1/contacts/{id}"), &w.t)
+            .await
+            .ok(204);
+    }
+    let page = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &w.t).await;
+    let items = page.ok(200)["items"].as_array().unwrap().clone();
+    assert!(items.iter().all(|r| r["contact_id"].is_null()), "{items:?}");
+    assert_eq!(items[0]["status"], "queued", "already planned: left to the worker");
+    assert_eq!((&items[1]["status"], &items[1]["reason"]), (&json!("cancelled"), &json!("contact_deleted")));
+}
+
+#[tokio::test]
+async fn recipient_ids_follow_send_order_and_differ_between_campaigns() {
+    let w = world().await;
+    let contacts = w.contacts(20).await;
+    let w = &w;
+    let ids = |c: String| async move {
+        w.start(&c).await;
+        let page = w.app.get(&format!("/api/v1/campaigns/{c}/recipients?per_page=50"), &w.t).await;
+        let items = page.ok(200)["items"].as_array().unwrap().clone();
+        let ids: Vec<String> = items.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+        // One active campaign per instance: make room for the next.
+        w.app.post(&format!("/api/v1/campaigns/{c}/cancel"), &w.t, json!({})).await.ok(200);
+        ids
+    };
+    let first = ids(w.campaign(&contacts, immediate(), fast()).await).await;
+    let second = ids(w.campaign(&contacts, immediate(), fast()).await).await;
+    assert_eq!(first.len(), 20);
+    let mut sorted = first.clone();
+    sorted.sort();
+    assert_eq!(sorted, first, "ids ascend with the send order");
+    assert!(first.iter().all(|id| id.as_bytes()[14] == b'8'), "version 8: {}", first[0]);
+    assert!(first.iter().all(|id| !second.contains(id)));
+}
