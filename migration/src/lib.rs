@@ -30,6 +30,7 @@ mod m20261125_000002_campaigns;
 mod m20261125_000003_dispatch;
 mod m20261126_000004_instance_state;
 mod m20261126_000005_recipient_keys;
+mod m20261126_000006_recipient_counts;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_dispatch::Migration),
             Box::new(m20261126_000004_instance_state::Migration),
             Box::new(m20261126_000005_recipient_keys::Migration),
+            Box::new(m20261126_000006_recipient_counts::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::counts;
 use super::domain::CampaignStatus;
 use crate::api::extract::{ApiQuery, Page, Pagination};
 use crate::api::find_owned;
@@ -61,20 +62,6 @@ pub struct CampaignStats {
     pub paused_reason: Option<String>,
 }
 
-#[derive(FromQueryResult)]
-struct Totals {
-    pending: i64,
-    queued: i64,
-    sending: i64,
-    sent: i64,
-    failed: i64,
-    skipped: i64,
-    cancelled: i64,
-    delivered: i64,
-    read: i64,
-    replied: i64,
-    last_minute: i64,
-}
 
 /// Counts by status, receipts, recent pace, the next send and the estimated end.
 #[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
@@ -85,22 +72,7 @@ struct Totals {
 pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
     let now = state.clock.now();
-    let t = Totals::find_by_statement(stmt(
-        "SELECT count(*) FILTER (WHERE status = 'pending') AS pending, \
-                count(*) FILTER (WHERE status = 'queued') AS queued, \
-                count(*) FILTER (WHERE status = 'sending') AS sending, \
-                count(*) FILTER (WHERE status = 'sent') AS sent, \
-                count(*) FILTER (WHERE status = 'failed') AS failed, \
-                count(*) FILTER (WHERE status = 'skipped') AS skipped, \
-                count(*) FILTER (WHERE status = 'cancelled') AS cancelled, \
-                count(delivered_at) AS delivered, count(read_at) AS read, count(replied_at) AS replied, \
-                count(*) FILTER (WHERE sent_at > $3) AS last_minute \
-         FROM recipients WHERE tenant_id = $1 AND campaign_id = $2",
-        vec![user.tenant_id.into(), c.id.into(), (now - Duration::minutes(1)).into()],
-    ))
-    .one(&state.db)
-    .await?
-    .ok_or_else(|| AppError::internal(anyhow::anyhow!("aggregate returned no row")))?;
+    let t = counts::of(&state.db, c.id, now - Duration::minutes(1)).await?;
     let n = |v: i64| v.max(0) as u64;
     let counts = StatusCounts {
         pending: n(t.pending),
@@ -145,7 +117,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
         delivered: n(t.delivered),
         read: n(t.read),
         replied: n(t.replied),
-        sent_last_minute: n(t.last_minute),
+        sent_last_minute: n(t.sent_since),
         next_send_at,
         estimated_completion_at,
         paused_reason: c.paused_reason,

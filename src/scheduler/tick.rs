@@ -33,6 +33,8 @@ pub struct TickReport {
     pub campaigns: u64,
     pub queued: u64,
     pub completed: u64,
+    /// Campaigns whose recipient count deltas were folded.
+    pub folded: u64,
 }
 
 #[derive(Clone)]
@@ -106,7 +108,7 @@ impl Beat {
 
     /// One tick at `now`: promote due scheduled campaigns, time out stuck sends, re-queue
     /// lost jobs, plan every send that falls before the next tick, complete finished
-    /// campaigns. Postgres first, then Redis: a crash in between leaves `queued` rows that
+    /// campaigns, fold the recipient count deltas. Postgres first, then Redis: a crash in between leaves `queued` rows that
     /// a later tick re-queues.
     #[tracing::instrument(skip(self), fields(promoted, queued))]
     pub async fn tick(&self, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
@@ -121,6 +123,7 @@ impl Beat {
         report.completed = completed;
         report.queued = jobs.len() as u64;
         stream::enqueue(&self.redis, &self.keys, &jobs).await?;
+        report.folded = crate::campaigns::counts::fold(&self.db).await?;
         tracing::Span::current().record("queued", report.queued);
         Ok(report)
     }

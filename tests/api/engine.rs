@@ -1000,3 +1000,75 @@ async fn recipient_ids_follow_send_order_and_differ_between_campaigns() {
     assert!(first.iter().all(|id| id.as_bytes()[14] == b'8'), "version 8: {}", first[0]);
     assert!(first.iter().all(|id| !second.contains(id)));
 }
+
+/// The stats route's counts against counting the recipients themselves.
+async fn assert_stats_match_recipients(w: &World, c: &str) {
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await;
+    let stats = stats.ok(200).clone();
+    let direct = w.counts(c).await;
+    for status in ["pending", "queued", "sending", "sent", "failed", "skipped", "cancelled"] {
+        assert_eq!(
+            stats["counts"][status].as_i64().unwrap(),
+            direct.get(status).copied().unwrap_or(0),
+            "{status}: {stats}"
+        );
+    }
+    assert_eq!(stats["total"].as_i64().unwrap(), direct.values().sum::<i64>());
+}
+
+#[tokio::test]
+async fn stats_counts_stay_equal_to_the_recipients_through_sends_failures_and_folds() {
+    let w = world().await;
+    let contacts = w.contacts(12).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.sandbox.faults(json!({"not_on_whatsapp": [phone(3), phone(7)]}));
+    w.start(&c).await;
+    assert_stats_match_recipients(&w, &c).await;
+    let state = w.live_state();
+    let beat = Beat::new(&state);
+    beat.tick(Utc::now()).await.unwrap();
+    assert_stats_match_recipients(&w, &c).await;
+    let engine = Engine::start(&state, 0, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    assert_stats_match_recipients(&w, &c).await;
+    let before = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await.body;
+    assert_eq!(before["counts"]["failed"], 2);
+    // Folding the deltas changes how they are stored, never what they add up to.
+    let report = beat.tick(Utc::now()).await.unwrap();
+    assert!(report.folded >= 1, "{report:?}");
+    let rows = w
+        .app
+        .db
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT count(*) AS n FROM recipient_counts WHERE campaign_id = '{c}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(rows, 1, "one running total per campaign");
+    let after = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await.body;
+    assert_eq!(before["counts"], after["counts"]);
+    assert_stats_match_recipients(&w, &c).await;
+}
+
+#[tokio::test]
+async fn stats_counts_follow_pause_and_cancel() {
+    let w = world().await;
+    let contacts = w.contacts(6).await;
+    let c = w
+        .campaign(&contacts, immediate(), json!({"messages_per_minute": 1}))
+        .await;
+    w.start(&c).await;
+    let state = w.live_state();
+    Beat::new(&state).tick(Utc::now()).await.unwrap();
+    w.app.post(&format!("/api/v1/campaigns/{c}/pause"), &w.t, json!({})).await.ok(200);
+    assert_stats_match_recipients(&w, &c).await;
+    w.app.post(&format!("/api/v1/campaigns/{c}/cancel"), &w.t, json!({})).await.ok(200);
+    assert_stats_match_recipients(&w, &c).await;
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await.body;
+    assert_eq!(stats["counts"]["cancelled"], 6);
+}

@@ -1,0 +1,66 @@
+//! A campaign's recipient counts, kept by the database (migration
+//! `m20261126_000006_recipient_counts`): each statement that writes recipients appends its
+//! change per campaign; `fold` merges those deltas into one running total per campaign.
+//! Reading sums a campaign's rows, whatever their number, in one snapshot: the answer
+//! always equals counting the recipients themselves.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use uuid::Uuid;
+
+/// Campaigns folded by one call.
+const FOLD_BATCH: i64 = 5_000;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct Counts {
+    pub pending: i64,
+    pub queued: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub cancelled: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub replied: i64,
+    /// Sent since the instant asked about.
+    pub sent_since: i64,
+}
+
+/// The campaign's counts, and how many were sent after `since`.
+pub async fn of(db: &impl ConnectionTrait, campaign_id: Uuid, since: DateTime<Utc>) -> Result<Counts, sea_orm::DbErr> {
+    let found = Counts::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT COALESCE(sum(pending), 0)::bigint AS pending, COALESCE(sum(queued), 0)::bigint AS queued, \
+                COALESCE(sum(sending), 0)::bigint AS sending, COALESCE(sum(sent), 0)::bigint AS sent, \
+                COALESCE(sum(failed), 0)::bigint AS failed, COALESCE(sum(skipped), 0)::bigint AS skipped, \
+                COALESCE(sum(cancelled), 0)::bigint AS cancelled, COALESCE(sum(delivered), 0)::bigint AS delivered, \
+                COALESCE(sum(read), 0)::bigint AS read, COALESCE(sum(replied), 0)::bigint AS replied, \
+                (SELECT count(*) FROM recipients WHERE campaign_id = $1 AND sent_at > $2) AS sent_since \
+         FROM recipient_counts WHERE campaign_id = $1",
+        vec![campaign_id.into(), since.into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(found.unwrap_or_default())
+}
+
+/// Merges the deltas of up to `FOLD_BATCH` campaigns into one row each; returns how many
+/// campaigns were folded. Safe beside writers (their new deltas are left for next time) and
+/// beside another fold (rows are taken by exactly one `DELETE`).
+pub async fn fold(db: &impl ConnectionTrait) -> Result<u64, sea_orm::DbErr> {
+    let done = db
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH touched AS (SELECT DISTINCT campaign_id FROM recipient_counts WHERE NOT folded LIMIT $1), \
+             taken AS (DELETE FROM recipient_counts r USING touched t WHERE r.campaign_id = t.campaign_id RETURNING r.*) \
+             INSERT INTO recipient_counts \
+               (campaign_id, pending, queued, sending, sent, failed, skipped, cancelled, delivered, read, replied, folded) \
+             SELECT campaign_id, sum(pending), sum(queued), sum(sending), sum(sent), sum(failed), sum(skipped), \
+                    sum(cancelled), sum(delivered), sum(read), sum(replied), true \
+             FROM taken GROUP BY campaign_id",
+            vec![FOLD_BATCH.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
