@@ -107,7 +107,15 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(e.into())
+        match e {
+            // Every pooled connection stayed busy for the acquire timeout: overload, not a
+            // fault; the client may retry.
+            sea_orm::DbErr::ConnectionAcquire(cause) => {
+                tracing::warn!(error = %cause, "no database connection free: answering 503");
+                Self::Unavailable("the service is busy; retry shortly".into())
+            }
+            other => Self::Internal(other.into()),
+        }
     }
 }
 
@@ -161,16 +169,18 @@ impl ResponseError for AppError {
             Self::Conflict { detail, current_status } => (detail.clone(), vec![], current_status.clone()),
             other => (other.to_string(), vec![], None),
         };
-        HttpResponse::build(status)
-            .content_type("application/problem+json")
-            .json(Problem {
-                type_: format!("https://arauto.dev/problems/{slug}"),
-                title: title.to_owned(),
-                status: status.as_u16(),
-                detail,
-                errors,
-                current_status,
-            })
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        response.content_type("application/problem+json").json(Problem {
+            type_: format!("https://arauto.dev/problems/{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors,
+            current_status,
+        })
     }
 }
 
@@ -203,3 +213,25 @@ impl Fields {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_with_no_free_connection_is_a_503_to_retry_not_a_500() {
+        let e = AppError::from(sea_orm::DbErr::ConnectionAcquire(
+            sea_orm::error::ConnAcquireErr::Timeout,
+        ));
+        let r = e.error_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers().get("retry-after").unwrap(), "1");
+        assert_eq!(r.headers().get("content-type").unwrap(), "application/problem+json");
+    }
+
+    #[test]
+    fn other_database_errors_stay_internal() {
+        let e = AppError::from(sea_orm::DbErr::Custom("boom".into()));
+        assert_eq!(e.error_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -9,8 +9,12 @@
 use sea_orm_migration::prelude::*;
 
 const UP: &str = r#"
+-- No foreign key on purpose: its check would take a KEY SHARE lock on the campaign row
+-- for every writing statement, and the beat's FOR UPDATE SKIP LOCKED would then skip
+-- campaigns whose outcomes are being recorded. Only drafts (which have no recipients) can
+-- be deleted.
 CREATE TABLE recipient_counts (
-    campaign_id uuid NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    campaign_id uuid NOT NULL,
     pending     bigint NOT NULL DEFAULT 0,
     queued      bigint NOT NULL DEFAULT 0,
     sending     bigint NOT NULL DEFAULT 0,

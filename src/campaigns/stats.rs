@@ -62,7 +62,6 @@ pub struct CampaignStats {
     pub paused_reason: Option<String>,
 }
 
-
 /// Counts by status, receipts, recent pace, the next send and the estimated end.
 #[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
     (status = 200, body = CampaignStats),

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::webhook::{parse_webhook, GatewayEvent, ReceiptStatus};
 use super::{ConnectInfo, ConnectionState, GatewayError};
 use crate::api::find_owned;
-use crate::instances::connectivity::{self, target_of};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
+use crate::instances::connectivity::{self, target_of};
 use crate::startup::AppState;
 use crate::tenancy::auth::AuthUser;
 

@@ -63,7 +63,11 @@ pub async fn record(
 ) -> Result<(), sea_orm::DbErr> {
     db.execute(stmt(
         "UPDATE instances SET connection_state = COALESCE($2, connection_state), state_checked_at = $3 WHERE id = $1",
-        vec![instance_id.into(), state.map(ConnectionState::as_str).into(), now.into()],
+        vec![
+            instance_id.into(),
+            state.map(ConnectionState::as_str).into(),
+            now.into(),
+        ],
     ))
     .await?;
     if state == Some(ConnectionState::Close) {

@@ -863,7 +863,8 @@ async fn the_audience_is_the_union_of_groups_tags_and_contacts_once_per_phone() 
 async fn connection_event(w: &World, state: &str) {
     let instance = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await;
     let hook = instance.body["webhook_path"].as_str().unwrap().to_owned();
-    let event = json!({"event": "connection.update", "instance": "loja-1", "data": {"instance": "loja-1", "state": state}});
+    let event =
+        json!({"event": "connection.update", "instance": "loja-1", "data": {"instance": "loja-1", "state": state}});
     w.app
         .call(reqwest::Method::POST, &hook, None, Some(event))
         .await
@@ -917,7 +918,10 @@ async fn a_campaign_whose_number_was_heard_closed_is_paused_by_the_beat_before_a
     w.start(&c).await;
     // Recorded closed without the pause that normally comes with it (as a crash between the
     // two would leave it): the beat's own check still holds.
-    let sql = format!("UPDATE instances SET connection_state = 'close' WHERE id = '{}'", w.instance);
+    let sql = format!(
+        "UPDATE instances SET connection_state = 'close' WHERE id = '{}'",
+        w.instance
+    );
     w.app.db.execute_unprepared(&sql).await.unwrap();
     let report = Beat::new(&w.live_state()).tick(Utc::now()).await.unwrap();
     assert_eq!(report.queued, 0);
@@ -936,7 +940,14 @@ async fn resuming_needs_the_number_connected_again() {
     let resume = format!("/api/v1/campaigns/{c}/resume");
     w.sandbox.faults(json!({"disconnected": ["loja-1"]}));
     let refused = w.app.post(&resume, &w.t, json!({})).await;
-    assert!(refused.problem(409)["detail"].as_str().unwrap().contains("not connected"), "{}", refused.body);
+    assert!(
+        refused.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not connected"),
+        "{}",
+        refused.body
+    );
     assert_eq!(w.status(&c).await, "paused");
     // Reconnected: the gateway, asked afresh, says open.
     w.sandbox.state.reset_faults();
@@ -965,16 +976,16 @@ async fn deleting_a_contact_cancels_its_unplanned_send_and_keeps_what_was_sent()
     // The first recipient is planned now; the second waits a minute.
     Beat::new(&w.live_state()).tick(Utc::now()).await.unwrap();
     for id in &contacts {
-        w.app
-            .delete(&format!("/api/v1/contacts/{id}"), &w.t)
-            .await
-            .ok(204);
+        w.app.delete(&format!("/api/v1/contacts/{id}"), &w.t).await.ok(204);
     }
     let page = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &w.t).await;
     let items = page.ok(200)["items"].as_array().unwrap().clone();
     assert!(items.iter().all(|r| r["contact_id"].is_null()), "{items:?}");
     assert_eq!(items[0]["status"], "queued", "already planned: left to the worker");
-    assert_eq!((&items[1]["status"], &items[1]["reason"]), (&json!("cancelled"), &json!("contact_deleted")));
+    assert_eq!(
+        (&items[1]["status"], &items[1]["reason"]),
+        (&json!("cancelled"), &json!("contact_deleted"))
+    );
 }
 
 #[tokio::test]
@@ -984,11 +995,17 @@ async fn recipient_ids_follow_send_order_and_differ_between_campaigns() {
     let w = &w;
     let ids = |c: String| async move {
         w.start(&c).await;
-        let page = w.app.get(&format!("/api/v1/campaigns/{c}/recipients?per_page=50"), &w.t).await;
+        let page = w
+            .app
+            .get(&format!("/api/v1/campaigns/{c}/recipients?per_page=50"), &w.t)
+            .await;
         let items = page.ok(200)["items"].as_array().unwrap().clone();
         let ids: Vec<String> = items.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
         // One active campaign per instance: make room for the next.
-        w.app.post(&format!("/api/v1/campaigns/{c}/cancel"), &w.t, json!({})).await.ok(200);
+        w.app
+            .post(&format!("/api/v1/campaigns/{c}/cancel"), &w.t, json!({}))
+            .await
+            .ok(200);
         ids
     };
     let first = ids(w.campaign(&contacts, immediate(), fast()).await).await;
@@ -997,7 +1014,11 @@ async fn recipient_ids_follow_send_order_and_differ_between_campaigns() {
     let mut sorted = first.clone();
     sorted.sort();
     assert_eq!(sorted, first, "ids ascend with the send order");
-    assert!(first.iter().all(|id| id.as_bytes()[14] == b'8'), "version 8: {}", first[0]);
+    assert!(
+        first.iter().all(|id| id.as_bytes()[14] == b'8'),
+        "version 8: {}",
+        first[0]
+    );
     assert!(first.iter().all(|id| !second.contains(id)));
 }
 
@@ -1065,9 +1086,15 @@ async fn stats_counts_follow_pause_and_cancel() {
     w.start(&c).await;
     let state = w.live_state();
     Beat::new(&state).tick(Utc::now()).await.unwrap();
-    w.app.post(&format!("/api/v1/campaigns/{c}/pause"), &w.t, json!({})).await.ok(200);
+    w.app
+        .post(&format!("/api/v1/campaigns/{c}/pause"), &w.t, json!({}))
+        .await
+        .ok(200);
     assert_stats_match_recipients(&w, &c).await;
-    w.app.post(&format!("/api/v1/campaigns/{c}/cancel"), &w.t, json!({})).await.ok(200);
+    w.app
+        .post(&format!("/api/v1/campaigns/{c}/cancel"), &w.t, json!({}))
+        .await
+        .ok(200);
     assert_stats_match_recipients(&w, &c).await;
     let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await.body;
     assert_eq!(stats["counts"]["cancelled"], 6);

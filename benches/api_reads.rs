@@ -1,0 +1,197 @@
+//! API reads under load: `GET /campaigns/{id}/stats` of a campaign with 1,000,000
+//! recipients, and a `GET /contacts` page of a tenant with 100,000 contacts, each at a
+//! fixed rate (a quarter, half, then all of 1,000 requests/s) over HTTP against the API
+//! running in-process. Prints latency percentiles (budget: p99 under 10 ms at 1,000/s) and
+//! how many were refused with 503 under overload. The load generator shares the machine.
+//!
+//! `cargo bench --bench api_reads` (env `BENCH_RECIPIENTS`, default 1000000; `BENCH_RPS`,
+//! default 1000; `BENCH_SECONDS`, default 10).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use arauto::startup::{AppState, Application};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let recipients = env("BENCH_RECIPIENTS", 1_000_000);
+    let rps = env("BENCH_RPS", 1_000);
+    let seconds = env("BENCH_SECONDS", 10);
+    let bench = support::setup(|s| {
+        s.database.max_connections = 20;
+        s.log.level = "warn".into();
+    })
+    .await;
+    let s = &bench.state;
+    let state = AppState::from_parts(
+        (*s.settings).clone(),
+        s.clock.clone(),
+        s.db.clone(),
+        s.redis.clone(),
+        s.calendars.clone(),
+    )
+    .expect("state");
+    let app = Application::with_state(state).expect("bind the API");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+
+    let signup: Value = http
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"tenant_name": "Bench", "email": "bench@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("signup")
+        .json()
+        .await
+        .expect("signup body");
+    let token = signup["token"].as_str().expect("token").to_owned();
+    let tenant = signup["tenant"]["id"].as_str().expect("tenant id").to_owned();
+    let tenant_id: uuid::Uuid = tenant.parse().expect("uuid");
+    bench.instances(tenant_id, 1, "http://127.0.0.1:9").await;
+    bench
+        .exec(&format!(
+            "INSERT INTO contacts (id, tenant_id, phone, name, fields) \
+             SELECT gen_random_uuid(), '{tenant}', (5511900000000 + i)::text, 'Contato ' || i, '{{\"cidade\": \"Recife\"}}' \
+             FROM generate_series(1, 100000) AS i"
+        ))
+        .await;
+    let instance: Value = http
+        .get(format!("{base}/api/v1/instances"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("instances")
+        .json()
+        .await
+        .expect("instances body");
+    let contacts: Value = http
+        .get(format!("{base}/api/v1/contacts?per_page=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("contacts")
+        .json()
+        .await
+        .expect("contacts body");
+    let campaign: Value = http
+        .post(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "name": "Big", "instance_id": instance["items"][0]["id"],
+            "messages": [{"text": "{{saudacao}}, {{nome}}!"}],
+            "audience": {"contact_ids": [contacts["items"][0]["id"]]},
+            "schedule": {"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR-SP"},
+            "pacing": {"min_interval_seconds": 20, "max_interval_seconds": 40}
+        }))
+        .send()
+        .await
+        .expect("campaign")
+        .json()
+        .await
+        .expect("campaign body");
+    let campaign = campaign["id"].as_str().expect("campaign id").to_owned();
+    // A campaign well under way: sent, failed, skipped and still pending recipients.
+    bench
+        .exec(&format!(
+            "UPDATE campaigns SET status = 'active', started_at = now() - interval '1 day' WHERE id = '{campaign}'"
+        ))
+        .await;
+    bench
+        .exec(&format!(
+            "INSERT INTO recipients (id, tenant_id, campaign_id, phone, name, position, status, reason, sent_at, delivered_at) \
+             SELECT gen_random_uuid(), '{tenant}', '{campaign}', (5521900000000 + i)::text, 'R ' || i, i, \
+                    CASE WHEN i % 20 < 8 THEN 'sent' WHEN i % 20 = 8 THEN 'failed' WHEN i % 20 = 9 THEN 'skipped' ELSE 'pending' END, \
+                    CASE WHEN i % 20 = 8 THEN 'not_on_whatsapp' WHEN i % 20 = 9 THEN 'opted_out' END, \
+                    CASE WHEN i % 20 < 8 THEN now() - (i % 3600) * interval '1 second' END, \
+                    CASE WHEN i % 20 < 6 THEN now() END \
+             FROM generate_series(1, {recipients}) AS i"
+        ))
+        .await;
+    bench.exec("VACUUM ANALYZE").await;
+
+    let stats_url = format!("{base}/api/v1/campaigns/{campaign}/stats");
+    let check: Value = http
+        .get(&stats_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats body");
+    assert_eq!(check["total"], recipients, "{check}");
+    for (name, url) in [
+        (
+            format!("GET /campaigns/{{id}}/stats ({recipients} recipients)"),
+            stats_url,
+        ),
+        (
+            "GET /contacts (first page of 50, 100000 contacts)".to_owned(),
+            format!("{base}/api/v1/contacts"),
+        ),
+    ] {
+        for rate in [rps / 4, rps / 2, rps] {
+            let (lat, refused) = load(&http, &url, &token, rate, seconds).await;
+            report(&name, rate, &lat, refused);
+        }
+    }
+    bench.teardown().await;
+}
+
+/// Fires `rps` requests per second for `seconds`, each on its own task, and returns every
+/// latency and how many were refused (503: no database connection free in time).
+async fn load(http: &reqwest::Client, url: &str, token: &str, rps: usize, seconds: usize) -> (Vec<Duration>, usize) {
+    // Warm the connection pool and caches first.
+    for _ in 0..200 {
+        let _ = http.get(url).bearer_auth(token).send().await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rps as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(rps * seconds);
+    for _ in 0..rps * seconds {
+        tick.tick().await;
+        let (http, url, token) = (http.clone(), url.to_owned(), token.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = match http.get(&url).bearer_auth(&token).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("{}: {}", r.status(), r.text().await.unwrap_or_default())),
+                Err(e) => Err(e.to_string()),
+            };
+            (started.elapsed(), answer)
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    let mut refused = 0;
+    for t in tasks {
+        let (took, answer) = t.await.expect("request task");
+        match answer {
+            Ok(()) => {}
+            Err(e) if e.starts_with("503") => refused += 1,
+            Err(e) => panic!("a request failed: {e}"),
+        }
+        lat.push(took);
+    }
+    (lat, refused)
+}
+
+fn report(name: &str, rps: usize, lat: &[Duration], refused: usize) {
+    let mut sorted = lat.to_vec();
+    sorted.sort();
+    let at = |q: f64| sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)];
+    let ms = |d: Duration| d.as_secs_f64() * 1_000.0;
+    println!(
+        "{name} at {rps} req/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} requests, {refused} refused with 503)",
+        ms(at(0.50)),
+        ms(at(0.99)),
+        ms(sorted[sorted.len() - 1]),
+        sorted.len()
+    );
+}
