@@ -5,6 +5,11 @@ use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 
+/// A Postgres statement with bound values: how every hand-written query in Arauto is made.
+pub fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
 /// Creates the database named in `database.url` when it does not exist, connecting to the
 /// server's `postgres` database to do it.
 pub async fn create_database_if_missing(settings: &Settings) -> anyhow::Result<()> {
@@ -20,8 +25,7 @@ pub async fn create_database_if_missing(settings: &Settings) -> anyhow::Result<(
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the database server: {e}"))?;
     let exists = admin
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
+        .query_one(stmt(
             "SELECT 1 FROM pg_database WHERE datname = $1",
             [name.clone().into()],
         ))

@@ -4,8 +4,9 @@
 //! Reading sums a campaign's rows, whatever their number, in one snapshot: the answer
 //! always equals counting the recipients themselves.
 
+use crate::db::stmt;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use uuid::Uuid;
 
 /// Campaigns folded by one call.
@@ -29,8 +30,7 @@ pub struct Counts {
 
 /// The campaign's counts, and how many were sent after `since`.
 pub async fn of(db: &impl ConnectionTrait, campaign_id: Uuid, since: DateTime<Utc>) -> Result<Counts, sea_orm::DbErr> {
-    let found = Counts::find_by_statement(Statement::from_sql_and_values(
-        DbBackend::Postgres,
+    let found = Counts::find_by_statement(stmt(
         "SELECT COALESCE(sum(pending), 0)::bigint AS pending, COALESCE(sum(queued), 0)::bigint AS queued, \
                 COALESCE(sum(sending), 0)::bigint AS sending, COALESCE(sum(sent), 0)::bigint AS sent, \
                 COALESCE(sum(failed), 0)::bigint AS failed, COALESCE(sum(skipped), 0)::bigint AS skipped, \
@@ -50,8 +50,7 @@ pub async fn of(db: &impl ConnectionTrait, campaign_id: Uuid, since: DateTime<Ut
 /// beside another fold (rows are taken by exactly one `DELETE`).
 pub async fn fold(db: &impl ConnectionTrait) -> Result<u64, sea_orm::DbErr> {
     let done = db
-        .execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
+        .execute(stmt(
             "WITH touched AS (SELECT DISTINCT campaign_id FROM recipient_counts WHERE NOT folded LIMIT $1), \
              taken AS (DELETE FROM recipient_counts r USING touched t WHERE r.campaign_id = t.campaign_id RETURNING r.*) \
              INSERT INTO recipient_counts \

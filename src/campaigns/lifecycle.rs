@@ -3,7 +3,7 @@
 
 use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -12,6 +12,7 @@ use super::routes::CampaignView;
 use crate::api::find_owned;
 use crate::audit::{self, Event};
 use crate::calendar::ScheduleSpec;
+use crate::db::stmt;
 use crate::dispatch::store;
 use crate::entities::{campaigns, instances};
 use crate::error::{AppError, AppResult};
@@ -19,10 +20,6 @@ use crate::gateway::ConnectionState;
 use crate::instances::connectivity;
 use crate::startup::AppState;
 use crate::tenancy::auth::AuthUser;
-
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 fn status_of(c: &campaigns::Model) -> AppResult<CampaignStatus> {
     CampaignStatus::parse(&c.status).ok_or_else(|| AppError::internal(anyhow::anyhow!("bad status {}", c.status)))
@@ -168,17 +165,16 @@ async fn reload(state: &AppState, id: Uuid) -> AppResult<campaigns::Model> {
         .ok_or_else(|| AppError::not_found("campaign"))
 }
 
-/// Moves the campaign from one of `from` to `to` in one conditional statement (which waits
+/// Moves the campaign, as the caller read it, to `to` in one conditional statement (which waits
 /// for any worker claim in flight); 409 with the current status otherwise.
 async fn transition(
     state: &AppState,
     user: &AuthUser,
-    id: Uuid,
+    c: campaigns::Model,
     action: &str,
     to: CampaignStatus,
     extra_sql: &str,
 ) -> AppResult<campaigns::Model> {
-    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
     let current = status_of(&c)?;
     if !current.can_become(to) || (to == CampaignStatus::Active && current == CampaignStatus::Scheduled) {
         return Err(invalid(action, current));
@@ -187,7 +183,7 @@ async fn transition(
     let txn = state.db.begin().await?;
     let moved = txn
         .execute(stmt(
-            &format!("UPDATE campaigns SET status = $3, updated_at = $4{extra_sql} WHERE id = $1 AND status = $2"),
+            format!("UPDATE campaigns SET status = $3, updated_at = $4{extra_sql} WHERE id = $1 AND status = $2"),
             vec![c.id.into(), current.as_str().into(), to.as_str().into(), now.into()],
         ))
         .await
@@ -215,10 +211,11 @@ async fn transition(
 }
 
 pub async fn pause(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
+    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
     transition(
         state,
         user,
-        id,
+        c,
         "pause",
         CampaignStatus::Paused,
         ", paused_reason = 'user'",
@@ -227,10 +224,11 @@ pub async fn pause(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
 }
 
 pub async fn cancel(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
+    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
     transition(
         state,
         user,
-        id,
+        c,
         "cancel",
         CampaignStatus::Cancelled,
         ", cancelled_at = $4, next_send_at = NULL",
@@ -253,7 +251,7 @@ pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
     let resumed = transition(
         state,
         user,
-        id,
+        c,
         "resume",
         to,
         ", paused_reason = NULL, next_send_at = $4",

@@ -2,7 +2,7 @@
 //! data, and previewing a message for a contact.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -15,6 +15,7 @@ use super::domain::{
 use crate::api::find_owned;
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
 use crate::contacts::repo::{foreign_ids, Owned};
+use crate::db::stmt;
 use crate::entities::{contacts, instances, templates};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::startup::AppState;
@@ -162,8 +163,7 @@ async fn known_field_keys<'a>(
         key: String,
     }
     let keys: Vec<&str> = keys.collect();
-    Ok(Key::find_by_statement(Statement::from_sql_and_values(
-        DbBackend::Postgres,
+    Ok(Key::find_by_statement(stmt(
         "SELECT k AS key FROM jsonb_array_elements_text($2::jsonb) AS k \
          WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.fields ? k)",
         [tenant_id.into(), json!(keys).into()],

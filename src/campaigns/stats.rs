@@ -3,7 +3,7 @@
 
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::{IntoParams, ToSchema};
@@ -14,15 +14,12 @@ use super::domain::CampaignStatus;
 use crate::api::extract::{ApiQuery, Page, Pagination};
 use crate::api::find_owned;
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
+use crate::db::stmt;
 use crate::dispatch::stream;
 use crate::entities::campaigns;
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
 use crate::tenancy::auth::AuthUser;
-
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 #[derive(FromQueryResult)]
 struct Count {
@@ -184,7 +181,7 @@ pub async fn recipients(
     values.push((page.per_page as i64).into());
     values.push((page.offset() as i64).into());
     let items = RecipientView::find_by_statement(stmt(
-        &format!(
+        format!(
             "SELECT id, contact_id, phone, name, status, reason, variant, queued_at, sent_at, delivered_at, read_at, message_id \
              FROM recipients WHERE {filter_sql} ORDER BY position LIMIT $4 OFFSET $5"
         ),

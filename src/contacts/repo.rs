@@ -1,7 +1,7 @@
 //! Contact queries and writes. Every statement is scoped by `tenant_id` first.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value as DbValue};
+use sea_orm::{ConnectionTrait, FromQueryResult, Value as DbValue};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -10,11 +10,8 @@ use uuid::Uuid;
 
 use super::domain::NewContact;
 use crate::api::extract::Pagination;
+use crate::db::stmt;
 use crate::error::FieldError;
-
-fn stmt(sql: &str, values: Vec<DbValue>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 /// A contact as the API shows it.
 #[derive(Debug, Serialize, ToSchema, FromQueryResult)]
@@ -91,7 +88,7 @@ pub async fn list(
 ) -> Result<(Vec<ContactView>, u64), sea_orm::DbErr> {
     let (clause, values) = filter_clause(tenant_id, filter);
     let total = Count::find_by_statement(stmt(
-        &format!("SELECT count(*) AS n FROM contacts c WHERE {clause}"),
+        format!("SELECT count(*) AS n FROM contacts c WHERE {clause}"),
         values.clone(),
     ))
     .one(db)
@@ -102,7 +99,7 @@ pub async fn list(
     values.push((page.offset() as i64).into());
     let n = values.len();
     let items = ContactView::find_by_statement(stmt(
-        &format!(
+        format!(
             "SELECT {VIEW_COLUMNS} FROM contacts c WHERE {clause} ORDER BY c.created_at, c.id LIMIT ${} OFFSET ${n}",
             n - 1
         ),
@@ -115,7 +112,7 @@ pub async fn list(
 
 pub async fn get(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<Option<ContactView>, sea_orm::DbErr> {
     ContactView::find_by_statement(stmt(
-        &format!("SELECT {VIEW_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2"),
+        format!("SELECT {VIEW_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2"),
         vec![tenant_id.into(), id.into()],
     ))
     .one(db)
@@ -241,7 +238,7 @@ pub async fn missing_ids(
         return Ok(HashSet::new());
     }
     let found: HashSet<Uuid> = IdRow::find_by_statement(stmt(
-        &format!(
+        format!(
             "SELECT id FROM {} WHERE tenant_id = $1 AND id IN (SELECT t::uuid FROM jsonb_array_elements_text($2::jsonb) AS t)",
             table.table()
         ),

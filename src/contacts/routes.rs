@@ -1,5 +1,5 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, Set, Statement, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -11,6 +11,7 @@ use super::repo::{self, ContactFilter, ContactView, Owned};
 use crate::api::extract::{ApiJson, ApiQuery, BulkJson, Page, Pagination};
 use crate::api::find_owned;
 use crate::audit::{self, Event};
+use crate::db::stmt;
 use crate::entities::{contacts, tenants};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::startup::AppState;
@@ -197,8 +198,7 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     let found = find_owned::<contacts::Entity>(&state.db, user.tenant_id, *id, "contact").await?;
     let txn = state.db.begin().await?;
     contacts::Entity::delete_by_id(found.id).exec(&txn).await?;
-    txn.execute(Statement::from_sql_and_values(
-        DbBackend::Postgres,
+    txn.execute(stmt(
         "UPDATE recipients SET contact_id = NULL, \
            reason = CASE WHEN status = 'pending' THEN 'contact_deleted' ELSE reason END, \
            status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END \

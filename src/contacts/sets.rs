@@ -2,7 +2,7 @@
 //! Table names below are constants, never input.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value as DbValue};
+use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::repo::{self, Owned};
 use crate::api::extract::Pagination;
 use crate::audit::{self, Event};
+use crate::db::stmt;
 use crate::error::{AppError, AppResult};
 use crate::tenancy::auth::AuthUser;
 
@@ -68,10 +69,6 @@ pub struct MembersResult {
 }
 
 const MAX_MEMBERS_PER_CALL: usize = 10_000;
-
-fn stmt(sql: String, values: Vec<DbValue>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 impl SetKind {
     fn select(&self) -> String {

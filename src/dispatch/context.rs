@@ -2,7 +2,7 @@
 //! cached briefly (a started campaign's messages and schedule never change).
 
 use chrono::NaiveDate;
-use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement};
+use sea_orm::{DatabaseConnection, FromQueryResult};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::calendar::{Calendars, Schedule, ScheduleSpec};
 use crate::campaigns::domain::{Media, MediaKind, Message};
 use crate::crypto::Cipher;
+use crate::db::stmt;
 use crate::gateway::{InstanceTarget, MediaType, OutgoingMessage};
 use crate::templating::{self, Template};
 
@@ -121,8 +122,7 @@ impl ContextCache {
     }
 
     async fn load(&self, campaign_id: Uuid) -> anyhow::Result<Option<CampaignContext>> {
-        let row = Row::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
+        let row = Row::find_by_statement(stmt(
             "SELECT c.id, c.tenant_id, c.messages, c.schedule, c.pacing, i.api_url, i.instance_name, i.api_key_enc, \
                COALESCE((SELECT jsonb_agg(h.date ORDER BY h.date) FROM holidays h WHERE h.tenant_id = c.tenant_id), '[]'::jsonb) AS holidays \
              FROM campaigns c JOIN instances i ON i.id = c.instance_id WHERE c.id = $1",

@@ -2,16 +2,13 @@
 //! before any send), outcome recording (batched), and what follows from outcomes: pausing
 //! on instance errors or an error spike, completing finished campaigns.
 
+use crate::db::stmt;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use uuid::Uuid;
-
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 /// A recipient this worker now owns (`sending`), with what rendering needs.
 #[derive(Debug, Clone, FromQueryResult)]

@@ -2,7 +2,7 @@
 //! messages, connection updates) and an instance's state, connect (QR) and logout.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -10,15 +10,12 @@ use uuid::Uuid;
 use super::webhook::{parse_webhook, GatewayEvent, ReceiptStatus};
 use super::{ConnectInfo, ConnectionState, GatewayError};
 use crate::api::find_owned;
+use crate::db::stmt;
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::instances::connectivity::{self, target_of};
 use crate::startup::AppState;
 use crate::tenancy::auth::AuthUser;
-
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 /// Words that, alone in an inbound message, opt the sender out.
 pub const OPT_OUT_KEYWORDS: [&str; 5] = ["SAIR", "PARAR", "STOP", "CANCELAR", "DESCADASTRAR"];

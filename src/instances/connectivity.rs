@@ -8,11 +8,12 @@
 //! plans nothing for an instance known to be `close` or `connecting`.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult};
 use std::time::Duration;
 use uuid::Uuid;
 
 use crate::crypto::Cipher;
+use crate::db::stmt;
 use crate::dispatch::store;
 use crate::entities::instances;
 use crate::gateway::{ConnectionState, GatewayClient, GatewayError, InstanceTarget};
@@ -24,10 +25,6 @@ pub const DISCONNECTED: &str = "instance disconnected";
 const PROBES_PER_ROUND: u64 = 256;
 /// Probes in flight at once.
 const PROBE_CONCURRENCY: usize = 32;
-
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 pub fn target_of<'a>(i: &'a instances::Model, api_key: &'a str) -> InstanceTarget<'a> {
     InstanceTarget {

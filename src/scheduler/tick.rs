@@ -1,7 +1,7 @@
 //! One beat tick, and the loop that runs it every `beat.tick_seconds` on the leader.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,14 +15,11 @@ use crate::calendar::{Calendars, Pacing, Schedule, ScheduleSpec};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::Cipher;
+use crate::db::stmt;
 use crate::dispatch::{store, stream, stream::Job};
 use crate::gateway::{ConnectionState, GatewayClient};
 use crate::instances::{connectivity, domain::Warmup};
 use crate::redis::Keys;
-
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 /// What a tick did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
