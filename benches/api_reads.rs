@@ -10,13 +10,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use arauto::startup::{AppState, Application};
+use support::env;
+
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() {
@@ -28,29 +25,8 @@ async fn main() {
         s.log.level = "warn".into();
     })
     .await;
-    let s = &bench.state;
-    let state = AppState::from_parts(
-        (*s.settings).clone(),
-        s.clock.clone(),
-        s.db.clone(),
-        s.redis.clone(),
-        s.calendars.clone(),
-    )
-    .expect("state");
-    let app = Application::with_state(state).expect("bind the API");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (base, signup) = bench.api().await;
     let http = reqwest::Client::new();
-
-    let signup: Value = http
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"tenant_name": "Bench", "email": "bench@example.com", "password": "correct horse battery"}))
-        .send()
-        .await
-        .expect("signup")
-        .json()
-        .await
-        .expect("signup body");
     let token = signup["token"].as_str().expect("token").to_owned();
     let tenant = signup["tenant"]["id"].as_str().expect("tenant id").to_owned();
     let tenant_id: uuid::Uuid = tenant.parse().expect("uuid");
@@ -63,7 +39,7 @@ async fn main() {
         ))
         .await;
     let instance: Value = http
-        .get(format!("{base}/api/v1/instances"))
+        .get(format!("{base}/instances"))
         .bearer_auth(&token)
         .send()
         .await
@@ -72,7 +48,7 @@ async fn main() {
         .await
         .expect("instances body");
     let contacts: Value = http
-        .get(format!("{base}/api/v1/contacts?per_page=1"))
+        .get(format!("{base}/contacts?per_page=1"))
         .bearer_auth(&token)
         .send()
         .await
@@ -81,7 +57,7 @@ async fn main() {
         .await
         .expect("contacts body");
     let campaign: Value = http
-        .post(format!("{base}/api/v1/campaigns"))
+        .post(format!("{base}/campaigns"))
         .bearer_auth(&token)
         .json(&json!({
             "name": "Big", "instance_id": instance["items"][0]["id"],
@@ -116,7 +92,7 @@ async fn main() {
         .await;
     bench.exec("VACUUM ANALYZE").await;
 
-    let stats_url = format!("{base}/api/v1/campaigns/{campaign}/stats");
+    let stats_url = format!("{base}/campaigns/{campaign}/stats");
     let check: Value = http
         .get(&stats_url)
         .bearer_auth(&token)
@@ -134,7 +110,7 @@ async fn main() {
         ),
         (
             "GET /contacts (first page of 50, 100000 contacts)".to_owned(),
-            format!("{base}/api/v1/contacts"),
+            format!("{base}/contacts"),
         ),
     ] {
         for rate in [rps / 4, rps / 2, rps] {

@@ -6,12 +6,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::env;
+
 use arauto::scheduler::Beat;
 use std::time::Instant;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() {

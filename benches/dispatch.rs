@@ -7,15 +7,13 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::env;
+
 use arauto::dispatch::worker::Worker;
 use arauto::gateway::{sandbox_server, SandboxState};
 use arauto::scheduler::Beat;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() {

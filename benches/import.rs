@@ -6,7 +6,6 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use arauto::startup::Application;
 use std::time::Instant;
 
 fn peak_rss_mb() -> f64 {
@@ -23,34 +22,10 @@ fn peak_rss_mb() -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let rows: usize = std::env::var("BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let rows = support::env("BENCH_ROWS", 1_000_000);
     let bench = support::setup(|s| s.server.port = 0).await;
-    let app = Application::with_state(
-        arauto::startup::AppState::from_parts(
-            (*bench.state.settings).clone(),
-            bench.state.clock.clone(),
-            bench.state.db.clone(),
-            bench.state.redis.clone(),
-            bench.state.calendars.clone(),
-        )
-        .expect("state"),
-    )
-    .expect("bind");
-    let base = format!("http://127.0.0.1:{}/api/v1", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (base, signup) = bench.api().await;
     let http = reqwest::Client::new();
-    let signup: serde_json::Value = http
-        .post(format!("{base}/auth/signup"))
-        .json(&serde_json::json!({"tenant_name": "Bench", "email": "bench@example.com", "password": "bench password"}))
-        .send()
-        .await
-        .expect("signup")
-        .json()
-        .await
-        .expect("json");
     let token = signup["token"].as_str().expect("token").to_owned();
     let before = peak_rss_mb();
     // The file, generated chunk by chunk as the request streams out.

@@ -11,10 +11,7 @@ use std::time::Instant;
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("BENCH_CONTACTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = support::env("BENCH_CONTACTS", 1_000_000);
     let bench = support::setup(|_| {}).await;
     let tenant = bench.tenant().await;
     bench.instances(tenant, 1, "http://127.0.0.1:9").await;

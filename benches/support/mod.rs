@@ -11,6 +11,11 @@ use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
+/// A numeric setting from the environment, or its default.
+pub fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 pub struct BenchDb {
     pub state: AppState,
     name: String,
@@ -78,6 +83,33 @@ impl BenchDb {
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
                 .await;
         }
+    }
+
+    /// Serves the API in-process on a free port and signs a tenant up through it; returns
+    /// the API base (`…/api/v1`) and the signup answer (`tenant`, `user`, `token`).
+    pub async fn api(&self) -> (String, serde_json::Value) {
+        let s = &self.state;
+        let state = AppState::from_parts(
+            (*s.settings).clone(),
+            s.clock.clone(),
+            s.db.clone(),
+            s.redis.clone(),
+            s.calendars.clone(),
+        )
+        .expect("state");
+        let app = arauto::startup::Application::with_state(state).expect("bind the API");
+        let base = format!("http://127.0.0.1:{}/api/v1", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let signup = reqwest::Client::new()
+            .post(format!("{base}/auth/signup"))
+            .json(&serde_json::json!({"tenant_name": "Bench", "email": "bench@example.com", "password": "bench password"}))
+            .send()
+            .await
+            .expect("signup")
+            .json()
+            .await
+            .expect("signup body");
+        (base, signup)
     }
 
     /// One tenant; returns its id.
