@@ -3,7 +3,7 @@
 
 pub mod routes;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::Value;
 use uuid::Uuid;
@@ -34,21 +34,26 @@ impl<'a> Event<'a> {
     }
 }
 
+/// Appends one audit row stamped `at` (UTC, from the application's injected clock, never
+/// the system clock, so tests at chosen instants see consistent timestamps).
 pub async fn record(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     user_id: Option<Uuid>,
+    at: DateTime<Utc>,
     event: Event<'_>,
 ) -> Result<(), sea_orm::DbErr> {
     audit_logs::ActiveModel {
-        id: Set(Uuid::new_v4()),
+        // Time-ordered (monotonic within a process): rows stamped the same instant by the
+        // injected clock still list in the order they happened.
+        id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
         user_id: Set(user_id),
         action: Set(event.action.to_owned()),
         entity_type: Set(event.entity_type.to_owned()),
         entity_id: Set(event.entity_id),
         details: Set(event.details),
-        created_at: Set(Utc::now()),
+        created_at: Set(at),
     }
     .insert(db)
     .await?;

@@ -177,7 +177,7 @@ pub async fn create(
         }
     })?;
     let event = Event::new("holiday.create", "holiday", created.id).with(json!({"date": created.date}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(HolidayView::from(created)))
 }
@@ -193,7 +193,7 @@ pub async fn remove(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     let txn = state.db.begin().await?;
     holidays::Entity::delete_by_id(found.id).exec(&txn).await?;
     let event = Event::new("holiday.delete", "holiday", found.id).with(json!({"date": found.date}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

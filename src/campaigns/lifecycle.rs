@@ -139,7 +139,7 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     let recipients = resolve_audience(&txn, user.tenant_id, c.id, &audience).await?;
     store::complete_finished(&txn, &[c.id], now).await?;
     let event = Event::new("campaign.start", "campaign", c.id).with(json!({"recipients": recipients}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     reload(state, c.id).await
 }
@@ -205,7 +205,7 @@ async fn transition(
     }
     let action_name = format!("campaign.{action}");
     let event = Event::new(&action_name, "campaign", c.id).with(json!({"from": current.as_str()}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     reload(state, c.id).await
 }

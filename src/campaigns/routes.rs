@@ -262,7 +262,7 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
         return Err(AppError::conflict("the campaign stopped being a draft"));
     }
     let event = Event::new("campaign.delete", "campaign", found.id).with(json!({"name": found.name}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -182,7 +182,7 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     let txn = state.db.begin().await?;
     templates::Entity::delete_by_id(found.id).exec(&txn).await?;
     let event = Event::new("template.delete", "template", found.id).with(json!({"name": found.name}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -207,7 +207,7 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     ))
     .await?;
     let event = Event::new("contact.delete", "contact", found.id).with(json!({"phone": found.phone}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

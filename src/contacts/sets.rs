@@ -190,6 +190,7 @@ impl SetKind {
         db: &C,
         user: &AuthUser,
         id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> AppResult<()> {
         let current = self.get(db, user.tenant_id, id).await?;
         let txn = db.begin().await?;
@@ -200,7 +201,7 @@ impl SetKind {
         .await?;
         let action = format!("{}.delete", self.entity);
         let event = Event::new(&action, self.entity, id).with(json!({"name": current.name}));
-        audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+        audit::record(&txn, user.tenant_id, Some(user.user_id), now, event).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -410,7 +411,7 @@ macro_rules! set_routes {
             user: AuthUser,
             id: web::Path<Uuid>,
         ) -> AppResult<HttpResponse> {
-            $kind.delete(&state.db, &user, *id).await?;
+            $kind.delete(&state.db, &user, *id, state.clock.now()).await?;
             Ok(HttpResponse::NoContent().finish())
         }
 

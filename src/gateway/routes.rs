@@ -218,7 +218,7 @@ pub async fn instance_logout(
     .await?;
     connectivity::record(&state.db, *id, Some(ConnectionState::Close), state.clock.now()).await?;
     let event = crate::audit::Event::new("instance.logout", "instance", *id);
-    crate::audit::record(&state.db, user.tenant_id, Some(user.user_id), event).await?;
+    crate::audit::record(&state.db, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -158,7 +158,7 @@ pub async fn create(
     .await
     .map_err(name_taken)?;
     let event = Event::new("instance.create", "instance", created.id).with(json!({"name": created.name}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(InstanceView::from(created)))
 }
@@ -247,7 +247,7 @@ pub async fn update(
     let updated = active.update(&txn).await.map_err(name_taken)?;
     let event = Event::new("instance.update", "instance", updated.id)
         .with(json!({"name": updated.name, "api_key_changed": api_key.is_some()}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(InstanceView::from(updated)))
 }
@@ -275,7 +275,7 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
             }
         })?;
     let event = Event::new("instance.delete", "instance", found.id).with(json!({"name": found.name}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

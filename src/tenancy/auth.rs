@@ -82,12 +82,17 @@ impl JwtKeys {
         )?)
     }
 
-    fn verify(&self, token: &str) -> Option<Claims> {
+    /// The token's claims when its signature holds and it has not expired at `now` (the same
+    /// injected clock that issued it: `exp` is checked here, not against the system clock).
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Option<Claims> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_exp = false;
+        validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .ok()
             .map(|d| d.claims)
+            .filter(|c| now.timestamp() < c.exp)
     }
 }
 
@@ -126,7 +131,7 @@ impl FromRequest for AuthUser {
             let state = state?;
             let token = token.ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
             let invalid = || AppError::Unauthorized("the token is invalid or expired".into());
-            let claims = state.jwt.verify(&token).ok_or_else(invalid)?;
+            let claims = state.jwt.verify(&token, state.clock.now()).ok_or_else(invalid)?;
             let user = users::Entity::find_by_id(claims.sub)
                 .one(&state.db)
                 .await?
@@ -147,22 +152,31 @@ impl FromRequest for AuthUser {
 mod tests {
     use super::*;
 
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn a_token_expires() {
+    fn a_token_is_valid_for_its_lifetime_on_the_clock_that_issued_it() {
         let keys = JwtKeys::new(b"secret", 1);
         let (u, t) = (Uuid::new_v4(), Uuid::new_v4());
-        let fresh = keys.issue(u, t, Utc::now()).unwrap();
-        assert_eq!(keys.verify(&fresh).unwrap().sub, u);
-        let old = keys.issue(u, t, Utc::now() - chrono::Duration::hours(2)).unwrap();
-        assert!(keys.verify(&old).is_none());
+        // Years away from the system clock, in both directions: only the injected instant counts.
+        for issued in [at("2001-01-01T00:00:00Z"), at("2090-06-01T12:00:00Z")] {
+            let token = keys.issue(u, t, issued).unwrap();
+            assert_eq!(keys.verify(&token, issued).unwrap().sub, u);
+            let last_second = issued + chrono::Duration::minutes(59) + chrono::Duration::seconds(59);
+            assert!(keys.verify(&token, last_second).is_some());
+            assert!(keys.verify(&token, issued + chrono::Duration::hours(1)).is_none());
+        }
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
+        let now = at("2026-11-30T10:00:00Z");
         let token = JwtKeys::new(b"one", 1)
-            .issue(Uuid::new_v4(), Uuid::new_v4(), Utc::now())
+            .issue(Uuid::new_v4(), Uuid::new_v4(), now)
             .unwrap();
-        assert!(JwtKeys::new(b"two", 1).verify(&token).is_none());
+        assert!(JwtKeys::new(b"two", 1).verify(&token, now).is_none());
     }
 
     #[tokio::test]

@@ -171,6 +171,7 @@ pub async fn signup(state: web::Data<AppState>, body: ApiJson<SignupRequest>) ->
         &txn,
         tenant.id,
         Some(user.id),
+        now,
         Event::new("auth.signup", "tenant", tenant.id),
     )
     .await?;
@@ -213,14 +214,16 @@ pub async fn login(state: web::Data<AppState>, body: ApiJson<LoginRequest>) -> A
     let user = user
         .filter(|_| ok)
         .ok_or_else(|| AppError::Unauthorized("wrong email or password".into()))?;
+    let now = state.clock.now();
     audit::record(
         &state.db,
         user.tenant_id,
         Some(user.id),
+        now,
         Event::new("auth.login", "user", user.id),
     )
     .await?;
-    let token = state.jwt.issue(user.id, user.tenant_id, state.clock.now())?;
+    let token = state.jwt.issue(user.id, user.tenant_id, now)?;
     Ok(HttpResponse::Ok().json(TokenResponse { token }))
 }
 
@@ -297,7 +300,7 @@ pub async fn create_user(
     .map_err(unique_email)?;
     let event =
         Event::new("user.create", "user", created.id).with(json!({"email": created.email, "role": created.role}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(UserView::from(created)))
 }
@@ -380,7 +383,7 @@ pub async fn update_user(
     let updated = active.update(&txn).await.map_err(unique_email)?;
     let event = Event::new("user.update", "user", updated.id)
         .with(json!({"email": updated.email, "role": updated.role, "password_changed": body.password.is_some()}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(UserView::from(updated)))
 }
@@ -402,7 +405,7 @@ pub async fn delete_user(state: web::Data<AppState>, user: AuthUser, id: web::Pa
     let txn = state.db.begin().await?;
     users::Entity::delete_by_id(target.id).exec(&txn).await?;
     let event = Event::new("user.delete", "user", target.id).with(json!({"email": target.email}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), event).await?;
+    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
