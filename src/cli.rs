@@ -30,6 +30,9 @@ pub enum Command {
     All,
     /// A gateway simulator speaking the Evolution API subset, with fault injection.
     Sandbox,
+    /// Operator check of the invariants: counts recipients left non-terminal in a finished
+    /// or cancelled campaign (exit status 1 when there is any).
+    Check,
 }
 
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
@@ -37,6 +40,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate => migrate(&settings).await,
         Command::Sandbox => crate::gateway::run_sandbox(&settings.sandbox.host, settings.sandbox.port).await,
         Command::Api => api(settings).await,
+        Command::Check => check(&settings).await,
         Command::Beat => engine(settings, true, false).await,
         Command::Worker => engine(settings, false, true).await,
         Command::All => {
@@ -60,6 +64,16 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let db = crate::startup::connect_db(settings).await?;
     migration::Migrator::up(&db, None).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn check(settings: &Settings) -> anyhow::Result<()> {
+    let db = crate::startup::connect_db(settings).await?;
+    let stranded = crate::recipients::stranded(&db).await?;
+    println!("non-terminal recipients in completed or cancelled campaigns: {stranded}");
+    if stranded > 0 {
+        anyhow::bail!("{stranded} recipients are not terminal although their campaign is");
+    }
     Ok(())
 }
 

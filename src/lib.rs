@@ -16,6 +16,7 @@ pub mod entities;
 pub mod error;
 pub mod gateway;
 pub mod instances;
+pub mod recipients;
 pub mod redis;
 pub mod scheduler;
 pub mod startup;

@@ -31,6 +31,7 @@ mod m20261125_000003_dispatch;
 mod m20261126_000004_instance_state;
 mod m20261126_000005_recipient_keys;
 mod m20261126_000006_recipient_counts;
+mod m20261130_000007_outcome_unknown;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_instance_state::Migration),
             Box::new(m20261126_000005_recipient_keys::Migration),
             Box::new(m20261126_000006_recipient_counts::Migration),
+            Box::new(m20261130_000007_outcome_unknown::Migration),
         ]
     }
 }

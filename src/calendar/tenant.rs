@@ -178,6 +178,7 @@ pub async fn create(
     })?;
     let event = Event::new("holiday.create", "holiday", created.id).with(json!({"date": created.date}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
+    crate::campaigns::repo::replan_tenant(&txn, user.tenant_id, state.clock.now()).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(HolidayView::from(created)))
 }
@@ -194,6 +195,7 @@ pub async fn remove(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     holidays::Entity::delete_by_id(found.id).exec(&txn).await?;
     let event = Event::new("holiday.delete", "holiday", found.id).with(json!({"date": found.date}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
+    crate::campaigns::repo::replan_tenant(&txn, user.tenant_id, state.clock.now()).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,16 +8,18 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::domain::{Audience, CampaignStatus};
+use super::repo;
 use super::routes::CampaignView;
 use crate::api::find_owned;
 use crate::audit::{self, Event};
 use crate::calendar::ScheduleSpec;
 use crate::db::stmt;
-use crate::dispatch::store;
+use crate::dispatch::gate;
 use crate::entities::{campaigns, instances};
 use crate::error::{AppError, AppResult};
 use crate::gateway::ConnectionState;
 use crate::instances::connectivity;
+use crate::recipients;
 use crate::startup::AppState;
 use crate::tenancy::auth::AuthUser;
 
@@ -137,7 +139,7 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
         return Err(AppError::conflict("the campaign is no longer a draft"));
     }
     let recipients = resolve_audience(&txn, user.tenant_id, c.id, &audience).await?;
-    store::complete_finished(&txn, &[c.id], now).await?;
+    repo::complete_finished(&txn, &[c.id], now).await?;
     let event = Event::new("campaign.start", "campaign", c.id).with(json!({"recipients": recipients}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
@@ -192,22 +194,42 @@ async fn transition(
         return Err(AppError::conflict("the campaign changed meanwhile; try again"));
     }
     match to {
-        CampaignStatus::Paused => store::requeue_to_pending(&txn, c.id).await?,
-        CampaignStatus::Cancelled => {
-            txn.execute(stmt(
-                "UPDATE recipients SET status = 'cancelled', reason = 'campaign_cancelled' \
-                 WHERE campaign_id = $1 AND status IN ('pending', 'queued')",
-                vec![c.id.into()],
-            ))
-            .await?;
-        }
+        CampaignStatus::Paused => recipients::unqueue_campaign(&txn, c.id).await?,
+        CampaignStatus::Cancelled => recipients::cancel_campaign(&txn, c.id).await?,
         _ => {}
     }
     let action_name = format!("campaign.{action}");
     let event = Event::new(&action_name, "campaign", c.id).with(json!({"from": current.as_str()}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
+    match to {
+        CampaignStatus::Paused | CampaignStatus::Cancelled => stop_sends_in_hand(state, c.id, action).await,
+        CampaignStatus::Active | CampaignStatus::Scheduled => {
+            if let Err(e) = gate::open(&state.redis, &state.keys, c.id).await {
+                tracing::warn!(error = %e, campaign_id = %c.id, "reopening the send gate failed");
+            }
+        }
+        _ => {}
+    }
     reload(state, c.id).await
+}
+
+/// After a pause or cancel has committed: closes the campaign's send gate and waits for the
+/// attempts already in flight, so that once the call returns no request for the campaign
+/// leaves for the gateway, retries included (PRODUCT §2.6). Bounded by the gateway call
+/// timeout; without Redis the Postgres status alone stops new claims.
+async fn stop_sends_in_hand(state: &AppState, campaign_id: Uuid, action: &str) {
+    let limit = state.gateway.timeout() + std::time::Duration::from_secs(2);
+    let result = async {
+        let in_flight = gate::close(&state.redis, &state.keys, campaign_id, action).await?;
+        if in_flight > 0 {
+            gate::drain(&state.redis, &state.keys, campaign_id, limit).await?;
+        }
+        Ok::<_, fred::prelude::Error>(())
+    };
+    if let Err(e) = result.await {
+        tracing::error!(error = %e, %campaign_id, "closing the send gate failed: sends in hand may still leave");
+    }
 }
 
 pub async fn pause(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
@@ -257,7 +279,7 @@ pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
         ", paused_reason = NULL, next_send_at = $4",
     )
     .await?;
-    store::complete_finished(&state.db, &[id], state.clock.now()).await?;
+    repo::complete_finished(&state.db, &[id], state.clock.now()).await?;
     if to == CampaignStatus::Active {
         return reload(state, resumed.id).await;
     }

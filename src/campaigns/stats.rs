@@ -15,7 +15,7 @@ use crate::api::extract::{ApiQuery, Page, Pagination};
 use crate::api::find_owned;
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
 use crate::db::stmt;
-use crate::dispatch::stream;
+use crate::dispatch::{stream, worker};
 use crate::entities::campaigns;
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
@@ -128,6 +128,9 @@ pub struct RecipientView {
     pub name: String,
     pub status: String,
     pub reason: Option<String>,
+    /// True when the send may or may not have reached WhatsApp (a timeout after the request
+    /// left, or a crash while sending): `failed`, never resent; a receipt corrects it.
+    pub outcome_unknown: bool,
     pub variant: Option<i16>,
     pub queued_at: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -182,7 +185,7 @@ pub async fn recipients(
     values.push((page.offset() as i64).into());
     let items = RecipientView::find_by_statement(stmt(
         format!(
-            "SELECT id, contact_id, phone, name, status, reason, variant, queued_at, sent_at, delivered_at, read_at, message_id \
+            "SELECT id, contact_id, phone, name, status, reason, outcome_unknown, variant, queued_at, sent_at, delivered_at, read_at, message_id \
              FROM recipients WHERE {filter_sql} ORDER BY position LIMIT $4 OFFSET $5"
         ),
         values,
@@ -202,7 +205,7 @@ pub struct SendLogView {
     pub gateway_status: Option<i32>,
     pub body_excerpt: String,
     pub duration_ms: i32,
-    /// sent, failed or instance_error.
+    /// sent, failed, outcome_unknown (may have been sent) or unsent (nothing left for the gateway).
     pub outcome: String,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -339,8 +342,10 @@ pub struct QueueView {
     pub oldest_queued_seconds: Option<f64>,
     /// The tenant's sends in flight.
     pub sending: u64,
-    /// Entries in the shared dispatch stream (all tenants).
+    /// Entries in the shared dispatch stream: due jobs not yet acknowledged (all tenants).
     pub stream_length: u64,
+    /// Jobs waiting for their planned instant in the due-time queue (all tenants).
+    pub due_length: u64,
     /// Worker processes seen in the last 15 seconds.
     pub live_workers: u64,
     /// Whether a beat holds the leader lease.
@@ -358,7 +363,7 @@ struct QueueRow {
 #[utoipa::path(tag = "dashboard", responses((status = 200, body = QueueView)), security(("bearer" = [])))]
 #[get("/queue")]
 pub async fn queue(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
-    use fred::interfaces::{ClientLike, KeysInterface};
+    use fred::interfaces::{KeysInterface, SortedSetsInterface};
     let row = QueueRow::find_by_statement(stmt(
         "SELECT count(*) FILTER (WHERE status = 'queued') AS queued, count(*) FILTER (WHERE status = 'sending') AS sending, \
                 min(queued_at) FILTER (WHERE status = 'queued') AS oldest \
@@ -369,11 +374,14 @@ pub async fn queue(state: web::Data<AppState>, user: AuthUser) -> AppResult<Http
     .await?;
     let now = state.clock.now();
     let stream_length = stream::len(&state.redis, &state.keys).await.unwrap_or(0);
-    let workers: Vec<String> = state
+    // Heartbeats are wall-clock (liveness is real elapsed time, not domain time).
+    let seen_since = (Utc::now().timestamp_millis() - 15_000) as f64;
+    let live_workers: i64 = state
         .redis
-        .custom(fred::cmd!("KEYS"), vec![state.keys.key(&["workers", "*"])])
+        .zcount(worker::workers_key(&state.keys), seen_since, f64::INFINITY)
         .await
-        .unwrap_or_default();
+        .unwrap_or(0);
+    let due_length = stream::due_len(&state.redis, &state.keys).await.unwrap_or(0);
     let leader: i64 = state
         .redis
         .exists(state.keys.key(&["beat", "leader"]))
@@ -386,7 +394,8 @@ pub async fn queue(state: web::Data<AppState>, user: AuthUser) -> AppResult<Http
             .and_then(|r| r.oldest)
             .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
         stream_length,
-        live_workers: workers.len() as u64,
+        due_length,
+        live_workers: live_workers.max(0) as u64,
         beat_leader: leader == 1,
     }))
 }

@@ -22,6 +22,7 @@ pub struct CampaignContext {
     pub variants: Vec<(Template, Option<Media>)>,
     pub schedule: Schedule,
     pub tenant_holidays: Vec<NaiveDate>,
+    /// The campaign's minimum gap between two sends (ms), reserved at each send instant.
     pub min_interval_ms: u64,
     pub api_url: String,
     pub instance_name: String,
@@ -75,7 +76,9 @@ struct Row {
     holidays: Value,
 }
 
-const TTL: Duration = Duration::from_secs(30);
+/// How long a loaded context is used: short, so that a tenant holiday added or deleted
+/// (or an instance edited) reaches the workers within a few seconds.
+const TTL: Duration = Duration::from_secs(5);
 
 /// Contexts by campaign, with when they were loaded.
 type Cached = HashMap<Uuid, (Instant, Arc<CampaignContext>)>;

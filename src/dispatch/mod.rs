@@ -3,7 +3,7 @@
 
 pub mod batcher;
 pub mod context;
+pub mod gate;
 pub mod lock;
-pub mod store;
 pub mod stream;
 pub mod worker;

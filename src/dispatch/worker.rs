@@ -1,7 +1,10 @@
-//! `arauto worker`: reads due jobs from the stream and sends them, `dispatch.concurrency`
-//! at a time. Per job: wait for its planned time; take the phone lock (deferred if held);
-//! take the campaign's pacing slot; claim `queued → sending` (batched, checks the campaign
-//! is still active); render; send; record the outcome (batched); acknowledge.
+//! `arauto worker`: moves due jobs from the due-time queue to the stream, reads them and
+//! sends them, `dispatch.concurrency` at a time. Per job (due now, never waited for in a
+//! slot): check the window; take the phone lock (held: back to the due-time queue at its
+//! expiry); claim `queued → sending` (batched, checks the campaign is still active);
+//! render; then for each attempt reserve the campaign's pacing instant and wait for it,
+//! re-check the window and pass the send gate (refused once paused or cancelled), send;
+//! record the outcome (batched); acknowledge.
 
 use chrono::Utc;
 use fred::prelude::Client;
@@ -13,21 +16,37 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::batcher::Batcher;
+use super::context::CampaignContext;
 use super::context::ContextCache;
+use super::gate;
 use super::lock::{self, Acquired};
-use super::store::{self, Claimed, Outcome, Record};
 use super::stream::{self, Entry, Job};
 use crate::calendar::is_open;
 use crate::campaigns::domain::recipient_seed;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::gateway::{ErrorClass, GatewayClient};
+use crate::recipients::{self, Claimed, Outcome, Record};
 use crate::redis::Keys;
 use crate::templating::RenderContext;
 
 /// Claims and outcome records are grouped per statement: at most this many, or whatever
 /// arrived within the linger time.
 const BATCH: usize = 64;
+/// Longest blocking read of the stream (ms): bounds how late a job that fell due in the
+/// due-time queue meanwhile is moved to the stream.
+pub const MAX_BLOCK_MS: u64 = 50;
+/// Most jobs moved from the due-time queue per promotion.
+const PROMOTE_BATCH: u64 = 500;
+/// A job read this much (ms) before its planned instant goes back to the due-time queue.
+const EARLY_TOLERANCE_MS: i64 = 20;
+/// The pause reason when the gateway stayed unreachable past the retries (PRODUCT §7).
+pub const GATEWAY_UNREACHABLE: &str = "gateway_unreachable";
+
+/// The sorted set of live workers (see [`Worker::workers_key`]).
+pub fn workers_key(keys: &Keys) -> String {
+    keys.key(&["workers"])
+}
 const CLAIM_LINGER: Duration = Duration::from_millis(2);
 const RECORD_LINGER: Duration = Duration::from_millis(20);
 
@@ -58,7 +77,7 @@ impl Worker {
                 let db = db.clone();
                 let now = clock.now();
                 async move {
-                    match store::claim(&db, &ids, now).await {
+                    match recipients::claim(&db, &ids, now).await {
                         Ok(rows) => ids
                             .iter()
                             .map(|id| rows.iter().find(|r| r.id == *id).cloned())
@@ -78,7 +97,7 @@ impl Worker {
                 async move {
                     let n = records.len();
                     for attempt in 1..=3 {
-                        match store::record(&db, &records).await {
+                        match recipients::record(&db, &records).await {
                             Ok(()) => return vec![true; n],
                             Err(e) => {
                                 tracing::error!(error = %e, attempt, "recording outcomes failed");
@@ -116,9 +135,13 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(self.settings.dispatch.concurrency));
         let mut tasks = JoinSet::new();
         let mut last_reclaim = Instant::now();
+        let mut last_heartbeat: Option<Instant> = None;
         tracing::info!(consumer = %self.consumer, "worker started");
         while !shutdown.is_cancelled() {
-            self.heartbeat().await;
+            if last_heartbeat.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                self.heartbeat().await;
+                last_heartbeat = Some(Instant::now());
+            }
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
             if free == 0 {
@@ -127,6 +150,7 @@ impl Worker {
                     _ = tasks.join_next() => continue,
                 }
             }
+            let block_ms = self.promote_due().await;
             let mut entries = vec![];
             if last_reclaim.elapsed()
                 > Duration::from_millis(self.settings.dispatch.reclaim_idle_ms / 2).max(Duration::from_millis(500))
@@ -148,7 +172,7 @@ impl Worker {
             if entries.is_empty() {
                 let read = tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    r = stream::read(&self.blocking, &self.keys, &self.consumer, free as u64, 1000) => r,
+                    r = stream::read(&self.blocking, &self.keys, &self.consumer, free as u64, block_ms) => r,
                 };
                 match read {
                     Ok(found) => entries = found,
@@ -174,26 +198,42 @@ impl Worker {
         }
         tracing::info!(consumer = %self.consumer, in_flight = tasks.len(), "worker stopping: finishing sends in hand");
         while tasks.join_next().await.is_some() {}
-        let _: Result<i64, _> = fred::prelude::KeysInterface::del(&self.redis, self.heartbeat_key()).await;
+        let _: Result<i64, _> =
+            fred::prelude::SortedSetsInterface::zrem(&self.redis, self.workers_key(), self.consumer.as_str()).await;
         Ok(())
     }
 
-    fn heartbeat_key(&self) -> String {
-        self.keys.key(&["workers", &self.consumer])
+    /// Moves due jobs from the due-time queue to the stream; returns how long the next
+    /// read may block (ms): until the next job falls due, at most [`MAX_BLOCK_MS`].
+    pub async fn promote_due(&self) -> u64 {
+        let now = self.clock.now();
+        match stream::promote(&self.redis, &self.keys, now, PROMOTE_BATCH).await {
+            Ok(p) => p.next_due.map_or(MAX_BLOCK_MS, |t| {
+                ((t - now).num_milliseconds().max(1) as u64).min(MAX_BLOCK_MS)
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "moving due jobs to the stream failed");
+                MAX_BLOCK_MS
+            }
+        }
+    }
+
+    /// Live workers: a sorted set of consumers scored by their last heartbeat (wall-clock
+    /// ms), read with `ZCOUNT` by `GET /queue` (no `KEYS` on a shared Redis).
+    pub fn workers_key(&self) -> String {
+        workers_key(&self.keys)
     }
 
     async fn heartbeat(&self) {
-        use fred::prelude::KeysInterface;
+        use fred::prelude::SortedSetsInterface;
+        let now = Utc::now().timestamp_millis();
+        let key = self.workers_key();
         let _: Result<(), _> = self
             .redis
-            .set(
-                self.heartbeat_key(),
-                Utc::now().to_rfc3339(),
-                Some(fred::types::Expiration::EX(15)),
-                None,
-                false,
-            )
+            .zadd(&key, None, None, false, false, (now as f64, self.consumer.as_str()))
             .await;
+        let stale = (now - 60_000) as f64;
+        let _: Result<i64, _> = self.redis.zremrangebyscore(&key, f64::NEG_INFINITY, stale).await;
     }
 
     async fn ack(&self, entry: &Entry) {
@@ -202,14 +242,15 @@ impl Worker {
         }
     }
 
-    /// Puts the job back on the stream for later and acknowledges this entry: deferred,
-    /// not dropped.
+    /// Puts the job back in the due-time queue for `wait_ms` later and acknowledges this
+    /// entry: deferred, not dropped, and no worker slot waits for it.
     async fn defer(&self, entry: &Entry, job: &Job, wait_ms: u64) {
+        let now = self.clock.now();
         let later = Job {
-            planned_at: self.clock.now() + chrono::Duration::milliseconds(wait_ms.min(60_000) as i64 + 5),
+            planned_at: now + chrono::Duration::milliseconds(wait_ms.min(600_000) as i64 + 5),
             ..job.clone()
         };
-        match stream::enqueue(&self.redis, &self.keys, &[later]).await {
+        match stream::enqueue(&self.redis, &self.keys, &[later], now).await {
             Ok(()) => self.ack(entry).await,
             Err(e) => tracing::warn!(error = %e, "deferring failed; the entry stays pending and is reclaimed"),
         }
@@ -235,22 +276,26 @@ impl Worker {
         }
     }
 
+    fn window_open(&self, ctx: &CampaignContext) -> bool {
+        let holidays = ctx
+            .schedule
+            .holiday_lookup(self.contexts.calendars(), &ctx.tenant_holidays);
+        is_open(&ctx.schedule, &holidays, self.clock.now())
+    }
+
     async fn try_process(&self, entry: &Entry, job: &Job) -> anyhow::Result<()> {
-        let wait = job.planned_at - self.clock.now();
-        if wait > chrono::Duration::zero() {
-            let max_wait = Duration::from_secs(self.settings.beat.tick_seconds * 2 + 1);
-            tokio::time::sleep(wait.to_std().unwrap_or_default().min(max_wait)).await;
+        let early = job.planned_at - self.clock.now();
+        if early > chrono::Duration::milliseconds(EARLY_TOLERANCE_MS) {
+            // Read before its instant (a reclaimed or hand-made entry): back to the queue.
+            self.defer(entry, job, early.num_milliseconds().max(0) as u64).await;
+            return Ok(());
         }
         let Some(ctx) = self.contexts.get(job.campaign_id).await? else {
             self.ack(entry).await;
             return Ok(());
         };
-        let now = self.clock.now();
-        let holidays = ctx
-            .schedule
-            .holiday_lookup(self.contexts.calendars(), &ctx.tenant_holidays);
-        if !is_open(&ctx.schedule, &holidays, now) {
-            store::unqueue(&self.db, job.recipient_id).await?;
+        if !self.window_open(&ctx) {
+            recipients::unqueue(&self.db, job.recipient_id).await?;
             self.ack(entry).await;
             return Ok(());
         }
@@ -264,41 +309,62 @@ impl Worker {
                 return Ok(());
             }
         };
-        let pace_lock = if ctx.min_interval_ms > 0 {
-            let key = self.keys.key(&["pace", &job.campaign_id.to_string()]);
-            match lock::acquire(&self.redis, key, ctx.min_interval_ms).await? {
-                Acquired::Yes(l) => Some(l),
-                Acquired::HeldFor(ms) => {
-                    self.release(&phone_lock).await;
-                    self.defer(entry, job, ms).await;
-                    return Ok(());
-                }
-            }
-        } else {
-            None
-        };
         let Some(r) = self.claimer.submit(job.recipient_id).await.flatten() else {
             // Paused, cancelled, already sent or already taken: nothing to send.
             self.release(&phone_lock).await;
-            if let Some(p) = &pace_lock {
-                self.release(p).await;
-            }
             self.ack(entry).await;
             return Ok(());
         };
         let record = self.send(&ctx, &r).await;
-        if record.outcome == Outcome::InstanceError {
-            // Nothing went out: free the phone for the campaign's resumption.
+        if record.outcome == Outcome::Unsent {
+            // Nothing went out: free the phone for the recipient's next turn.
             self.release(&phone_lock).await;
         }
+        let stop = record.pause.clone();
         if self.recorder.submit(record).await != Some(true) {
             tracing::error!(recipient = %r.id, "outcome not recorded: the recipient stays `sending` and times out as outcome_unknown");
+        }
+        if let Some(reason) = stop {
+            // The campaign paused itself: stop its other sends in hand at once.
+            if let Err(e) = gate::close(&self.redis, &self.keys, r.campaign_id, &reason).await {
+                tracing::warn!(error = %e, "closing the send gate failed");
+            }
         }
         self.ack(entry).await;
         Ok(())
     }
 
-    async fn send(&self, ctx: &super::context::CampaignContext, r: &Claimed) -> Record {
+    /// Before an attempt: the campaign's pacing reservation (waited for here, outside any
+    /// transaction), the window re-checked, and a pass through the send gate. `Err` says
+    /// why nothing may leave now.
+    async fn prepare_attempt(&self, ctx: &CampaignContext) -> Result<gate::Pass, &'static str> {
+        if ctx.min_interval_ms > 0 {
+            let now = self.clock.now();
+            let at = gate::reserve(&self.redis, &self.keys, ctx.id, now, ctx.min_interval_ms)
+                .await
+                .map_err(|_| "pacing reservation failed")?;
+            let wait = (at - now).to_std().unwrap_or_default();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        if !self.window_open(ctx) {
+            return Err("window closed");
+        }
+        // An attempt is in flight for at most the call timeout (plus a margin).
+        let max_attempt = self.gateway.timeout() + Duration::from_secs(2);
+        match gate::enter(&self.redis, &self.keys, ctx.id, max_attempt).await {
+            Ok(Some(pass)) => Ok(pass),
+            Ok(None) => Err("campaign stopped"),
+            Err(_) => Err("send gate unreachable"),
+        }
+    }
+
+    /// Renders and sends, retrying transient errors up to `gateway.max_attempts` with
+    /// backoff; every attempt (the first and each retry) goes through
+    /// [`Self::prepare_attempt`], so pacing, the window and pause/cancel hold at the instant
+    /// each request leaves. Errors that prove nothing was sent never fail the recipient.
+    async fn send(&self, ctx: &CampaignContext, r: &Claimed) -> Record {
         let n = ctx.variants.len().max(1);
         let variant = r.variant.map_or(0, |v| v.max(0) as usize) % n;
         let local_time = self.clock.now().with_timezone(&ctx.schedule.timezone()).naive_local();
@@ -316,47 +382,76 @@ impl Worker {
             .unwrap_or_default();
         let message = ctx.outgoing(variant, text.clone());
         let started = Instant::now();
-        let result = self.gateway.send(ctx.target(), &r.phone, &message).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let base = Record {
+        let mut record = Record {
             recipient_id: r.id,
             campaign_id: r.campaign_id,
             tenant_id: r.tenant_id,
             variant: Some(variant as i16),
             rendered: text,
-            attempts: 1,
+            attempts: 0,
             gateway_status: None,
             body_excerpt: String::new(),
-            duration_ms,
-            outcome: Outcome::Sent,
+            duration_ms: 0,
+            outcome: Outcome::Unsent,
             reason: None,
+            pause: None,
             message_id: None,
             at: self.clock.now(),
         };
-        match result {
-            Ok(sent) => Record {
-                attempts: sent.attempts,
-                gateway_status: Some(sent.status),
-                body_excerpt: sent.body_excerpt,
-                message_id: Some(sent.message_id),
-                ..base
-            },
-            Err(e) => {
-                let (outcome, reason) = match e.class {
-                    ErrorClass::Instance => (Outcome::InstanceError, e.reason.clone()),
-                    ErrorClass::Unknown => (Outcome::Failed, format!("outcome_unknown: {}", e.reason)),
-                    ErrorClass::Recipient | ErrorClass::Transient => (Outcome::Failed, e.reason.clone()),
-                };
-                tracing::info!(recipient = %r.id, class = e.class.as_str(), reason = %e.reason, "send failed");
-                Record {
-                    attempts: e.attempts,
-                    gateway_status: e.status,
-                    body_excerpt: e.body_excerpt,
-                    outcome,
-                    reason: Some(reason),
-                    ..base
+        let max_attempts = self.gateway.max_attempts();
+        loop {
+            if record.attempts > 0 {
+                tokio::time::sleep(self.gateway.backoff(record.attempts)).await;
+            }
+            let pass = match self.prepare_attempt(ctx).await {
+                Ok(pass) => pass,
+                Err(why) => {
+                    // Nothing left for this attempt: the recipient goes back to `pending`
+                    // (or ends `cancelled` with its campaign).
+                    tracing::info!(recipient = %r.id, why, "send not attempted");
+                    record.reason = Some(why.to_owned());
+                    break;
+                }
+            };
+            record.attempts += 1;
+            let result = self.gateway.send_once(ctx.target(), &r.phone, &message).await;
+            if let Err(e) = gate::leave(&self.redis, &self.keys, &pass).await {
+                tracing::warn!(error = %e, "leaving the send gate failed; the entry expires by itself");
+            }
+            match result {
+                Ok(sent) => {
+                    record.outcome = Outcome::Sent;
+                    record.gateway_status = Some(sent.status);
+                    record.body_excerpt = sent.body_excerpt;
+                    record.message_id = Some(sent.message_id);
+                    record.reason = None;
+                    break;
+                }
+                Err(e) => {
+                    tracing::info!(recipient = %r.id, class = e.class.as_str(), reason = %e.reason, attempt = record.attempts, "send failed");
+                    record.gateway_status = e.status;
+                    record.body_excerpt = e.body_excerpt;
+                    record.reason = Some(e.reason.clone());
+                    match e.class {
+                        ErrorClass::Transient if record.attempts < max_attempts => continue,
+                        // The gateway stayed unreachable or overloaded: nothing was sent.
+                        ErrorClass::Transient => {
+                            record.outcome = Outcome::Unsent;
+                            record.pause = Some(GATEWAY_UNREACHABLE.to_owned());
+                        }
+                        ErrorClass::Instance => {
+                            record.outcome = Outcome::Unsent;
+                            record.pause = Some(e.reason);
+                        }
+                        ErrorClass::Unknown => record.outcome = Outcome::Unknown,
+                        ErrorClass::Recipient => record.outcome = Outcome::Failed,
+                    }
+                    break;
                 }
             }
         }
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        record.at = self.clock.now();
+        record
     }
 }

@@ -308,12 +308,42 @@ impl GatewayClient {
         msg: &OutgoingMessage,
         delay_ms: Option<u32>,
     ) -> Result<SentMessage, GatewayError> {
+        self.send_up_to(target, number, msg, delay_ms, self.max_attempts).await
+    }
+
+    /// One attempt of [`Self::send`], never retried here: the dispatch worker retries
+    /// itself, re-checking pause, cancel, the window and pacing before each attempt
+    /// (PRODUCT §7). Pair with [`Self::backoff`] and [`Self::max_attempts`].
+    pub async fn send_once(
+        &self,
+        target: InstanceTarget<'_>,
+        number: &str,
+        msg: &OutgoingMessage,
+    ) -> Result<SentMessage, GatewayError> {
+        self.send_up_to(target, number, msg, None, 1).await
+    }
+
+    async fn send_up_to(
+        &self,
+        target: InstanceTarget<'_>,
+        number: &str,
+        msg: &OutgoingMessage,
+        delay_ms: Option<u32>,
+        max_attempts: u32,
+    ) -> Result<SentMessage, GatewayError> {
         let (endpoint, body) = send_body(number, msg, delay_ms);
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::new(ErrorClass::Recipient, None, format!("cannot encode: {e}"), ""))?;
         let url = url(target, endpoint);
         let answer = self
-            .call(Method::POST, &url, target.api_key, Some(body), Repeat::AtMostOnce)
+            .call_up_to(
+                Method::POST,
+                &url,
+                target.api_key,
+                Some(body),
+                Repeat::AtMostOnce,
+                max_attempts,
+            )
             .await?;
         let parsed: Option<Value> = serde_json::from_str(&answer.body).ok();
         let key = parsed.as_ref().and_then(|v| v.get("key"));
@@ -393,6 +423,19 @@ impl GatewayClient {
         body: Option<Vec<u8>>,
         repeat: Repeat,
     ) -> Result<Answer, GatewayError> {
+        self.call_up_to(method, url, api_key, body, repeat, self.max_attempts)
+            .await
+    }
+
+    async fn call_up_to(
+        &self,
+        method: Method,
+        url: &str,
+        api_key: &str,
+        body: Option<Vec<u8>>,
+        repeat: Repeat,
+        max_attempts: u32,
+    ) -> Result<Answer, GatewayError> {
         let mut attempt = 1;
         loop {
             let result = self.attempt(method.clone(), url, api_key, body.clone(), repeat).await;
@@ -403,7 +446,7 @@ impl GatewayClient {
                         ..answer
                     })
                 }
-                Err(e) if e.class == ErrorClass::Transient && attempt < self.max_attempts => {
+                Err(e) if e.class == ErrorClass::Transient && attempt < max_attempts => {
                     tracing::debug!(url, attempt, error = %e, "gateway call failed, retrying");
                     tokio::time::sleep(self.backoff(attempt)).await;
                     attempt += 1;
@@ -473,8 +516,9 @@ impl GatewayClient {
         GatewayError::new(class, status, reason, "")
     }
 
-    /// Full jitter: uniform in `0 ..= min(cap, base · 2^(attempt-1))`.
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// The wait before retry number `attempt` (1 for the first retry). Full jitter: uniform
+    /// in `0 ..= min(cap, base · 2^(attempt-1))`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let exp = self.backoff_base.saturating_mul(1u32 << (attempt - 1).min(20));
         let ceiling = exp.min(self.backoff_cap).as_millis();
         let ceiling = u64::try_from(ceiling).unwrap_or(u64::MAX);

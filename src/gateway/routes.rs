@@ -66,10 +66,17 @@ pub async fn evolution_webhook(
                         "UPDATE recipients SET \
                            delivered_at = CASE WHEN $3 THEN COALESCE(delivered_at, $5) ELSE delivered_at END, \
                            read_at = CASE WHEN $4 THEN COALESCE(read_at, $5) ELSE read_at END, \
-                           status = CASE WHEN status = 'failed' AND reason LIKE 'outcome_unknown%' THEN 'sent' ELSE status END, \
+                           status = CASE WHEN status = 'failed' AND outcome_unknown THEN 'sent' ELSE status END, \
+                           outcome_unknown = false, \
                            sent_at = COALESCE(sent_at, $5) \
                          WHERE tenant_id = $1 AND message_id = $2",
-                        vec![instance.tenant_id.into(), message_id.into(), delivered.into(), read.into(), now.into()],
+                        vec![
+                            instance.tenant_id.into(),
+                            message_id.into(),
+                            delivered.into(),
+                            read.into(),
+                            now.into(),
+                        ],
                     ))
                     .await?;
             }

@@ -45,7 +45,7 @@ use actix_web::{
     http::StatusCode,
     web, App, HttpRequest, HttpResponse, HttpServer, ResponseError,
 };
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::{
@@ -141,6 +141,9 @@ struct Inner {
     id_salt: u16,
     /// Send calls since `fail_every` was last set.
     send_calls: AtomicU64,
+    /// When every send call that reached the instance checks arrived (wall clock),
+    /// whatever it was answered: what "no request after pause" is measured against.
+    arrivals: Mutex<Vec<DateTime<Utc>>>,
     faults: RwLock<FaultConfig>,
     fail_next_left: AtomicU32,
     drop_next_left: AtomicU32,
@@ -167,6 +170,7 @@ impl SandboxState {
                 next_id: AtomicU64::new(0),
                 id_salt: rand::random(),
                 send_calls: AtomicU64::new(0),
+                arrivals: Mutex::new(Vec::new()),
                 faults: RwLock::new(FaultConfig::default()),
                 fail_next_left: AtomicU32::new(0),
                 drop_next_left: AtomicU32::new(0),
@@ -185,12 +189,19 @@ impl SandboxState {
         }
     }
 
+    /// The arrival instant of every send call past the instance checks (answered 201 or
+    /// with an injected failure), in order.
+    pub fn arrivals(&self) -> Vec<DateTime<Utc>> {
+        lock(&self.inner.arrivals).clone()
+    }
+
     pub fn send_count(&self) -> usize {
         lock(&self.inner.sends).len()
     }
 
     pub fn clear_sends(&self) {
         lock(&self.inner.sends).clear();
+        lock(&self.inner.arrivals).clear();
     }
 
     /// Merges `patch` into the fault configuration.
@@ -767,6 +778,7 @@ async fn send(
             wait += record.delay.unwrap_or(0);
         }
         let call = inner.send_calls.fetch_add(1, Ordering::Relaxed) + 1;
+        lock(&inner.arrivals).push(Utc::now());
         let fail = |status: u16| {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             Err(EvolutionError::new(

@@ -14,7 +14,6 @@ use uuid::Uuid;
 
 use crate::crypto::Cipher;
 use crate::db::stmt;
-use crate::dispatch::store;
 use crate::entities::instances;
 use crate::gateway::{ConnectionState, GatewayClient, GatewayError, InstanceTarget};
 
@@ -85,7 +84,7 @@ async fn pause_campaigns_of(db: &impl ConnectionTrait, instance_id: Uuid) -> Res
     .all(db)
     .await?;
     for c in running {
-        store::pause_if_active(db, c.id, DISCONNECTED).await?;
+        crate::campaigns::repo::pause_if_active(db, c.id, DISCONNECTED).await?;
     }
     Ok(())
 }

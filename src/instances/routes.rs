@@ -218,6 +218,7 @@ pub async fn update(
     check_warmup(&mut f, b.warmup.and_then(|w| w).as_ref());
     f.finish()?;
     let target_changed = api_url.is_some() || api_key.is_some() || instance_name.is_some();
+    let limits_changed = daily_limit.is_some() || b.warmup.is_some();
     let mut active: instances::ActiveModel = found.into();
     if let Some(v) = name {
         active.name = Set(v);
@@ -248,6 +249,10 @@ pub async fn update(
     let event = Event::new("instance.update", "instance", updated.id)
         .with(json!({"name": updated.name, "api_key_changed": api_key.is_some()}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
+    if limits_changed {
+        // A campaign waiting for the next day may send today under the new limits.
+        crate::campaigns::repo::replan_instance(&txn, updated.id, state.clock.now()).await?;
+    }
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(InstanceView::from(updated)))
 }

@@ -12,13 +12,15 @@ use uuid::Uuid;
 use super::lease::Lease;
 use super::pacing;
 use crate::calendar::{Calendars, Pacing, Schedule, ScheduleSpec};
+use crate::campaigns::repo as campaigns_repo;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::db::stmt;
-use crate::dispatch::{store, stream, stream::Job};
+use crate::dispatch::{stream, stream::Job};
 use crate::gateway::{ConnectionState, GatewayClient};
 use crate::instances::{connectivity, domain::Warmup};
+use crate::recipients;
 use crate::redis::Keys;
 
 /// What a tick did, for logs and tests.
@@ -61,6 +63,8 @@ struct Due {
     daily_limit: Option<i32>,
     warmup: Option<Value>,
     connection_state: Option<String>,
+    /// Jobs of the campaign already waiting (planned, not yet claimed).
+    queued: i64,
 }
 
 #[derive(FromQueryResult)]
@@ -119,7 +123,7 @@ impl Beat {
         report.campaigns = campaigns;
         report.completed = completed;
         report.queued = jobs.len() as u64;
-        stream::enqueue(&self.redis, &self.keys, &jobs).await?;
+        stream::enqueue(&self.redis, &self.keys, &jobs, now).await?;
         report.folded = crate::campaigns::counts::fold(&self.db).await?;
         tracing::Span::current().record("queued", report.queued);
         Ok(report)
@@ -162,21 +166,14 @@ impl Beat {
     /// `outcome_unknown` (a later receipt naming its message corrects it).
     async fn time_out_sending(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
         let cutoff = now - Duration::seconds(self.settings.dispatch.sending_timeout_seconds as i64);
-        let done = self
-            .db
-            .execute(stmt(
-                "UPDATE recipients SET status = 'failed', reason = 'outcome_unknown' \
-                 WHERE status = 'sending' AND sending_at < $1",
-                vec![cutoff.into()],
-            ))
-            .await?;
-        Ok(done.rows_affected())
+        Ok(recipients::time_out_sending(&self.db, cutoff).await?)
     }
 
-    /// `queued` rows whose stream entry may be gone: all of them if the stream itself is
-    /// gone (Redis flushed), else those queued long ago. A duplicate entry is harmless.
+    /// `queued` rows whose queue entry may be gone: all of them if Redis lost its data
+    /// (flushed, restarted empty: the `alive` marker is gone), else those queued long ago.
+    /// A duplicate entry is harmless.
     async fn requeue_lost(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
-        let stream_lost = !stream::exists(&self.redis, &self.keys).await?;
+        let stream_lost = stream::data_lost(&self.redis, &self.keys).await?;
         if stream_lost {
             stream::ensure_group(&self.redis, &self.keys).await?;
         }
@@ -205,7 +202,7 @@ impl Beat {
                 planned_at: q.planned_at.unwrap_or(now).max(now),
             })
             .collect();
-        stream::enqueue(&self.redis, &self.keys, &jobs).await?;
+        stream::enqueue(&self.redis, &self.keys, &jobs, now).await?;
         if !jobs.is_empty() {
             tracing::warn!(
                 count = jobs.len(),
@@ -222,7 +219,8 @@ impl Beat {
         let txn = self.db.begin().await?;
         let due = Due::find_by_statement(stmt(
             "SELECT c.id, c.tenant_id, c.instance_id, c.schedule, c.pacing, jsonb_array_length(c.messages) AS variants, \
-               c.next_send_at, c.planned_count, i.daily_limit, i.warmup, i.connection_state \
+               c.next_send_at, c.planned_count, i.daily_limit, i.warmup, i.connection_state, \
+               (SELECT count(*) FROM recipients q WHERE q.campaign_id = c.id AND q.status = 'queued') AS queued \
              FROM campaigns c JOIN instances i ON i.id = c.instance_id \
              WHERE c.status = 'active' AND (c.next_send_at IS NULL OR c.next_send_at < $1) \
              ORDER BY c.next_send_at NULLS FIRST LIMIT $2 FOR UPDATE OF c SKIP LOCKED",
@@ -239,7 +237,7 @@ impl Beat {
             match c.connection_state.as_deref().and_then(ConnectionState::parse) {
                 // Heard disconnected: stop rather than burn through recipients.
                 Some(ConnectionState::Close) => {
-                    store::pause_if_active(&txn, c.id, connectivity::DISCONNECTED).await?;
+                    campaigns_repo::pause_if_active(&txn, c.id, connectivity::DISCONNECTED).await?;
                     continue;
                 }
                 // Reconnecting: wait, and start pacing afresh once it is open.
@@ -251,7 +249,7 @@ impl Beat {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(campaign_id = %c.id, errors = ?e, "stored schedule does not parse: pausing");
-                    store::pause_if_active(&txn, c.id, "invalid_schedule").await?;
+                    campaigns_repo::pause_if_active(&txn, c.id, "invalid_schedule").await?;
                     continue;
                 }
             };
@@ -259,7 +257,12 @@ impl Beat {
             let empty = vec![];
             let lookup = schedule.holiday_lookup(&self.calendars, holidays.get(&c.tenant_id).unwrap_or(&empty));
             let from = c.next_send_at.map_or(now, |t| t.max(now));
-            let mut max = self.settings.beat.max_batch as usize;
+            // Backpressure: a campaign never has more than `max_batch` jobs waiting, so a
+            // backlog (workers down or slow) does not grow tick after tick and drain in a burst.
+            let mut max = (self.settings.beat.max_batch as usize).saturating_sub(c.queued.max(0) as usize);
+            if max == 0 {
+                continue;
+            }
             if let Some(left) = self.left_today(&txn, c, &schedule, now).await? {
                 if left == 0 {
                     // The instance's day is used up: wait for its next local day, no catching up.
@@ -300,7 +303,7 @@ impl Beat {
             vec![Value::Array(advanced).into()],
         ))
         .await?;
-        let completed = store::complete_finished(&txn, &finished, now).await?;
+        let completed = campaigns_repo::complete_finished(&txn, &finished, now).await?;
         txn.commit().await?;
         Ok((jobs, due.len() as u64, completed))
     }

@@ -259,6 +259,24 @@ impl TestApp {
         }
     }
 
+    /// Moves the API's clock to `to` and signs `t` in again there (tokens expire on the
+    /// clock that issued them).
+    pub async fn travel(&self, t: &Tenant, to: chrono::DateTime<chrono::Utc>) -> Tenant {
+        self.clock.set(to);
+        let login = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": t.email, "password": "correct horse battery"})),
+            )
+            .await;
+        Tenant {
+            token: login.ok(200)["token"].as_str().expect("token").to_owned(),
+            ..t.clone()
+        }
+    }
+
     /// A member (non-admin) of `admin`'s tenant, signed in.
     pub async fn member_of(&self, admin: &Tenant, email: &str) -> Tenant {
         let r = self

@@ -7,6 +7,7 @@ mod bad_input;
 mod campaigns;
 mod contacts;
 mod engine;
+mod engine_v2;
 mod health;
 mod holidays;
 mod instances;

@@ -1,0 +1,166 @@
+//! The send gate: what makes pacing and pause/cancel hold at the instant a request leaves
+//! for the gateway, not at the instant a row was claimed.
+//!
+//! Three Redis keys per campaign, all under one hash tag (`{campaign_id}`) so each script
+//! touches a single slot and runs unchanged on Redis Cluster:
+//!
+//! - `campaign:{id}:pace` — the last reserved send instant (Unix ms). [`reserve`] sets
+//!   `next = max(now, last + gap)` atomically, `gap` drawn by the caller from
+//!   `[min_interval, max_interval]`: two reservations of one campaign are never closer than
+//!   the minimum, whichever worker or process makes them.
+//! - `campaign:{id}:stop` — set by [`close`] when the campaign is paused or cancelled.
+//! - `campaign:{id}:inflight` — a sorted set of attempts in progress (member: a token,
+//!   score: the instant in Unix ms after which it is presumed dead).
+//!
+//! Before every attempt (the first and each retry) a worker calls [`enter`]: in one script
+//! it refuses when the stop flag is set, else registers the attempt as in flight. After the
+//! gateway answered it calls [`leave`]. `pause`/`cancel` commit the status in Postgres, then
+//! [`close`] sets the flag and [`drain`] waits until no attempt is in flight. An attempt that
+//! entered before the flag was set is waited for; one that tries after it is refused. So once
+//! the pause call returns, no request for that campaign leaves for the gateway.
+//!
+//! If Redis loses the keys, the pacing restarts from now and a stop flag is lost; the
+//! conditional `queued → sending` claim in Postgres still refuses any new send of a stopped
+//! campaign, so only sends already claimed when the flag vanished could still leave.
+
+use chrono::{DateTime, TimeZone, Utc};
+use fred::prelude::*;
+use uuid::Uuid;
+
+use crate::redis::Keys;
+
+/// `KEYS[1]` pace key; `ARGV[1]` now (ms), `ARGV[2]` gap (ms), `ARGV[3]` TTL (ms).
+/// Returns the reserved instant (ms).
+const RESERVE: &str = r"
+local now = tonumber(ARGV[1])
+local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local nxt = now
+if last >= 0 and last + tonumber(ARGV[2]) > now then nxt = last + tonumber(ARGV[2]) end
+redis.call('SET', KEYS[1], nxt, 'PX', ARGV[3])
+return nxt";
+
+/// `KEYS[1]` stop flag, `KEYS[2]` in-flight set; `ARGV[1]` token, `ARGV[2]` presumed-dead
+/// instant (ms). Returns 1 when the attempt may go, 0 when the campaign is stopped.
+const ENTER: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], 86400000)
+return 1";
+
+/// `KEYS[1]` stop flag, `KEYS[2]` in-flight set; `ARGV[1]` reason, `ARGV[2]` now (ms),
+/// `ARGV[3]` flag TTL (ms). Returns how many attempts are still in flight.
+const CLOSE: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+return redis.call('ZCARD', KEYS[2])";
+
+fn key(keys: &Keys, campaign_id: Uuid, what: &str) -> String {
+    keys.key(&["campaign", &format!("{{{campaign_id}}}"), what])
+}
+
+/// Reserves the campaign's next send instant: `max(now, last reserved + gap)`. The caller
+/// waits until the returned instant (outside any database transaction), then sends.
+pub async fn reserve(
+    redis: &Client,
+    keys: &Keys,
+    campaign_id: Uuid,
+    now: DateTime<Utc>,
+    gap_ms: u64,
+) -> Result<DateTime<Utc>, Error> {
+    // Kept a while past the gap so that a quiet spell still counts from the last send.
+    let ttl = gap_ms.saturating_mul(2).max(60_000);
+    let at: i64 = redis
+        .eval(
+            RESERVE,
+            vec![key(keys, campaign_id, "pace")],
+            vec![now.timestamp_millis().to_string(), gap_ms.to_string(), ttl.to_string()],
+        )
+        .await?;
+    Ok(Utc.timestamp_millis_opt(at).single().unwrap_or(now))
+}
+
+/// An attempt registered as in flight; give it back with [`leave`].
+#[derive(Debug, Clone)]
+pub struct Pass {
+    campaign_id: Uuid,
+    token: String,
+}
+
+/// Registers an attempt about to leave for the gateway; `None` when the campaign was
+/// paused or cancelled (nothing may leave). `max_attempt` (the gateway call timeout plus a
+/// margin) bounds how long a crashed worker's registration can hold up [`drain`]; it is
+/// measured on the wall clock (elapsed real time of an HTTP call, not domain time).
+pub async fn enter(
+    redis: &Client,
+    keys: &Keys,
+    campaign_id: Uuid,
+    max_attempt: std::time::Duration,
+) -> Result<Option<Pass>, Error> {
+    let token = Uuid::new_v4().simple().to_string();
+    let presumed_dead_at = Utc::now() + chrono::Duration::from_std(max_attempt).unwrap_or(chrono::Duration::hours(1));
+    let ok: i64 = redis
+        .eval(
+            ENTER,
+            vec![key(keys, campaign_id, "stop"), key(keys, campaign_id, "inflight")],
+            vec![token.clone(), presumed_dead_at.timestamp_millis().to_string()],
+        )
+        .await?;
+    Ok((ok == 1).then_some(Pass { campaign_id, token }))
+}
+
+/// The attempt is over (answered, failed or timed out).
+pub async fn leave(redis: &Client, keys: &Keys, pass: &Pass) -> Result<(), Error> {
+    let _: i64 = redis
+        .zrem(key(keys, pass.campaign_id, "inflight"), pass.token.as_str())
+        .await?;
+    Ok(())
+}
+
+/// Stops every further attempt of the campaign (until [`open`]); returns the attempts
+/// still in flight. The flag lives an hour: long enough for any send claimed before the
+/// stop to have ended (retries included); after that the campaign's status in Postgres
+/// refuses every claim by itself.
+pub async fn close(redis: &Client, keys: &Keys, campaign_id: Uuid, reason: &str) -> Result<u64, Error> {
+    let now = Utc::now();
+    let n: i64 = redis
+        .eval(
+            CLOSE,
+            vec![key(keys, campaign_id, "stop"), key(keys, campaign_id, "inflight")],
+            vec![
+                reason.to_owned(),
+                now.timestamp_millis().to_string(),
+                STOP_TTL_MS.to_string(),
+            ],
+        )
+        .await?;
+    Ok(n.max(0) as u64)
+}
+
+const STOP_TTL_MS: u64 = 3_600_000;
+
+/// Lets attempts through again (resume). The last reserved instant is kept: the first
+/// send after a quick resume is still no closer than the minimum to the last one before.
+pub async fn open(redis: &Client, keys: &Keys, campaign_id: Uuid) -> Result<(), Error> {
+    let _: i64 = redis.del(key(keys, campaign_id, "stop")).await?;
+    Ok(())
+}
+
+/// Waits until no attempt of the campaign is in flight (registrations past their
+/// presumed-dead instant do not count), polling every 10 ms, at most `limit`. True when
+/// drained.
+pub async fn drain(redis: &Client, keys: &Keys, campaign_id: Uuid, limit: std::time::Duration) -> Result<bool, Error> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let set = key(keys, campaign_id, "inflight");
+    loop {
+        // Presumed-dead instants are wall-clock: a crashed worker's entry stops counting.
+        let now_ms = Utc::now().timestamp_millis();
+        let live: i64 = redis.zcount(&set, now_ms as f64, f64::INFINITY).await?;
+        if live == 0 {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,319 @@
+//! The recipient state machine, owned here: every change of a recipient's `status` is one
+//! named function of this module, with its guard (from-states, campaign states) stated in
+//! its one statement.
+//!
+//! ```text
+//! pending ──plan──▶ queued ──claim──▶ sending ──record──▶ sent | failed
+//!    ▲                 │                 │
+//!    └────unqueue──────┘                 └──record (unsent)──▶ pending, or cancelled when
+//!                                                               the campaign was cancelled
+//! pending | queued ──cancel──▶ cancelled;  pending ──opt-out──▶ skipped
+//! sending ──time out──▶ failed (outcome_unknown);  failed (outcome_unknown) ──late 2xx,
+//! receipt──▶ sent
+//! ```
+//! Terminal: `sent`, `failed`, `skipped`, `cancelled` (PRODUCT §2.2). An outcome arriving
+//! for a cancelled campaign never leaves a recipient `pending`.
+
+use crate::db::stmt;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+use crate::campaigns::repo as campaigns_repo;
+
+/// A recipient's status (column `recipients.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientStatus {
+    Pending,
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl RecipientStatus {
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Failed,
+        Self::Skipped,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// No transition leaves a terminal status except the outcome-unknown correction.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Sent | Self::Failed | Self::Skipped | Self::Cancelled)
+    }
+}
+
+/// A recipient this worker now owns (`sending`), with what rendering needs.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub tenant_id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub phone: String,
+    pub name: String,
+    pub variant: Option<i16>,
+    pub fields: Value,
+}
+
+/// `queued → sending` for the given recipients whose campaign is still `active`, in one
+/// statement committed before any of them is sent. It takes no lock on the campaign rows
+/// (the beat's planning would skip them): a pause that commits meanwhile is enforced at
+/// the send instant by the send gate (`dispatch::gate`), and the recipient's outcome then
+/// returns it to `pending` (or `cancelled`).
+pub async fn claim(db: &DatabaseConnection, ids: &[Uuid], now: DateTime<Utc>) -> Result<Vec<Claimed>, sea_orm::DbErr> {
+    Claimed::find_by_statement(stmt(
+        "WITH wanted AS (SELECT x::uuid AS id FROM jsonb_array_elements_text($1::jsonb) AS x) \
+         UPDATE recipients r SET status = 'sending', sending_at = $2 \
+         FROM wanted w \
+         WHERE r.id = w.id AND r.status = 'queued' \
+           AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = r.campaign_id AND c.status = 'active') \
+         RETURNING r.id, r.campaign_id, r.tenant_id, r.contact_id, r.phone, r.name, r.variant, \
+           COALESCE((SELECT ct.fields FROM contacts ct WHERE ct.id = r.contact_id), '{}'::jsonb) AS fields",
+        vec![json!(ids).into(), now.into()],
+    ))
+    .all(db)
+    .await
+}
+
+/// `queued → pending` for one job that cannot be sent now (its window closed while it
+/// waited): the planner takes it again.
+pub async fn unqueue(db: &DatabaseConnection, id: Uuid) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "UPDATE recipients SET status = 'pending', planned_at = NULL, queued_at = NULL WHERE id = $1 AND status = 'queued'",
+        vec![id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// `queued → pending` for every job of a stopped (paused) campaign: they are planned afresh,
+/// with fresh pacing, when it resumes; any queue entry left for them is dropped at claim.
+pub async fn unqueue_campaign(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "UPDATE recipients SET status = 'pending', planned_at = NULL, queued_at = NULL \
+         WHERE campaign_id = $1 AND status = 'queued'",
+        vec![campaign_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// `pending | queued → cancelled` (reason `campaign_cancelled`) for a cancelled campaign.
+pub async fn cancel_campaign(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "UPDATE recipients SET status = 'cancelled', reason = 'campaign_cancelled' \
+         WHERE campaign_id = $1 AND status IN ('pending', 'queued')",
+        vec![campaign_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// `sending → failed` with `outcome_unknown` for rows left `sending` since before `cutoff`
+/// (a crash between claim and outcome): never resent; a late answer or a receipt naming
+/// the message corrects it. Returns how many.
+pub async fn time_out_sending(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
+    let done = db
+        .execute(stmt(
+            "UPDATE recipients SET status = 'failed', outcome_unknown = true, reason = 'sending timed out' \
+             WHERE status = 'sending' AND sending_at < $1",
+            vec![cutoff.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// What became of one claimed recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The gateway accepted it (a message id).
+    Sent,
+    /// The recipient cannot be reached (not on WhatsApp, rejected): terminal.
+    Failed,
+    /// It may have been sent (a timeout after the request left, an unreadable 2xx): `failed`
+    /// with `outcome_unknown`, never resent.
+    #[serde(rename = "outcome_unknown")]
+    Unknown,
+    /// Nothing was sent (the campaign stopped, the window closed, the instance or the
+    /// gateway was unusable): back to `pending`, or `cancelled` with a cancelled campaign.
+    Unsent,
+}
+
+/// One send's result, for the recipient row and the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub recipient_id: Uuid,
+    pub campaign_id: Uuid,
+    pub tenant_id: Uuid,
+    pub variant: Option<i16>,
+    pub rendered: String,
+    /// Requests made to the gateway (0: none left; no log row is written).
+    pub attempts: u32,
+    pub gateway_status: Option<u16>,
+    pub body_excerpt: String,
+    pub duration_ms: u64,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    /// Pause the campaign with this reason (instance errors, `gateway_unreachable`).
+    pub pause: Option<String>,
+    pub message_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Records a batch of outcomes in one transaction (the `sending →` transitions and the log
+/// rows), then applies their consequences: pauses, the error threshold, completion.
+///
+/// Guards: a row must still be `sending`; or, for a late answer (after
+/// `dispatch.sending_timeout_seconds`), `failed` with `outcome_unknown` and no message id,
+/// which a `sent` or `failed` answer corrects. An unsent outcome for a cancelled campaign
+/// ends `cancelled`.
+pub async fn record(db: &DatabaseConnection, records: &[Record]) -> Result<(), sea_orm::DbErr> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.recipient_id,
+                "status": match r.outcome {
+                    Outcome::Sent => RecipientStatus::Sent,
+                    Outcome::Failed | Outcome::Unknown => RecipientStatus::Failed,
+                    Outcome::Unsent => RecipientStatus::Pending,
+                },
+                "unknown": r.outcome == Outcome::Unknown,
+                "reason": r.reason,
+                "message_id": r.message_id,
+                "at": r.at,
+                "tenant_id": r.tenant_id,
+                "campaign_id": r.campaign_id,
+                "variant": r.variant,
+                "rendered": r.rendered,
+                "attempts": r.attempts,
+                "gateway_status": r.gateway_status,
+                "body_excerpt": r.body_excerpt,
+                "duration_ms": r.duration_ms,
+                "outcome": r.outcome,
+            })
+        })
+        .collect();
+    let rows = Value::Array(rows);
+    let txn = db.begin().await?;
+    txn.execute(stmt(
+        "WITH x AS ( \
+           SELECT x.*, CASE WHEN x.status = 'pending' AND c.status = 'cancelled' THEN 'cancelled' ELSE x.status END AS next \
+           FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, campaign_id uuid, status text, unknown boolean, reason text, \
+             message_id text, at timestamptz) \
+           JOIN campaigns c ON c.id = x.campaign_id) \
+         UPDATE recipients r SET status = x.next, \
+           reason = CASE x.next WHEN 'pending' THEN NULL WHEN 'cancelled' THEN 'campaign_cancelled' ELSE x.reason END, \
+           outcome_unknown = x.unknown, \
+           message_id = x.message_id, \
+           sent_at = CASE WHEN x.next = 'sent' THEN x.at END, \
+           sending_at = CASE WHEN x.next = 'pending' THEN NULL ELSE r.sending_at END, \
+           planned_at = CASE WHEN x.next = 'pending' THEN NULL ELSE r.planned_at END, \
+           queued_at = CASE WHEN x.next = 'pending' THEN NULL ELSE r.queued_at END \
+         FROM x \
+         WHERE r.id = x.id AND (r.status = 'sending' \
+           OR (x.status IN ('sent', 'failed') AND r.status = 'failed' AND r.outcome_unknown AND r.message_id IS NULL))",
+        vec![rows.clone().into()],
+    ))
+    .await?;
+    txn.execute(stmt(
+        "INSERT INTO send_logs (tenant_id, campaign_id, recipient_id, variant, rendered, attempts, gateway_status, \
+           body_excerpt, duration_ms, outcome, reason, created_at) \
+         SELECT x.tenant_id, x.campaign_id, x.id, x.variant, x.rendered, x.attempts, x.gateway_status, \
+           x.body_excerpt, x.duration_ms, x.outcome, x.reason, x.at \
+         FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, campaign_id uuid, variant smallint, \
+           rendered text, attempts integer, gateway_status integer, body_excerpt text, duration_ms integer, \
+           outcome text, reason text, at timestamptz) \
+         WHERE x.attempts > 0",
+        vec![rows.into()],
+    ))
+    .await?;
+    for r in records {
+        if let Some(reason) = &r.pause {
+            campaigns_repo::pause_if_active(&txn, r.campaign_id, reason).await?;
+        }
+    }
+    let failed: BTreeSet<Uuid> = records
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Unknown))
+        .map(|r| r.campaign_id)
+        .collect();
+    for campaign in failed {
+        campaigns_repo::pause_on_error_threshold(&txn, campaign).await?;
+    }
+    let touched: BTreeSet<Uuid> = records.iter().map(|r| r.campaign_id).collect();
+    campaigns_repo::complete_finished(&txn, &touched.into_iter().collect::<Vec<_>>(), records[0].at).await?;
+    txn.commit().await
+}
+
+/// Recipients that are not terminal although their campaign is (`completed` or
+/// `cancelled`): always 0 when the state machine holds (PRODUCT §2.2). `arauto check` and
+/// the tests ask.
+pub async fn stranded(db: &impl ConnectionTrait) -> Result<i64, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct N {
+        n: i64,
+    }
+    Ok(N::find_by_statement(stmt(
+        "SELECT count(*) AS n FROM recipients r JOIN campaigns c ON c.id = r.campaign_id \
+         WHERE c.status IN ('completed', 'cancelled') AND r.status IN ('pending', 'queued', 'sending')",
+        [],
+    ))
+    .one(db)
+    .await?
+    .map_or(0, |n| n.n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecipientStatus;
+
+    #[test]
+    fn statuses_round_trip_and_know_which_are_terminal() {
+        for s in RecipientStatus::ALL {
+            assert_eq!(RecipientStatus::parse(s.as_str()), Some(s));
+        }
+        let terminal: Vec<_> = RecipientStatus::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        assert_eq!(
+            terminal,
+            [
+                RecipientStatus::Sent,
+                RecipientStatus::Failed,
+                RecipientStatus::Skipped,
+                RecipientStatus::Cancelled
+            ]
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! Engine v2, measured where the user sees it: arrival times and counts recorded by the
+//! gateway (the sandbox over real HTTP), under ordinary timing — pacing at the moment of
+//! sending, pause/cancel that hold for retries, outages that pause instead of failing,
+//! late answers kept, calendar changes seen.
+
+use crate::engine::{assert_each_sent_once, immediate, phone, world, Engine, World};
+use arauto::clock::{FixedClock, SharedClock};
+use arauto::gateway::{sandbox_server, SandboxState};
+use arauto::scheduler::Beat;
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Clock granularity and the sandbox's own timestamping: the only slack allowed under a
+/// minimum interval.
+const GRANULARITY_MS: i64 = 3;
+
+fn sorted_gaps(mut times: Vec<DateTime<Utc>>) -> Vec<i64> {
+    times.sort();
+    times.windows(2).map(|p| (p[1] - p[0]).num_milliseconds()).collect()
+}
+
+async fn post_control(w: &World, c: &str, verb: &str) -> Value {
+    w.app
+        .post(&format!("/api/v1/campaigns/{c}/{verb}"), &w.t, json!({}))
+        .await
+        .ok(200)
+        .clone()
+}
+
+async fn wait_for_arrivals(w: &World, n: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while w.sandbox.state.arrivals().len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {n} requests reached the gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn stranded(w: &World) -> i64 {
+    arauto::recipients::stranded(&w.app.db).await.unwrap()
+}
+
+#[tokio::test]
+async fn at_300_a_minute_no_two_requests_reach_the_gateway_closer_than_a_fifth_of_a_second() {
+    let w = world().await;
+    let contacts = w.contacts(40).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
+        )
+        .await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 2).await;
+    wait_for_arrivals(&w, 15, Duration::from_secs(30)).await;
+    // A pause and an immediate resume must not produce a catch-up burst.
+    post_control(&w, &c, "pause").await;
+    post_control(&w, &c, "resume").await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
+    engine.stop().await;
+    assert_each_sent_once(&w, 40);
+    let gaps = sorted_gaps(w.sandbox.state.arrivals());
+    let short: Vec<_> = gaps.iter().filter(|g| **g < 200 - GRANULARITY_MS).collect();
+    assert!(
+        short.is_empty(),
+        "gaps under 200 ms at the gateway: {short:?} of {gaps:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_request_reaches_the_gateway_after_pause_returns_not_even_a_retry() {
+    let w = world().await;
+    let contacts = w.contacts(3).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
+        )
+        .await;
+    // The first request is slow and then answered 503: its retry would follow the pause.
+    w.sandbox
+        .faults(json!({"latency_ms": 1500, "fail_next": {"count": 1, "status": 503}}));
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    wait_for_arrivals(&w, 1, Duration::from_secs(20)).await;
+    post_control(&w, &c, "pause").await;
+    let paused_at = Utc::now();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let late: Vec<_> = w
+        .sandbox
+        .state
+        .arrivals()
+        .into_iter()
+        .filter(|a| *a > paused_at)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "requests after pause returned at {paused_at}: {late:?}"
+    );
+    let counts = w.counts(&c).await;
+    assert_eq!(
+        counts.get("failed"),
+        None,
+        "the 503 proved nothing was sent: {counts:?}"
+    );
+    assert_eq!(counts.get("sending"), None, "{counts:?}");
+    w.sandbox.state.reset_faults();
+    post_control(&w, &c, "resume").await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    assert_each_sent_once(&w, 3);
+}
+
+#[tokio::test]
+async fn an_instance_error_answered_after_cancel_leaves_every_recipient_terminal() {
+    let w = world().await;
+    let contacts = w.contacts(3).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
+        )
+        .await;
+    w.sandbox
+        .faults(json!({"latency_ms": 1000, "fail_next": {"count": 1, "status": 401}}));
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    wait_for_arrivals(&w, 1, Duration::from_secs(20)).await;
+    assert_eq!(post_control(&w, &c, "cancel").await["status"], "cancelled");
+    let cancelled_at = Utc::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    engine.stop().await;
+    assert!(w.sandbox.state.arrivals().iter().all(|a| *a <= cancelled_at));
+    let counts = w.counts(&c).await;
+    assert_eq!(counts.get("cancelled"), Some(&3), "{counts:?}");
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await;
+    assert_eq!(stats.ok(200)["counts"]["pending"], 0);
+    assert_eq!(stranded(&w).await, 0, "a non-terminal recipient in a terminal campaign");
+}
+
+/// A sandbox on a fixed port that can go down (connection refused) and come back.
+struct FlakyGateway {
+    port: u16,
+    state: SandboxState,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl FlakyGateway {
+    fn up_on(port: u16, state: SandboxState) -> Self {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = sandbox_server(listener, state.clone()).unwrap();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self { port, state, handle }
+    }
+
+    async fn down(&self) {
+        self.handle.stop(false).await;
+    }
+
+    fn up_again(&self) -> Self {
+        Self::up_on(self.port, self.state.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_outage_pauses_the_campaign_and_fails_nobody() {
+    let w = world().await;
+    let gateway = FlakyGateway::up_on(0, SandboxState::new());
+    let instance = w
+        .app
+        .post(
+            "/api/v1/instances",
+            &w.t,
+            json!({"name": "flaky", "api_url": format!("http://127.0.0.1:{}", gateway.port),
+                   "api_key": "k", "instance_name": "flaky"}),
+        )
+        .await
+        .id();
+    let contacts = w.contacts(6).await;
+    let c = w
+        .campaign_on(
+            &instance,
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0.3, "max_interval_seconds": 0.3}),
+        )
+        .await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    while gateway.state.send_count() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gateway.down().await;
+    w.wait_for_status(&c, "paused", Duration::from_secs(20)).await;
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await;
+    assert_eq!(stats.ok(200)["paused_reason"], "gateway_unreachable");
+    let counts = w.counts(&c).await;
+    assert_eq!(
+        counts.get("failed"),
+        None,
+        "nothing was sent, nobody failed: {counts:?}"
+    );
+    let gateway = gateway.up_again();
+    post_control(&w, &c, "resume").await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    let per = gateway.state.sends(None);
+    assert_eq!(per.len(), 6, "every recipient once: {per:?}");
+    let mut numbers: Vec<_> = per.iter().map(|s| s.number.clone()).collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 6);
+}
+
+#[tokio::test]
+async fn a_success_answered_after_the_sending_timeout_is_kept_and_a_receipt_then_marks_it_delivered() {
+    let w = world().await;
+    let contacts = w.contacts(1).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0, "max_interval_seconds": 0}),
+        )
+        .await;
+    w.sandbox.faults(json!({"latency_ms": 2500}));
+    w.start(&c).await;
+    let mut settings = w.settings();
+    settings.dispatch.sending_timeout_seconds = 1;
+    let engine = Engine::start(
+        &w.app.engine_state(settings, Arc::new(arauto::clock::SystemClock)),
+        1,
+        1,
+    )
+    .await;
+    // The beat gives up on the silent send first...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !w.counts(&c).await.contains_key("failed") {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", w.counts(&c).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &w.t).await;
+    assert_eq!(r.ok(200)["items"][0]["outcome_unknown"], true);
+    // ...then the gateway's 201 arrives: the message id is kept, the recipient is sent.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !w.counts(&c).await.contains_key("sent") {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", w.counts(&c).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.stop().await;
+    let r = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &w.t).await;
+    let item = r.ok(200)["items"][0].clone();
+    let message_id = item["message_id"].as_str().expect("message id kept").to_owned();
+    assert_eq!(message_id, w.sandbox.state.sends(None)[0].message_id);
+    assert_eq!(item["outcome_unknown"], false);
+    let instance = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await;
+    let hook = instance.body["webhook_path"].as_str().unwrap().to_owned();
+    let receipt = json!({"event": "messages.update", "instance": "loja-1",
+        "data": {"keyId": message_id, "remoteJid": format!("{}@s.whatsapp.net", phone(0)), "fromMe": true, "status": "DELIVERY_ACK"}});
+    w.app
+        .call(reqwest::Method::POST, &hook, None, Some(receipt))
+        .await
+        .ok(200);
+    let r = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &w.t).await;
+    assert_eq!(r.body["items"][0]["status"], "sent");
+    assert!(r.body["items"][0]["delivered_at"].is_string());
+}
+
+async fn tick_at(w: &World, at: DateTime<Utc>) -> u64 {
+    let clock: SharedClock = Arc::new(FixedClock::at(at));
+    Beat::new(&w.app.engine_state(w.settings(), clock))
+        .tick(at)
+        .await
+        .unwrap()
+        .queued
+}
+
+#[tokio::test]
+async fn deleting_the_holiday_a_campaign_waits_for_lets_it_send_at_the_next_tick() {
+    let w = world().await;
+    let contacts = w.contacts(2).await;
+    let holiday = w
+        .app
+        .post(
+            "/api/v1/holidays",
+            &w.t,
+            json!({"date": "2026-12-29", "name": "Recesso"}),
+        )
+        .await
+        .id();
+    let sched = json!({"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR"});
+    let c = w
+        .campaign(
+            &contacts,
+            sched,
+            json!({"min_interval_seconds": 1, "max_interval_seconds": 1}),
+        )
+        .await;
+    w.start(&c).await;
+    // Tuesday 2026-12-29 10:00 in São Paulo: the tenant's holiday, nothing planned, and
+    // the campaign waits for Wednesday.
+    let tuesday = Utc.with_ymd_and_hms(2026, 12, 29, 13, 0, 0).unwrap();
+    assert_eq!(tick_at(&w, tuesday).await, 0);
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await;
+    let waiting: DateTime<Utc> = stats.ok(200)["next_send_at"].as_str().unwrap().parse().unwrap();
+    assert!(waiting > tuesday + chrono::Duration::hours(12), "{waiting}");
+    let t = w.app.travel(&w.t, tuesday + chrono::Duration::seconds(5)).await;
+    assert_eq!(
+        w.app.delete(&format!("/api/v1/holidays/{holiday}"), &t).await.status,
+        204
+    );
+    assert!(tick_at(&w, tuesday + chrono::Duration::seconds(10)).await > 0);
+}
+
+#[tokio::test]
+async fn stopping_the_queue_and_restarting_redis_from_nothing_moves_again_within_two_ticks() {
+    // The `alive` marker says Redis lost its data: the next tick queues every job again.
+    let w = world().await;
+    let contacts = w.contacts(3).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0, "max_interval_seconds": 0}),
+        )
+        .await;
+    w.start(&c).await;
+    let state = w.live_state();
+    let beat = Beat::new(&state);
+    assert_eq!(beat.tick(Utc::now()).await.unwrap().queued, 3);
+    // Every key of this test's prefix deleted, then a worker starts first and recreates
+    // the stream (as after FLUSHALL): the beat must still notice.
+    let prefix = w.settings().redis.prefix;
+    let keys: Vec<String> =
+        fred::prelude::ClientLike::custom(&w.app.redis, fred::cmd!("KEYS"), vec![format!("{prefix}*")])
+            .await
+            .unwrap();
+    let _: i64 = fred::prelude::KeysInterface::del(&w.app.redis, keys).await.unwrap();
+    arauto::dispatch::stream::ensure_group(&w.app.redis, &state.keys)
+        .await
+        .unwrap();
+    assert_eq!(beat.tick(Utc::now()).await.unwrap().requeued, 3);
+    let engine = Engine::start(&state, 0, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(20)).await;
+    engine.stop().await;
+    assert_each_sent_once(&w, 3);
+}
+
+#[tokio::test]
+async fn a_stranded_recipient_is_found_by_the_operator_check() {
+    let w = world().await;
+    let contacts = w.contacts(1).await;
+    let c = w
+        .campaign(
+            &contacts,
+            immediate(),
+            json!({"min_interval_seconds": 0, "max_interval_seconds": 0}),
+        )
+        .await;
+    w.start(&c).await;
+    assert_eq!(stranded(&w).await, 0);
+    w.app
+        .db
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("UPDATE campaigns SET status = 'cancelled' WHERE id = '{c}'"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(stranded(&w).await, 1);
+}
