@@ -127,15 +127,10 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     };
     let audience: Audience = serde_json::from_value(c.audience.clone()).map_err(AppError::internal)?;
     let txn = state.db.begin().await?;
-    let moved = txn
-        .execute(stmt(
-            "UPDATE campaigns SET status = $2, started_at = $3, next_send_at = $4, paused_reason = NULL, updated_at = $3 \
-             WHERE id = $1 AND status = 'draft'",
-            vec![c.id.into(), next.as_str().into(), now.into(), begins.unwrap_or(now).into()],
-        ))
+    let moved = repo::start(&txn, c.id, next, now, begins.unwrap_or(now))
         .await
         .map_err(instance_busy)?;
-    if moved.rows_affected() == 0 {
+    if !moved {
         return Err(AppError::conflict("the campaign is no longer a draft"));
     }
     let recipients = resolve_audience(&txn, user.tenant_id, c.id, &audience).await?;
@@ -167,15 +162,14 @@ async fn reload(state: &AppState, id: Uuid) -> AppResult<campaigns::Model> {
         .ok_or_else(|| AppError::not_found("campaign"))
 }
 
-/// Moves the campaign, as the caller read it, to `to` in one conditional statement (which waits
-/// for any worker claim in flight); 409 with the current status otherwise.
+/// Moves the campaign, as the caller read it, to `to` in one conditional statement; 409
+/// with the current status otherwise. Pause and cancel then close the send gate.
 async fn transition(
     state: &AppState,
     user: &AuthUser,
     c: campaigns::Model,
     action: &str,
     to: CampaignStatus,
-    extra_sql: &str,
 ) -> AppResult<campaigns::Model> {
     let current = status_of(&c)?;
     if !current.can_become(to) || (to == CampaignStatus::Active && current == CampaignStatus::Scheduled) {
@@ -183,14 +177,10 @@ async fn transition(
     }
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let moved = txn
-        .execute(stmt(
-            format!("UPDATE campaigns SET status = $3, updated_at = $4{extra_sql} WHERE id = $1 AND status = $2"),
-            vec![c.id.into(), current.as_str().into(), to.as_str().into(), now.into()],
-        ))
+    let moved = repo::control(&txn, c.id, current, to, now)
         .await
         .map_err(instance_busy)?;
-    if moved.rows_affected() == 0 {
+    if !moved {
         return Err(AppError::conflict("the campaign changed meanwhile; try again"));
     }
     match to {
@@ -234,28 +224,12 @@ async fn stop_sends_in_hand(state: &AppState, campaign_id: Uuid, action: &str) {
 
 pub async fn pause(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
-    transition(
-        state,
-        user,
-        c,
-        "pause",
-        CampaignStatus::Paused,
-        ", paused_reason = 'user'",
-    )
-    .await
+    transition(state, user, c, "pause", CampaignStatus::Paused).await
 }
 
 pub async fn cancel(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
-    transition(
-        state,
-        user,
-        c,
-        "cancel",
-        CampaignStatus::Cancelled,
-        ", cancelled_at = $4, next_send_at = NULL",
-    )
-    .await
+    transition(state, user, c, "cancel", CampaignStatus::Cancelled).await
 }
 
 /// Paused → active (or back to scheduled if its start is still ahead); pacing starts
@@ -270,15 +244,7 @@ pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
         Some(t) if t > state.clock.now() => CampaignStatus::Scheduled,
         _ => CampaignStatus::Active,
     };
-    let resumed = transition(
-        state,
-        user,
-        c,
-        "resume",
-        to,
-        ", paused_reason = NULL, next_send_at = $4",
-    )
-    .await?;
+    let resumed = transition(state, user, c, "resume", to).await?;
     repo::complete_finished(&state.db, &[id], state.clock.now()).await?;
     if to == CampaignStatus::Active {
         return reload(state, resumed.id).await;

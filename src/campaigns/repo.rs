@@ -1,13 +1,97 @@
-//! Campaign transitions the engine makes (the API's own go through `lifecycle`): pausing
-//! itself, completing, with their guards in one place.
+//! The campaign state machine's one owner: every statement that changes a campaign's
+//! `status` or `next_send_at` is a named function here, with its guard (the from-states) in
+//! its `WHERE`. `lifecycle` (the API) and the engine (beat, workers) call these; no other
+//! file writes `UPDATE campaigns` (CI checks it).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::domain::CampaignStatus;
 use crate::db::stmt;
 use crate::recipients;
+
+/// `draft → scheduled | active` (`to`), started at `now`, first send not before `first`.
+/// Fails with the database error when the instance already has an active campaign (the
+/// partial unique index `campaigns_one_active_per_instance`). True when it moved.
+pub async fn start(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    to: CampaignStatus,
+    now: DateTime<Utc>,
+    first: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let moved = db
+        .execute(stmt(
+            "UPDATE campaigns SET status = $2, started_at = $3, next_send_at = $4, paused_reason = NULL, updated_at = $3 \
+             WHERE id = $1 AND status = 'draft'",
+            vec![campaign_id.into(), to.as_str().into(), now.into(), first.into()],
+        ))
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// A user's control: `from → to` for pause (`paused_reason = 'user'`), cancel
+/// (`cancelled_at`, no next send) and resume (`active` or `scheduled`; pacing starts from
+/// `now`, nothing is caught up). Guarded by `from` being still current. True when it moved;
+/// the database error when resuming onto a busy instance.
+pub async fn control(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    from: CampaignStatus,
+    to: CampaignStatus,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let effects = match to {
+        CampaignStatus::Paused => ", paused_reason = 'user'",
+        CampaignStatus::Cancelled => ", cancelled_at = $4, next_send_at = NULL",
+        _ => ", paused_reason = NULL, next_send_at = $4",
+    };
+    let moved = db
+        .execute(stmt(
+            format!("UPDATE campaigns SET status = $3, updated_at = $4{effects} WHERE id = $1 AND status = $2"),
+            vec![campaign_id.into(), from.as_str().into(), to.as_str().into(), now.into()],
+        ))
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// `scheduled → active` once its start has come (the beat). Fails with the database error
+/// when its instance is busy with another active campaign; it then waits.
+pub async fn promote(db: &impl ConnectionTrait, campaign_id: Uuid, now: DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
+    let done = db
+        .execute(stmt(
+            "UPDATE campaigns SET status = 'active', next_send_at = $2, updated_at = $2 \
+             WHERE id = $1 AND status = 'scheduled'",
+            vec![campaign_id.into(), now.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The campaign's next send waits until `at` (its instance's day is used up).
+pub async fn wait_until(db: &impl ConnectionTrait, campaign_id: Uuid, at: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "UPDATE campaigns SET next_send_at = $2 WHERE id = $1 AND status = 'active'",
+        vec![campaign_id.into(), at.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// After a tick planned them: each campaign's next send instant and planned count, given as
+/// `[{id, next_send_at, planned}]` (one statement for all: a tick's cost is its round trips).
+pub async fn advance_planned(db: &impl ConnectionTrait, advanced: Vec<Value>) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "UPDATE campaigns c SET next_send_at = u.next_send_at, planned_count = c.planned_count + u.planned \
+         FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, next_send_at timestamptz, planned bigint) \
+         WHERE c.id = u.id",
+        vec![Value::Array(advanced).into()],
+    ))
+    .await?;
+    Ok(())
+}
 
 /// `active | scheduled → paused` with `reason`; its queued jobs go back to `pending`.
 /// Returns whether it paused (false when it was no longer running).

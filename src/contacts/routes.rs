@@ -11,7 +11,6 @@ use super::repo::{self, ContactFilter, ContactView, Owned};
 use crate::api::extract::{ApiJson, ApiQuery, BulkJson, Page, Pagination};
 use crate::api::find_owned;
 use crate::audit::{self, Event};
-use crate::db::stmt;
 use crate::entities::{contacts, tenants};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::startup::AppState;
@@ -198,14 +197,7 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     let found = find_owned::<contacts::Entity>(&state.db, user.tenant_id, *id, "contact").await?;
     let txn = state.db.begin().await?;
     contacts::Entity::delete_by_id(found.id).exec(&txn).await?;
-    txn.execute(stmt(
-        "UPDATE recipients SET contact_id = NULL, \
-           reason = CASE WHEN status = 'pending' THEN 'contact_deleted' ELSE reason END, \
-           status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END \
-         WHERE tenant_id = $1 AND contact_id = $2",
-        vec![user.tenant_id.into(), found.id.into()],
-    ))
-    .await?;
+    crate::recipients::detach_contact(&txn, user.tenant_id, found.id).await?;
     let event = Event::new("contact.delete", "contact", found.id).with(json!({"phone": found.phone}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;

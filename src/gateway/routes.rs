@@ -14,6 +14,7 @@ use crate::db::stmt;
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::instances::connectivity::{self, target_of};
+use crate::recipients;
 use crate::startup::AppState;
 use crate::tenancy::auth::AuthUser;
 
@@ -60,35 +61,10 @@ pub async fn evolution_webhook(
                 let delivered = status.rank() >= ReceiptStatus::DeliveryAck.rank();
                 let read = status.rank() >= ReceiptStatus::Read.rank();
                 // A receipt proves the send: it corrects an `outcome_unknown` failure.
-                state
-                    .db
-                    .execute(stmt(
-                        "UPDATE recipients SET \
-                           delivered_at = CASE WHEN $3 THEN COALESCE(delivered_at, $5) ELSE delivered_at END, \
-                           read_at = CASE WHEN $4 THEN COALESCE(read_at, $5) ELSE read_at END, \
-                           status = CASE WHEN status = 'failed' AND outcome_unknown THEN 'sent' ELSE status END, \
-                           outcome_unknown = false, \
-                           sent_at = COALESCE(sent_at, $5) \
-                         WHERE tenant_id = $1 AND message_id = $2",
-                        vec![
-                            instance.tenant_id.into(),
-                            message_id.into(),
-                            delivered.into(),
-                            read.into(),
-                            now.into(),
-                        ],
-                    ))
-                    .await?;
+                recipients::apply_receipt(&state.db, instance.tenant_id, &message_id, delivered, read, now).await?;
             }
             GatewayEvent::Inbound { phone, text, .. } => {
-                state
-                    .db
-                    .execute(stmt(
-                        "UPDATE recipients SET replied_at = $3 WHERE tenant_id = $1 AND phone = $2 \
-                         AND status = 'sent' AND replied_at IS NULL",
-                        vec![instance.tenant_id.into(), phone.clone().into(), now.into()],
-                    ))
-                    .await?;
+                recipients::record_reply(&state.db, instance.tenant_id, &phone, now).await?;
                 if text.as_deref().is_some_and(is_opt_out) {
                     opt_out(&state, instance.tenant_id, &phone, now).await?;
                 }
@@ -110,14 +86,7 @@ async fn opt_out(state: &AppState, tenant_id: Uuid, phone: &str, now: chrono::Da
             vec![tenant_id.into(), phone.into(), now.into()],
         ))
         .await?;
-    state
-        .db
-        .execute(stmt(
-            "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
-             WHERE tenant_id = $1 AND phone = $2 AND status IN ('pending', 'queued')",
-            vec![tenant_id.into(), phone.into()],
-        ))
-        .await?;
+    recipients::skip_opted_out(&state.db, tenant_id, phone).await?;
     Ok(())
 }
 

@@ -70,6 +70,78 @@ impl RecipientStatus {
     }
 }
 
+/// A recipient the beat queued, at its planned instant.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Planned {
+    pub id: Uuid,
+    pub phone: String,
+    pub planned_at: DateTime<Utc>,
+}
+
+/// `pending → queued`: the campaign's next pending recipients, in order, at the given
+/// planned instants, with their variant by round robin in send order (`planned_before`
+/// sends already planned, `variants` of them). Rows another beat is planning are skipped.
+pub async fn plan(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    times: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+    planned_before: i64,
+    variants: i32,
+) -> Result<Vec<Planned>, sea_orm::DbErr> {
+    Planned::find_by_statement(stmt(
+        "WITH picked AS ( \
+           SELECT id, row_number() OVER (ORDER BY position) AS rn FROM ( \
+             SELECT id, position FROM recipients WHERE campaign_id = $1 AND status = 'pending' \
+             ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED) p), \
+         times AS (SELECT t.v::timestamptz AS at, t.rn FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS t(v, rn)) \
+         UPDATE recipients r SET status = 'queued', planned_at = times.at, queued_at = $4, \
+           variant = (($5 + picked.rn - 1) % $6)::smallint \
+         FROM picked JOIN times ON times.rn = picked.rn \
+         WHERE r.id = picked.id \
+         RETURNING r.id, r.phone, r.planned_at",
+        vec![
+            campaign_id.into(),
+            (times.len() as i64).into(),
+            json!(times).into(),
+            now.into(),
+            planned_before.into(),
+            i64::from(variants.max(1)).into(),
+        ],
+    ))
+    .all(db)
+    .await
+}
+
+/// A `queued` row whose queue entry may be lost.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Queued {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub tenant_id: Uuid,
+    pub phone: String,
+    pub planned_at: Option<DateTime<Utc>>,
+}
+
+/// `queued` rows queued before `cutoff` (at most `limit`, oldest first) are stamped queued
+/// again at `now` and returned, for their jobs to be queued again (status unchanged).
+pub async fn restamp_queued(
+    db: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Queued>, sea_orm::DbErr> {
+    Queued::find_by_statement(stmt(
+        "UPDATE recipients SET queued_at = $2 WHERE id IN ( \
+           SELECT id FROM recipients WHERE status = 'queued' AND queued_at < $1 \
+           ORDER BY queued_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, campaign_id, tenant_id, phone, planned_at",
+        vec![cutoff.into(), now.into(), limit.into()],
+    ))
+    .all(db)
+    .await
+}
+
 /// A recipient this worker now owns (`sending`), with what rendering needs.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Claimed {
@@ -276,6 +348,82 @@ pub async fn record(db: &DatabaseConnection, records: &[Record]) -> Result<(), s
     let touched: BTreeSet<Uuid> = records.iter().map(|r| r.campaign_id).collect();
     campaigns_repo::complete_finished(&txn, &touched.into_iter().collect::<Vec<_>>(), records[0].at).await?;
     txn.commit().await
+}
+
+/// A receipt naming `message_id` (delivered and/or read at `at`): fills `delivered_at` /
+/// `read_at` once (monotonic), and proves the send: `failed` with `outcome_unknown` → `sent`.
+pub async fn apply_receipt(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    message_id: &str,
+    delivered: bool,
+    read: bool,
+    at: DateTime<Utc>,
+) -> Result<u64, sea_orm::DbErr> {
+    let done = db
+        .execute(stmt(
+            "UPDATE recipients SET \
+               delivered_at = CASE WHEN $3 THEN COALESCE(delivered_at, $5) ELSE delivered_at END, \
+               read_at = CASE WHEN $4 THEN COALESCE(read_at, $5) ELSE read_at END, \
+               status = CASE WHEN status = 'failed' AND outcome_unknown THEN 'sent' ELSE status END, \
+               outcome_unknown = false, \
+               sent_at = COALESCE(sent_at, $5) \
+             WHERE tenant_id = $1 AND message_id = $2",
+            vec![
+                tenant_id.into(),
+                message_id.into(),
+                delivered.into(),
+                read.into(),
+                at.into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// An inbound message from `phone`: `replied_at` on its sent recipients not yet replied.
+pub async fn record_reply(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    phone: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "UPDATE recipients SET replied_at = $3 WHERE tenant_id = $1 AND phone = $2 \
+         AND status = 'sent' AND replied_at IS NULL",
+        vec![tenant_id.into(), phone.into(), at.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// `pending | queued → skipped` (`opted_out`) in every campaign of the tenant, for `phone`.
+pub async fn skip_opted_out(db: &impl ConnectionTrait, tenant_id: Uuid, phone: &str) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
+         WHERE tenant_id = $1 AND phone = $2 AND status IN ('pending', 'queued')",
+        vec![tenant_id.into(), phone.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The contact was deleted: its recipients lose the link, and those not yet planned
+/// (`pending`) become `cancelled` (`contact_deleted`); what was sent stays recorded.
+pub async fn detach_contact(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    contact_id: Uuid,
+) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "UPDATE recipients SET contact_id = NULL, \
+           reason = CASE WHEN status = 'pending' THEN 'contact_deleted' ELSE reason END, \
+           status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END \
+         WHERE tenant_id = $1 AND contact_id = $2",
+        vec![tenant_id.into(), contact_id.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Recipients that are not terminal although their campaign is (`completed` or

@@ -67,22 +67,6 @@ struct Due {
     queued: i64,
 }
 
-#[derive(FromQueryResult)]
-struct Queued {
-    id: Uuid,
-    campaign_id: Uuid,
-    tenant_id: Uuid,
-    phone: String,
-    planned_at: Option<DateTime<Utc>>,
-}
-
-#[derive(FromQueryResult)]
-struct Planned {
-    id: Uuid,
-    phone: String,
-    planned_at: DateTime<Utc>,
-}
-
 /// Most campaigns planned by one tick.
 const MAX_CAMPAIGNS_PER_TICK: i64 = 2_000;
 /// Most lost jobs re-queued by one tick.
@@ -145,16 +129,8 @@ impl Beat {
         .await?;
         let mut promoted = 0;
         for c in due {
-            let r = self
-                .db
-                .execute(stmt(
-                    "UPDATE campaigns SET status = 'active', next_send_at = $2, updated_at = $2 \
-                     WHERE id = $1 AND status = 'scheduled'",
-                    vec![c.id.into(), now.into()],
-                ))
-                .await;
-            match r {
-                Ok(done) => promoted += done.rows_affected(),
+            match campaigns_repo::promote(&self.db, c.id, now).await {
+                Ok(done) => promoted += done,
                 Err(e) if e.to_string().contains("campaigns_one_active_per_instance") => {}
                 Err(e) => return Err(e.into()),
             }
@@ -183,15 +159,7 @@ impl Beat {
         } else {
             now - grace
         };
-        let lost = Queued::find_by_statement(stmt(
-            "UPDATE recipients SET queued_at = $2 WHERE id IN ( \
-               SELECT id FROM recipients WHERE status = 'queued' AND queued_at < $1 \
-               ORDER BY queued_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, campaign_id, tenant_id, phone, planned_at",
-            vec![cutoff.into(), now.into(), MAX_REQUEUE.into()],
-        ))
-        .all(&self.db)
-        .await?;
+        let lost = recipients::restamp_queued(&self.db, cutoff, now, MAX_REQUEUE).await?;
         let jobs: Vec<Job> = lost
             .into_iter()
             .map(|q| Job {
@@ -267,11 +235,7 @@ impl Beat {
                 if left == 0 {
                     // The instance's day is used up: wait for its next local day, no catching up.
                     let tomorrow = pacing::next_local_midnight(schedule.timezone(), now);
-                    txn.execute(stmt(
-                        "UPDATE campaigns SET next_send_at = $2 WHERE id = $1",
-                        vec![c.id.into(), tomorrow.into()],
-                    ))
-                    .await?;
+                    campaigns_repo::wait_until(&txn, c.id, tomorrow).await?;
                     continue;
                 }
                 max = max.min(left as usize);
@@ -280,7 +244,7 @@ impl Beat {
             let planned = if times.is_empty() {
                 vec![]
             } else {
-                self.claim(&txn, c, &times, now).await?
+                recipients::plan(&txn, c.id, &times, now, c.planned_count, c.variants).await?
             };
             if planned.is_empty() && !times.is_empty() {
                 finished.push(c.id);
@@ -296,49 +260,10 @@ impl Beat {
             }));
         }
         // One statement for every campaign planned: a tick's cost is its round trips.
-        txn.execute(stmt(
-            "UPDATE campaigns c SET next_send_at = u.next_send_at, planned_count = c.planned_count + u.planned \
-             FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, next_send_at timestamptz, planned bigint) \
-             WHERE c.id = u.id",
-            vec![Value::Array(advanced).into()],
-        ))
-        .await?;
+        campaigns_repo::advance_planned(&txn, advanced).await?;
         let completed = campaigns_repo::complete_finished(&txn, &finished, now).await?;
         txn.commit().await?;
         Ok((jobs, due.len() as u64, completed))
-    }
-
-    /// The next pending recipients, in order, become `queued` at the given instants, with
-    /// their variant by round robin in send order.
-    async fn claim(
-        &self,
-        txn: &impl ConnectionTrait,
-        c: &Due,
-        times: &[DateTime<Utc>],
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<Planned>> {
-        Ok(Planned::find_by_statement(stmt(
-            "WITH picked AS ( \
-               SELECT id, row_number() OVER (ORDER BY position) AS rn FROM ( \
-                 SELECT id, position FROM recipients WHERE campaign_id = $1 AND status = 'pending' \
-                 ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED) p), \
-             times AS (SELECT t.v::timestamptz AS at, t.rn FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS t(v, rn)) \
-             UPDATE recipients r SET status = 'queued', planned_at = times.at, queued_at = $4, \
-               variant = (($5 + picked.rn - 1) % $6)::smallint \
-             FROM picked JOIN times ON times.rn = picked.rn \
-             WHERE r.id = picked.id \
-             RETURNING r.id, r.phone, r.planned_at",
-            vec![
-                c.id.into(),
-                (times.len() as i64).into(),
-                json!(times).into(),
-                now.into(),
-                c.planned_count.into(),
-                i64::from(c.variants.max(1)).into(),
-            ],
-        ))
-        .all(txn)
-        .await?)
     }
 
     /// Sends the campaign's instance may still make today (its local day, in the campaign's
