@@ -7,7 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::startup::{AppState, Application};
+use crate::startup::Application;
+use crate::state::AppState;
 
 #[derive(Debug, Parser)]
 #[command(name = "arauto", version, about = "Multi-tenant WhatsApp campaign scheduler")]
@@ -61,14 +62,14 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     crate::db::create_database_if_missing(settings).await?;
-    let db = crate::startup::connect_db(settings).await?;
+    let db = crate::state::connect_db(settings).await?;
     migration::Migrator::up(&db, None).await?;
     tracing::info!("migrations applied");
     Ok(())
 }
 
 async fn check(settings: &Settings) -> anyhow::Result<()> {
-    let db = crate::startup::connect_db(settings).await?;
+    let db = crate::state::connect_db(settings).await?;
     let stranded = crate::recipients::stranded(&db).await?;
     println!("non-terminal recipients in completed or cancelled campaigns: {stranded}");
     if stranded > 0 {

@@ -1,9 +1,13 @@
-//! Database housekeeping outside the migrations.
+//! The database layer's shared pieces: the statement helper, the tenant-scoped lookups every
+//! tenant-owned query starts from, and housekeeping outside the migrations.
 
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, Database, DbBackend, QueryFilter, Select, Statement};
 use secrecy::ExposeSecret;
+use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::entities::TenantOwned;
+use crate::error::{AppError, AppResult};
 
 /// A Postgres statement with bound values: how every hand-written query in Arauto is made.
 pub fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = sea_orm::Value>) -> Statement {
@@ -38,4 +42,24 @@ pub async fn create_database_if_missing(settings: &Settings) -> anyhow::Result<(
     }
     admin.close().await?;
     Ok(())
+}
+
+/// Rows of `E` that belong to `tenant_id`: the start of every tenant-owned query.
+pub fn scoped<E: TenantOwned>(tenant_id: Uuid) -> Select<E> {
+    E::find().filter(E::tenant_column().eq(tenant_id))
+}
+
+/// The row with this id if it belongs to the tenant; 404 otherwise (missing and foreign ids
+/// are indistinguishable).
+pub async fn find_owned<E: TenantOwned>(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+    what: &str,
+) -> AppResult<E::Model> {
+    scoped::<E>(tenant_id)
+        .filter(E::id_column().eq(id))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found(what))
 }

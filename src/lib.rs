@@ -20,6 +20,7 @@ pub mod recipients;
 pub mod redis;
 pub mod scheduler;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod templating;
 pub mod tenancy;

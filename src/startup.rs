@@ -1,91 +1,11 @@
-//! Builds the application: database pool, Redis, shared state and the HTTP server.
+//! The HTTP server: binds the API over the application state.
 
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
-use rand::RngCore;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
-use secrecy::ExposeSecret;
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{net::TcpListener, sync::Arc};
 
-use crate::calendar::Calendars;
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::crypto::Cipher;
-use crate::gateway::GatewayClient;
-use crate::redis::Keys;
-use crate::tenancy::auth::JwtKeys;
-
-/// Everything a request handler may need, built once per process.
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub redis: fred::prelude::Client,
-    pub keys: Keys,
-    pub settings: Arc<Settings>,
-    pub clock: SharedClock,
-    pub jwt: JwtKeys,
-    pub cipher: Cipher,
-    /// The shipped holiday calendars, read once at start-up from `holidays.dir`.
-    pub calendars: Arc<Calendars>,
-    pub gateway: GatewayClient,
-}
-
-impl AppState {
-    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
-        let db = connect_db(&settings).await?;
-        let redis = crate::redis::connect(settings.redis.url.expose_secret()).await?;
-        let calendars = load_calendars(&settings)?;
-        Self::from_parts(settings, clock, db, redis, calendars)
-    }
-
-    pub fn from_parts(
-        settings: Settings,
-        clock: SharedClock,
-        db: DatabaseConnection,
-        redis: fred::prelude::Client,
-        calendars: Arc<Calendars>,
-    ) -> anyhow::Result<Self> {
-        let secret = match settings.jwt_secret() {
-            Some(s) => s.as_bytes().to_vec(),
-            None => {
-                tracing::warn!("auth.jwt_secret is not set: using a random secret for this process only");
-                let mut s = vec![0u8; 32];
-                rand::thread_rng().fill_bytes(&mut s);
-                s
-            }
-        };
-        // `Settings::load` refuses a malformed key, so this is the validated key.
-        let key = settings.crypto_key().unwrap_or([0; 32]);
-        Ok(Self {
-            gateway: GatewayClient::new(&settings.gateway)?,
-            db,
-            redis,
-            keys: Keys::new(settings.redis.prefix.clone()),
-            jwt: JwtKeys::new(&secret, settings.auth.token_ttl_hours),
-            cipher: Cipher::new(&key),
-            clock,
-            calendars,
-            settings: Arc::new(settings),
-        })
-    }
-}
-
-/// The shipped calendars; a missing folder or a bad file stops the process, naming it.
-pub fn load_calendars(settings: &Settings) -> anyhow::Result<Arc<Calendars>> {
-    Calendars::load_dir(&settings.holidays.dir)
-        .map(Arc::new)
-        .map_err(|e| anyhow::anyhow!("holidays.dir ({}): {e}", settings.holidays.dir.display()))
-}
-
-pub async fn connect_db(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    let mut opts = ConnectOptions::new(settings.database.url.expose_secret().to_owned());
-    opts.max_connections(settings.database.max_connections)
-        .min_connections(1)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
-    Database::connect(opts)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))
-}
+use crate::state::AppState;
 
 /// A bound, not yet running API server.
 pub struct Application {

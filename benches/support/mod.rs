@@ -5,7 +5,7 @@
 
 use arauto::clock::SystemClock;
 use arauto::config::Settings;
-use arauto::startup::AppState;
+use arauto::state::AppState;
 use sea_orm::{ConnectionTrait, Database};
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
@@ -40,12 +40,12 @@ pub async fn setup(tweak: impl FnOnce(&mut Settings)) -> BenchDb {
     settings.database.url = SecretString::from(url.to_string());
     settings.redis.prefix = format!("bench:{id}:");
     tweak(&mut settings);
-    let db = arauto::startup::connect_db(&settings).await.expect("db");
+    let db = arauto::state::connect_db(&settings).await.expect("db");
     migration::Migrator::up(&db, None).await.expect("migrate");
     let redis = arauto::redis::connect(settings.redis.url.expose_secret())
         .await
         .expect("Redis");
-    let calendars = arauto::startup::load_calendars(&settings).expect("calendars");
+    let calendars = arauto::state::load_calendars(&settings).expect("calendars");
     let state = AppState::from_parts(settings, Arc::new(SystemClock), db, redis, calendars).expect("state");
     BenchDb {
         state,

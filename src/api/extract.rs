@@ -8,7 +8,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{AppError, FieldError};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A JSON body no larger than `server.json_limit_bytes`.
 pub struct ApiJson<T>(pub T);

@@ -1,17 +1,12 @@
-//! The HTTP surface: `/api/v1` routes, health, OpenAPI and Swagger UI, CORS, and the
-//! tenant-scoped lookup every id route goes through.
+//! The HTTP surface: `/api/v1` routes, health, OpenAPI and Swagger UI, CORS.
 
 pub mod extract;
 pub mod health;
 pub mod openapi;
 
+use crate::error::AppError;
 use actix_cors::Cors;
 use actix_web::{http::header, web, HttpResponse};
-use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, Select};
-use uuid::Uuid;
-
-use crate::entities::TenantOwned;
-use crate::error::{AppError, AppResult};
 
 /// Registers every route; shared by the server and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -51,24 +46,4 @@ pub fn cors(origins: &[String]) -> Cors {
     } else {
         origins.iter().fold(cors, |c, o| c.allowed_origin(o))
     }
-}
-
-/// Rows of `E` that belong to `tenant_id`: the start of every tenant-owned query.
-pub fn scoped<E: TenantOwned>(tenant_id: Uuid) -> Select<E> {
-    E::find().filter(E::tenant_column().eq(tenant_id))
-}
-
-/// The row with this id if it belongs to the tenant; 404 otherwise (missing and foreign ids
-/// are indistinguishable).
-pub async fn find_owned<E: TenantOwned>(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    id: Uuid,
-    what: &str,
-) -> AppResult<E::Model> {
-    scoped::<E>(tenant_id)
-        .filter(E::id_column().eq(id))
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::not_found(what))
 }

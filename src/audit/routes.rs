@@ -5,10 +5,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::{extract::Pagination, scoped};
+use crate::api::extract::Pagination;
+use crate::db::scoped;
 use crate::entities::audit_logs;
 use crate::error::AppResult;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -13,11 +13,11 @@ use uuid::Uuid;
 
 use super::{HolidayKind, DEFAULT_CALENDAR};
 use crate::api::extract::{ApiJson, ApiQuery};
-use crate::api::{find_owned, scoped};
 use crate::audit::{self, Event};
+use crate::db::{find_owned, scoped};
 use crate::entities::{holidays, tenants};
 use crate::error::{AppError, AppResult, Fields};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::{auth::AuthUser, domain::parse_name};
 
 /// Every date the tenant closes on, sorted.

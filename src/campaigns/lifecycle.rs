@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::domain::{Audience, CampaignStatus};
 use super::repo;
 use super::routes::CampaignView;
-use crate::api::find_owned;
 use crate::audit::{self, Event};
 use crate::calendar::ScheduleSpec;
+use crate::db::find_owned;
 use crate::db::stmt;
 use crate::dispatch::gate;
 use crate::entities::{campaigns, instances};
@@ -20,7 +20,7 @@ use crate::error::{AppError, AppResult};
 use crate::gateway::ConnectionState;
 use crate::instances::connectivity;
 use crate::recipients;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
 fn status_of(c: &campaigns::Model) -> AppResult<CampaignStatus> {

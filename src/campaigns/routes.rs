@@ -9,12 +9,12 @@ use uuid::Uuid;
 use super::domain::{pacing_spec, Audience, CampaignRequest, CampaignStatus, Message, MessageSpec, PacingSpec};
 use super::service::{self, Preview, ValidCampaign};
 use crate::api::extract::{ApiJson, ApiQuery, Page, Pagination};
-use crate::api::{find_owned, scoped};
 use crate::audit::{self, Event};
 use crate::calendar::ScheduleSpec;
+use crate::db::{find_owned, scoped};
 use crate::entities::campaigns;
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
 /// A campaign as the API shows it.

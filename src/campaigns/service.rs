@@ -12,13 +12,13 @@ use super::domain::{
     parse_audience, parse_message, parse_pacing, recipient_seed, Audience, CampaignRequest, Media, Message,
     MessageSpec, MAX_VARIANTS,
 };
-use crate::api::find_owned;
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
 use crate::contacts::repo::{foreign_ids, Owned};
+use crate::db::find_owned;
 use crate::db::stmt;
 use crate::entities::{contacts, instances, templates};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::templating::{unknown_variables, RenderContext, Template};
 
 /// A campaign ready to store.

@@ -12,13 +12,13 @@ use uuid::Uuid;
 use super::counts;
 use super::domain::CampaignStatus;
 use crate::api::extract::{ApiQuery, Page, Pagination};
-use crate::api::find_owned;
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
+use crate::db::find_owned;
 use crate::db::stmt;
 use crate::dispatch::{stream, worker};
 use crate::entities::campaigns;
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
 #[derive(FromQueryResult)]
@@ -306,7 +306,7 @@ pub async fn dashboard(state: web::Data<AppState>, user: AuthUser) -> AppResult<
     };
     let messages_today = since(today).await?;
     let messages_7_days = since(now - Duration::days(7)).await?;
-    let instances = crate::api::scoped::<crate::entities::instances::Entity>(user.tenant_id)
+    let instances = crate::db::scoped::<crate::entities::instances::Entity>(user.tenant_id)
         .all(&state.db)
         .await?;
     let states = futures_util::future::join_all(instances.iter().map(|i| async {

@@ -10,11 +10,11 @@ use uuid::Uuid;
 
 use super::domain::{parse_message, Media, Message};
 use crate::api::extract::{nullable, ApiJson, Page, Pagination};
-use crate::api::{find_owned, scoped};
 use crate::audit::{self, Event};
+use crate::db::{find_owned, scoped};
 use crate::entities::templates;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::{auth::AuthUser, domain::parse_name};
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -12,7 +12,7 @@ use super::domain::{is_field_key, ContactRequest, NewContact};
 use super::repo;
 use super::routes::{default_country, describe, ImportResult, InvalidRow};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
 /// Rows upserted per statement.

@@ -9,11 +9,11 @@ use super::domain::{dedup, parse_contact_name, validate_fields, ContactRequest, 
 use super::phone::Phone;
 use super::repo::{self, ContactFilter, ContactView, Owned};
 use crate::api::extract::{ApiJson, ApiQuery, BulkJson, Page, Pagination};
-use crate::api::find_owned;
 use crate::audit::{self, Event};
+use crate::db::find_owned;
 use crate::entities::{contacts, tenants};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
 pub const MAX_BULK: usize = 10_000;

@@ -271,7 +271,7 @@ macro_rules! set_routes {
         use $crate::api::extract::{nullable, ApiJson, BulkJson, Page, Pagination};
         use $crate::contacts::sets::{MembersRequest, MembersResult, SetRow};
         use $crate::error::{AppResult, Fields};
-        use $crate::startup::AppState;
+        use $crate::state::AppState;
         use $crate::tenancy::{auth::AuthUser, domain::parse_name};
 
         #[derive(Debug, Serialize, ToSchema)]

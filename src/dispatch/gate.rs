@@ -1,13 +1,16 @@
 //! The send gate: what makes pacing and pause/cancel hold at the instant a request leaves
 //! for the gateway, not at the instant a row was claimed.
 //!
-//! Three Redis keys per campaign, all under one hash tag (`{campaign_id}`) so each script
+//! Four Redis keys per campaign, all under one hash tag (`{campaign_id}`) so each script
 //! touches a single slot and runs unchanged on Redis Cluster:
 //!
 //! - `campaign:{id}:pace` — the last reserved send instant (Unix ms). [`reserve`] sets
 //!   `next = max(now, last + gap)` atomically, `gap` drawn by the caller from
 //!   `[min_interval, max_interval]`: two reservations of one campaign are never closer than
 //!   the minimum, whichever worker or process makes them.
+//! - `campaign:{id}:departed` — the instant (Unix ms) the campaign's last request was let
+//!   go by [`enter`], which holds the next one back until the minimum has passed: the
+//!   reservation plans, this guarantees, measured as late as the worker can.
 //! - `campaign:{id}:stop` — set by [`close`] when the campaign is paused or cancelled.
 //! - `campaign:{id}:inflight` — a sorted set of attempts in progress (member: a token,
 //!   score: the instant in Unix ms after which it is presumed dead).
@@ -39,13 +42,23 @@ if last >= 0 and last + tonumber(ARGV[2]) > now then nxt = last + tonumber(ARGV[
 redis.call('SET', KEYS[1], nxt, 'PX', ARGV[3])
 return nxt";
 
-/// `KEYS[1]` stop flag, `KEYS[2]` in-flight set; `ARGV[1]` token, `ARGV[2]` presumed-dead
-/// instant (ms). Returns 1 when the attempt may go, 0 when the campaign is stopped.
+/// `KEYS[1]` stop flag, `KEYS[2]` in-flight set, `KEYS[3]` last departure (ms);
+/// `ARGV[1]` token, `ARGV[2]` presumed-dead instant (ms), `ARGV[3]` now (ms), `ARGV[4]`
+/// minimum interval (ms). Returns -1 when the campaign is stopped, the ms still to wait
+/// when the last departure is too recent, 0 when the attempt may go (registered in flight,
+/// its departure recorded).
 const ENTER: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local min = tonumber(ARGV[4])
+if min > 0 then
+  local now = tonumber(ARGV[3])
+  local last = tonumber(redis.call('GET', KEYS[3]) or '-1')
+  if last >= 0 and now < last + min then return last + min - now end
+  redis.call('SET', KEYS[3], now, 'PX', math.max(min * 2, 60000))
+end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], 86400000)
-return 1";
+return 0";
 
 /// `KEYS[1]` stop flag, `KEYS[2]` in-flight set; `ARGV[1]` reason, `ARGV[2]` now (ms),
 /// `ARGV[3]` flag TTL (ms). Returns how many attempts are still in flight.
@@ -86,26 +99,65 @@ pub struct Pass {
     token: String,
 }
 
-/// Registers an attempt about to leave for the gateway; `None` when the campaign was
-/// paused or cancelled (nothing may leave). `max_attempt` (the gateway call timeout plus a
+/// Added to the minimum at departure (ms) when there is one: what the request may lose on its
+/// way from here to the gateway's handler (scheduling, the HTTP client, the server's parsing)
+/// on a loaded machine, so the gap the gateway sees is still the minimum.
+pub const DEPARTURE_MARGIN_MS: u64 = 5;
+
+/// What [`enter`] answered.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// Go now: the attempt is registered in flight and its departure recorded.
+    Go(Pass),
+    /// The campaign's last request left less than its minimum interval ago: try again
+    /// after this many ms.
+    Wait(u64),
+    /// Paused or cancelled: nothing may leave.
+    Stopped,
+}
+
+/// The last check before a request leaves, in one atomic script: refused once the campaign
+/// is stopped; held back while its previous request left less than `min_interval_ms` ago
+/// (the reservation planned the instant; this makes the guarantee hold at departure, whatever
+/// delayed the workers); else registered in flight. `max_attempt` (the call timeout plus a
 /// margin) bounds how long a crashed worker's registration can hold up [`drain`]; it is
-/// measured on the wall clock (elapsed real time of an HTTP call, not domain time).
+/// wall-clock (elapsed real time of an HTTP call), `now` is the engine's clock.
 pub async fn enter(
     redis: &Client,
     keys: &Keys,
     campaign_id: Uuid,
+    now: DateTime<Utc>,
+    min_interval_ms: u64,
     max_attempt: std::time::Duration,
-) -> Result<Option<Pass>, Error> {
+) -> Result<Entry, Error> {
     let token = Uuid::new_v4().simple().to_string();
     let presumed_dead_at = Utc::now() + chrono::Duration::from_std(max_attempt).unwrap_or(chrono::Duration::hours(1));
-    let ok: i64 = redis
+    let answer: i64 = redis
         .eval(
             ENTER,
-            vec![key(keys, campaign_id, "stop"), key(keys, campaign_id, "inflight")],
-            vec![token.clone(), presumed_dead_at.timestamp_millis().to_string()],
+            vec![
+                key(keys, campaign_id, "stop"),
+                key(keys, campaign_id, "inflight"),
+                key(keys, campaign_id, "departed"),
+            ],
+            vec![
+                token.clone(),
+                presumed_dead_at.timestamp_millis().to_string(),
+                now.timestamp_millis().to_string(),
+                if min_interval_ms > 0 {
+                    min_interval_ms + DEPARTURE_MARGIN_MS
+                } else {
+                    0
+                }
+                .to_string(),
+            ],
         )
         .await?;
-    Ok((ok == 1).then_some(Pass { campaign_id, token }))
+    Ok(match answer {
+        0 => Entry::Go(Pass { campaign_id, token }),
+        n if n > 0 => Entry::Wait(n as u64),
+        _ => Entry::Stopped,
+    })
 }
 
 /// The attempt is over (answered, failed or timed out).

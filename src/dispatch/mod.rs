@@ -5,5 +5,6 @@ pub mod batcher;
 pub mod context;
 pub mod gate;
 pub mod lock;
+pub mod outcomes;
 pub mod stream;
 pub mod worker;

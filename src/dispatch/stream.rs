@@ -234,6 +234,18 @@ pub async fn claim_abandoned(
     Ok(entries(raw))
 }
 
+/// Resets the idle time of entries this consumer is still working on (`XCLAIM … JUSTID` to
+/// itself), so that [`claim_abandoned`] never hands a live worker's job to another one.
+pub async fn keep_alive(redis: &Client, keys: &Keys, consumer: &str, ids: Vec<String>) -> Result<(), Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let _: Value = redis
+        .xclaim(stream_key(keys), GROUP, consumer, 0, ids, None, None, None, false, true)
+        .await?;
+    Ok(())
+}
+
 /// Acknowledges and deletes entries, keeping the stream short.
 pub async fn done(redis: &Client, keys: &Keys, ids: &[String]) -> Result<(), Error> {
     if ids.is_empty() {

@@ -40,6 +40,8 @@ pub const MAX_BLOCK_MS: u64 = 50;
 const PROMOTE_BATCH: u64 = 500;
 /// A job read this much (ms) before its planned instant goes back to the due-time queue.
 const EARLY_TOLERANCE_MS: i64 = 20;
+/// How often a worker says it is alive and keeps its in-progress entries its own.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 /// The pause reason when the gateway stayed unreachable past the retries (PRODUCT §7).
 pub const GATEWAY_UNREACHABLE: &str = "gateway_unreachable";
 
@@ -62,10 +64,12 @@ pub struct Worker {
     contexts: ContextCache,
     claimer: Batcher<Uuid, Option<Claimed>>,
     recorder: Batcher<Record, bool>,
+    /// Stream entries being processed here, kept alive against [`stream::claim_abandoned`].
+    in_progress: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Worker {
-    pub async fn new(state: &crate::startup::AppState) -> anyhow::Result<Arc<Self>> {
+    pub async fn new(state: &crate::state::AppState) -> anyhow::Result<Arc<Self>> {
         use secrecy::ExposeSecret;
         let blocking = crate::redis::connect(state.settings.redis.url.expose_secret()).await?;
         let db = state.db.clone();
@@ -97,7 +101,7 @@ impl Worker {
                 async move {
                     let n = records.len();
                     for attempt in 1..=3 {
-                        match recipients::record(&db, &records).await {
+                        match super::outcomes::record(&db, &records).await {
                             Ok(()) => return vec![true; n],
                             Err(e) => {
                                 tracing::error!(error = %e, attempt, "recording outcomes failed");
@@ -122,6 +126,7 @@ impl Worker {
             settings: state.settings.clone(),
             claimer,
             recorder,
+            in_progress: Default::default(),
         }))
     }
 
@@ -135,13 +140,22 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(self.settings.dispatch.concurrency));
         let mut tasks = JoinSet::new();
         let mut last_reclaim = Instant::now();
-        let mut last_heartbeat: Option<Instant> = None;
+        // Beside the loop, so that it runs however long the sends in hand take.
+        let beating = CancellationToken::new();
+        let heart = tokio::spawn({
+            let (worker, beating) = (self.clone(), beating.clone());
+            async move {
+                loop {
+                    worker.heartbeat().await;
+                    tokio::select! {
+                        _ = beating.cancelled() => break,
+                        _ = tokio::time::sleep(HEARTBEAT) => {}
+                    }
+                }
+            }
+        });
         tracing::info!(consumer = %self.consumer, "worker started");
         while !shutdown.is_cancelled() {
-            if last_heartbeat.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
-                self.heartbeat().await;
-                last_heartbeat = Some(Instant::now());
-            }
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
             if free == 0 {
@@ -198,6 +212,8 @@ impl Worker {
         }
         tracing::info!(consumer = %self.consumer, in_flight = tasks.len(), "worker stopping: finishing sends in hand");
         while tasks.join_next().await.is_some() {}
+        beating.cancel();
+        let _ = heart.await;
         let _: Result<i64, _> =
             fred::prelude::SortedSetsInterface::zrem(&self.redis, self.workers_key(), self.consumer.as_str()).await;
         Ok(())
@@ -226,6 +242,10 @@ impl Worker {
 
     async fn heartbeat(&self) {
         use fred::prelude::SortedSetsInterface;
+        let mine: Vec<String> = self.in_hand().iter().cloned().collect();
+        if let Err(e) = stream::keep_alive(&self.redis, &self.keys, &self.consumer, mine).await {
+            tracing::warn!(error = %e, "keeping in-progress entries alive failed");
+        }
         let now = Utc::now().timestamp_millis();
         let key = self.workers_key();
         let _: Result<(), _> = self
@@ -262,16 +282,26 @@ impl Worker {
         }
     }
 
+    fn in_hand(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.in_progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     #[tracing::instrument(skip_all, fields(entry = %entry.id, campaign_id, tenant_id))]
     pub async fn process(&self, entry: Entry) {
+        self.in_hand().insert(entry.id.clone());
+        self.process_entry(&entry).await;
+        self.in_hand().remove(&entry.id);
+    }
+
+    async fn process_entry(&self, entry: &Entry) {
         let Some(job) = entry.job.clone() else {
             tracing::warn!("malformed stream entry dropped");
-            return self.ack(&entry).await;
+            return self.ack(entry).await;
         };
         let span = tracing::Span::current();
         span.record("campaign_id", tracing::field::display(job.campaign_id));
         span.record("tenant_id", tracing::field::display(job.tenant_id));
-        if let Err(e) = self.try_process(&entry, &job).await {
+        if let Err(e) = self.try_process(entry, &job).await {
             tracing::error!(error = ?e, "job failed; it stays pending in the stream and is reclaimed");
         }
     }
@@ -353,10 +383,14 @@ impl Worker {
         }
         // An attempt is in flight for at most the call timeout (plus a margin).
         let max_attempt = self.gateway.timeout() + Duration::from_secs(2);
-        match gate::enter(&self.redis, &self.keys, ctx.id, max_attempt).await {
-            Ok(Some(pass)) => Ok(pass),
-            Ok(None) => Err("campaign stopped"),
-            Err(_) => Err("send gate unreachable"),
+        loop {
+            let now = self.clock.now();
+            match gate::enter(&self.redis, &self.keys, ctx.id, now, ctx.min_interval_ms, max_attempt).await {
+                Ok(gate::Entry::Go(pass)) => return Ok(pass),
+                Ok(gate::Entry::Wait(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Ok(gate::Entry::Stopped) => return Err("campaign stopped"),
+                Err(_) => return Err("send gate unreachable"),
+            }
         }
     }
 

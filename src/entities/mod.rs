@@ -15,7 +15,7 @@ pub mod tenants;
 pub mod users;
 
 /// Entities whose rows belong to a tenant: every lookup by id goes through
-/// [`crate::api::scoped`], which filters by the caller's tenant.
+/// [`crate::db::scoped`], which filters by the caller's tenant.
 pub trait TenantOwned: sea_orm::EntityTrait {
     fn tenant_column() -> Self::Column;
     fn id_column() -> Self::Column;

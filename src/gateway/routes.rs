@@ -9,13 +9,13 @@ use uuid::Uuid;
 
 use super::webhook::{parse_webhook, GatewayEvent, ReceiptStatus};
 use super::{ConnectInfo, ConnectionState, GatewayError};
-use crate::api::find_owned;
+use crate::db::find_owned;
 use crate::db::stmt;
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::instances::connectivity::{self, target_of};
 use crate::recipients;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
 /// Words that, alone in an inbound message, opt the sender out.

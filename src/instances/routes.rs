@@ -10,12 +10,12 @@ use uuid::Uuid;
 use super::connectivity;
 use super::domain::*;
 use crate::api::extract::{nullable, ApiJson, Page, Pagination};
-use crate::api::{find_owned, scoped};
 use crate::audit::{self, Event};
+use crate::db::{find_owned, scoped};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult, FieldError, Fields};
 use crate::gateway::ConnectionState;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenancy::{auth::AuthUser, domain::parse_name};
 
 /// An instance as the API shows it: never its api key.

@@ -16,13 +16,10 @@
 
 use crate::db::stmt;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
 use uuid::Uuid;
-
-use crate::campaigns::repo as campaigns_repo;
 
 /// A recipient's status (column `recipients.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
@@ -261,14 +258,14 @@ pub struct Record {
     pub at: DateTime<Utc>,
 }
 
-/// Records a batch of outcomes in one transaction (the `sending →` transitions and the log
-/// rows), then applies their consequences: pauses, the error threshold, completion.
+/// Records a batch of outcomes: the `sending →` transitions and the log rows (the caller
+/// runs it in the transaction that also applies their consequences to the campaigns).
 ///
 /// Guards: a row must still be `sending`; or, for a late answer (after
 /// `dispatch.sending_timeout_seconds`), `failed` with `outcome_unknown` and no message id,
 /// which a `sent` or `failed` answer corrects. An unsent outcome for a cancelled campaign
 /// ends `cancelled`.
-pub async fn record(db: &DatabaseConnection, records: &[Record]) -> Result<(), sea_orm::DbErr> {
+pub async fn record(db: &impl ConnectionTrait, records: &[Record]) -> Result<(), sea_orm::DbErr> {
     if records.is_empty() {
         return Ok(());
     }
@@ -299,8 +296,7 @@ pub async fn record(db: &DatabaseConnection, records: &[Record]) -> Result<(), s
         })
         .collect();
     let rows = Value::Array(rows);
-    let txn = db.begin().await?;
-    txn.execute(stmt(
+    db.execute(stmt(
         "WITH x AS ( \
            SELECT x.*, CASE WHEN x.status = 'pending' AND c.status = 'cancelled' THEN 'cancelled' ELSE x.status END AS next \
            FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, campaign_id uuid, status text, unknown boolean, reason text, \
@@ -320,7 +316,7 @@ pub async fn record(db: &DatabaseConnection, records: &[Record]) -> Result<(), s
         vec![rows.clone().into()],
     ))
     .await?;
-    txn.execute(stmt(
+    db.execute(stmt(
         "INSERT INTO send_logs (tenant_id, campaign_id, recipient_id, variant, rendered, attempts, gateway_status, \
            body_excerpt, duration_ms, outcome, reason, created_at) \
          SELECT x.tenant_id, x.campaign_id, x.id, x.variant, x.rendered, x.attempts, x.gateway_status, \
@@ -332,22 +328,7 @@ pub async fn record(db: &DatabaseConnection, records: &[Record]) -> Result<(), s
         vec![rows.into()],
     ))
     .await?;
-    for r in records {
-        if let Some(reason) = &r.pause {
-            campaigns_repo::pause_if_active(&txn, r.campaign_id, reason).await?;
-        }
-    }
-    let failed: BTreeSet<Uuid> = records
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Unknown))
-        .map(|r| r.campaign_id)
-        .collect();
-    for campaign in failed {
-        campaigns_repo::pause_on_error_threshold(&txn, campaign).await?;
-    }
-    let touched: BTreeSet<Uuid> = records.iter().map(|r| r.campaign_id).collect();
-    campaigns_repo::complete_finished(&txn, &touched.into_iter().collect::<Vec<_>>(), records[0].at).await?;
-    txn.commit().await
+    Ok(())
 }
 
 /// A receipt naming `message_id` (delivered and/or read at `at`): fills `delivered_at` /

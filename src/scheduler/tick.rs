@@ -73,7 +73,7 @@ const MAX_CAMPAIGNS_PER_TICK: i64 = 2_000;
 const MAX_REQUEUE: i64 = 5_000;
 
 impl Beat {
-    pub fn new(state: &crate::startup::AppState) -> Self {
+    pub fn new(state: &crate::state::AppState) -> Self {
         Self {
             db: state.db.clone(),
             redis: state.redis.clone(),

@@ -1,15 +1,12 @@
-//! Passwords (argon2), tokens (JWT HS256 with expiry) and the [`AuthUser`] extractor.
+//! Passwords (argon2) and the [`AuthUser`] extractor (tokens: [`super::jwt`]).
 
 use actix_web::{dev::Payload, http::header, FromRequest, HttpRequest};
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
 };
-use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sea_orm::EntityTrait;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::domain::Role;
@@ -42,58 +39,6 @@ pub async fn verify_password(password: String, hash: Option<String>) -> anyhow::
         Ok(known && ok)
     })
     .await?
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    sub: Uuid,
-    tid: Uuid,
-    iat: i64,
-    exp: i64,
-}
-
-#[derive(Clone)]
-pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    ttl: chrono::Duration,
-}
-
-impl JwtKeys {
-    pub fn new(secret: &[u8], ttl_hours: i64) -> Self {
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            ttl: chrono::Duration::hours(ttl_hours),
-        }
-    }
-
-    pub fn issue(&self, user_id: Uuid, tenant_id: Uuid, now: DateTime<Utc>) -> anyhow::Result<String> {
-        let claims = Claims {
-            sub: user_id,
-            tid: tenant_id,
-            iat: now.timestamp(),
-            exp: (now + self.ttl).timestamp(),
-        };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
-    }
-
-    /// The token's claims when its signature holds and it has not expired at `now` (the same
-    /// injected clock that issued it: `exp` is checked here, not against the system clock).
-    fn verify(&self, token: &str, now: DateTime<Utc>) -> Option<Claims> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.validate_exp = false;
-        validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .ok()
-            .map(|d| d.claims)
-            .filter(|c| now.timestamp() < c.exp)
-    }
 }
 
 /// The authenticated caller: a user of a tenant, still existing, with their current role.
@@ -151,33 +96,6 @@ impl FromRequest for AuthUser {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn a_token_is_valid_for_its_lifetime_on_the_clock_that_issued_it() {
-        let keys = JwtKeys::new(b"secret", 1);
-        let (u, t) = (Uuid::new_v4(), Uuid::new_v4());
-        // Years away from the system clock, in both directions: only the injected instant counts.
-        for issued in [at("2001-01-01T00:00:00Z"), at("2090-06-01T12:00:00Z")] {
-            let token = keys.issue(u, t, issued).unwrap();
-            assert_eq!(keys.verify(&token, issued).unwrap().sub, u);
-            let last_second = issued + chrono::Duration::minutes(59) + chrono::Duration::seconds(59);
-            assert!(keys.verify(&token, last_second).is_some());
-            assert!(keys.verify(&token, issued + chrono::Duration::hours(1)).is_none());
-        }
-    }
-
-    #[test]
-    fn a_token_signed_with_another_secret_is_refused() {
-        let now = at("2026-11-30T10:00:00Z");
-        let token = JwtKeys::new(b"one", 1)
-            .issue(Uuid::new_v4(), Uuid::new_v4(), now)
-            .unwrap();
-        assert!(JwtKeys::new(b"two", 1).verify(&token, now).is_none());
-    }
 
     #[tokio::test]
     async fn passwords_verify_only_against_their_hash() {

@@ -2,4 +2,5 @@
 
 pub mod auth;
 pub mod domain;
+pub mod jwt;
 pub mod routes;

@@ -12,12 +12,12 @@ use uuid::Uuid;
 use super::auth::{hash_password, verify_password, AuthUser};
 use super::domain::{parse_name, Email, Password, Role};
 use crate::api::extract::{ApiJson, Page, Pagination};
-use crate::api::{find_owned, scoped};
 use crate::audit::{self, Event};
 use crate::contacts::phone::calling_code;
+use crate::db::{find_owned, scoped};
 use crate::entities::{tenants, users};
 use crate::error::{AppError, AppResult, Fields};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {

@@ -105,7 +105,7 @@ async fn routes_need_a_valid_token() {
     app.call(Method::GET, "/api/v1/contacts", Some("not-a-jwt"), None)
         .await
         .problem(401);
-    let other = arauto::tenancy::auth::JwtKeys::new(b"another secret", 1)
+    let other = arauto::tenancy::jwt::JwtKeys::new(b"another secret", 1)
         .issue(uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), chrono::Utc::now())
         .unwrap();
     app.call(Method::GET, "/api/v1/me", Some(&other), None)

@@ -7,7 +7,7 @@ use arauto::config::Settings;
 use arauto::dispatch::{lock, stream, worker::Worker};
 use arauto::gateway::{sandbox_server, SandboxState};
 use arauto::scheduler::Beat;
-use arauto::startup::AppState;
+use arauto::state::AppState;
 use chrono::{DateTime, TimeZone, Utc};
 use fred::prelude::*;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};

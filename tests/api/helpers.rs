@@ -3,7 +3,7 @@
 
 use arauto::clock::{FixedClock, SharedClock};
 use arauto::config::Settings;
-use arauto::startup::{AppState, Application};
+use arauto::{startup::Application, state::AppState};
 use fred::prelude::*;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -107,7 +107,7 @@ pub async fn spawn_app() -> TestApp {
     settings.database.url = SecretString::from(with_database(&server_url, &db_name));
     settings.database.max_connections = 5;
     settings.redis.prefix = format!("test:{id}:");
-    let db = arauto::startup::connect_db(&settings)
+    let db = arauto::state::connect_db(&settings)
         .await
         .expect("connect test database");
     migration::Migrator::up(&db, None).await.expect("migrations apply");
@@ -116,7 +116,7 @@ pub async fn spawn_app() -> TestApp {
         .expect("Redis is reachable");
     let clock = FixedClock::at(chrono::Utc::now());
     let shared: SharedClock = Arc::new(clock.clone());
-    let calendars = arauto::startup::load_calendars(&settings).expect("shipped calendars load");
+    let calendars = arauto::state::load_calendars(&settings).expect("shipped calendars load");
     let state = AppState::from_parts(settings.clone(), shared, db.clone(), redis.clone(), calendars).expect("state");
     let app = Application::with_state(state).expect("bind the API");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -179,7 +179,7 @@ impl TestApp {
     /// The application state the engine (beat, workers) runs on: same database, Redis and
     /// prefix as the API, with the given clock and settings.
     pub fn engine_state(&self, settings: Settings, clock: SharedClock) -> AppState {
-        let calendars = arauto::startup::load_calendars(&settings).expect("calendars");
+        let calendars = arauto::state::load_calendars(&settings).expect("calendars");
         AppState::from_parts(settings, clock, self.db.clone(), self.redis.clone(), calendars).expect("state")
     }
 
