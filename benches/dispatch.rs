@@ -58,6 +58,7 @@ async fn main() {
              JOIN (SELECT id, phone, name, (row_number() OVER (ORDER BY phone) - 1) % {campaigns} AS k FROM contacts) ct ON ct.k = c.k"
         ))
         .await;
+    bench.analyze().await;
     let total = per * campaigns;
 
     let shutdown = CancellationToken::new();

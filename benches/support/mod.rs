@@ -55,6 +55,11 @@ pub async fn setup(tweak: impl FnOnce(&mut Settings)) -> BenchDb {
 }
 
 impl BenchDb {
+    /// Fresh statistics after bulk fixtures, as autovacuum would have them in production.
+    pub async fn analyze(&self) {
+        self.exec("ANALYZE").await;
+    }
+
     pub async fn exec(&self, sql: &str) {
         self.state
             .db

@@ -18,6 +18,7 @@ use crate::db::stmt;
 use crate::dispatch::{stream, worker};
 use crate::entities::campaigns;
 use crate::error::{AppError, AppResult};
+use crate::recipients::RecipientStatus;
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
@@ -139,8 +140,6 @@ pub struct RecipientView {
     pub message_id: Option<String>,
 }
 
-const RECIPIENT_STATUSES: [&str; 7] = ["pending", "queued", "sending", "sent", "failed", "skipped", "cancelled"];
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RecipientFilter {
@@ -163,15 +162,14 @@ pub async fn recipients(
     page: Pagination,
 ) -> AppResult<HttpResponse> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    let status = filter.0.status;
-    if let Some(s) = &status {
-        if !RECIPIENT_STATUSES.contains(&s.as_str()) {
-            return Err(AppError::field(
-                "status",
-                format!("must be one of {}", RECIPIENT_STATUSES.join(", ")),
-            ));
-        }
+    let status = match filter.0.status.as_deref() {
+        None => None,
+        Some(s) => Some(RecipientStatus::parse(s).ok_or_else(|| {
+            let all: Vec<&str> = RecipientStatus::ALL.iter().map(|v| v.as_str()).collect();
+            AppError::field("status", format!("must be one of {}", all.join(", ")))
+        })?),
     }
+    .map(|s| s.as_str().to_owned());
     let filter_sql = "tenant_id = $1 AND campaign_id = $2 AND ($3::text IS NULL OR status = $3)";
     let base = vec![user.tenant_id.into(), c.id.into(), status.into()];
     let total = count(

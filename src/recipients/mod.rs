@@ -159,11 +159,12 @@ pub struct Claimed {
 /// returns it to `pending` (or `cancelled`).
 pub async fn claim(db: &DatabaseConnection, ids: &[Uuid], now: DateTime<Utc>) -> Result<Vec<Claimed>, sea_orm::DbErr> {
     Claimed::find_by_statement(stmt(
-        "WITH wanted AS (SELECT x::uuid AS id FROM jsonb_array_elements_text($1::jsonb) AS x) \
-         UPDATE recipients r SET status = 'sending', sending_at = $2 \
-         FROM wanted w \
-         WHERE r.id = w.id AND r.status = 'queued' \
-           AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = r.campaign_id AND c.status = 'active') \
+        // Driven by the primary key (`= ANY`), the campaign checked per row (a scalar
+        // subquery): a join would let the planner scan every queued row of the campaign.
+        "UPDATE recipients r SET status = 'sending', sending_at = $2 \
+         WHERE r.id = ANY(ARRAY(SELECT x::uuid FROM jsonb_array_elements_text($1::jsonb) AS x)) \
+           AND r.status = 'queued' \
+           AND (SELECT c.status FROM campaigns c WHERE c.id = r.campaign_id) = 'active' \
          RETURNING r.id, r.campaign_id, r.tenant_id, r.contact_id, r.phone, r.name, r.variant, \
            COALESCE((SELECT ct.fields FROM contacts ct WHERE ct.id = r.contact_id), '{}'::jsonb) AS fields",
         vec![json!(ids).into(), now.into()],

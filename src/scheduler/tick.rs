@@ -63,12 +63,16 @@ struct Due {
     daily_limit: Option<i32>,
     warmup: Option<Value>,
     connection_state: Option<String>,
-    /// Jobs of the campaign already waiting (planned, not yet claimed).
+    /// Jobs of the campaign already waiting (planned, not yet claimed), from the count deltas.
     queued: i64,
+    /// Recipients not planned yet, from the count deltas (exact: they are transactional).
+    pending: i64,
 }
 
 /// Most campaigns planned by one tick.
 const MAX_CAMPAIGNS_PER_TICK: i64 = 2_000;
+/// How far past the next tick a tick plans (ms).
+const LOOKAHEAD_MS: i64 = 1_000;
 /// Most lost jobs re-queued by one tick.
 const MAX_REQUEUE: i64 = 5_000;
 
@@ -153,7 +157,10 @@ impl Beat {
         if stream_lost {
             stream::ensure_group(&self.redis, &self.keys).await?;
         }
-        let grace = Duration::milliseconds(self.settings.dispatch.reclaim_idle_ms as i64) + self.tick_length() * 3;
+        // Long enough that a job waiting in a backlog, or deferred behind a phone lock, is not
+        // queued twice in ordinary operation (a duplicate is harmless, but costs a claim).
+        let grace =
+            Duration::milliseconds(self.settings.dispatch.reclaim_idle_ms.max(60_000) as i64) + self.tick_length() * 3;
         let cutoff = if stream_lost {
             now + Duration::days(1)
         } else {
@@ -181,17 +188,23 @@ impl Beat {
         Ok(jobs.len() as u64)
     }
 
-    /// Plans the due campaigns in one transaction; returns the jobs to append.
+    /// Plans the due campaigns in one transaction; returns the jobs to append. Campaign rows
+    /// are locked `FOR NO KEY UPDATE SKIP LOCKED`: two beats never plan one campaign at once,
+    /// while the workers' foreign-key checks (`send_logs → campaigns`, `KEY SHARE`) never wait
+    /// for a tick.
     async fn plan(&self, now: DateTime<Utc>) -> anyhow::Result<(Vec<Job>, u64, u64)> {
-        let horizon = now + self.tick_length();
+        // A little past the next tick: the sends due just after it starts are already
+        // queued while it runs, so a tick's own duration never shows as a gap.
+        let horizon = now + self.tick_length() + Duration::milliseconds(LOOKAHEAD_MS);
         let txn = self.db.begin().await?;
         let due = Due::find_by_statement(stmt(
             "SELECT c.id, c.tenant_id, c.instance_id, c.schedule, c.pacing, jsonb_array_length(c.messages) AS variants, \
                c.next_send_at, c.planned_count, i.daily_limit, i.warmup, i.connection_state, \
-               (SELECT count(*) FROM recipients q WHERE q.campaign_id = c.id AND q.status = 'queued') AS queued \
+               (SELECT COALESCE(sum(rc.queued), 0) FROM recipient_counts rc WHERE rc.campaign_id = c.id)::bigint AS queued, \
+               (SELECT COALESCE(sum(rc.pending), 0) FROM recipient_counts rc WHERE rc.campaign_id = c.id)::bigint AS pending \
              FROM campaigns c JOIN instances i ON i.id = c.instance_id \
              WHERE c.status = 'active' AND (c.next_send_at IS NULL OR c.next_send_at < $1) \
-             ORDER BY c.next_send_at NULLS FIRST LIMIT $2 FOR UPDATE OF c SKIP LOCKED",
+             ORDER BY c.next_send_at NULLS FIRST LIMIT $2 FOR NO KEY UPDATE OF c SKIP LOCKED",
             vec![horizon.into(), MAX_CAMPAIGNS_PER_TICK.into()],
         ))
         .all(&txn)
@@ -212,6 +225,11 @@ impl Beat {
                 Some(ConnectionState::Connecting) => continue,
                 Some(ConnectionState::Open) | None => {}
             }
+            if c.pending <= 0 {
+                // Nothing left to plan: complete it once the last sends are recorded.
+                finished.push(c.id);
+                continue;
+            }
             let spec: ScheduleSpec = serde_json::from_value(c.schedule.clone())?;
             let schedule = match Schedule::parse(spec, &self.calendars) {
                 Ok(s) => s,
@@ -227,7 +245,9 @@ impl Beat {
             let from = c.next_send_at.map_or(now, |t| t.max(now));
             // Backpressure: a campaign never has more than `max_batch` jobs waiting, so a
             // backlog (workers down or slow) does not grow tick after tick and drain in a burst.
-            let mut max = (self.settings.beat.max_batch as usize).saturating_sub(c.queued.max(0) as usize);
+            let mut max = (self.settings.beat.max_batch as usize)
+                .saturating_sub(c.queued.max(0) as usize)
+                .min(c.pending as usize);
             if max == 0 {
                 continue;
             }
@@ -358,6 +378,11 @@ impl Beat {
             })?
         };
         scheduler.add(job).await?;
+        // The first tick at once, not a whole period after start (a restarted beat must not
+        // leave the campaigns without a plan for a tick).
+        running.store(true, Ordering::SeqCst);
+        beat.lead_and_tick(&lease).await;
+        running.store(false, Ordering::SeqCst);
         scheduler.start().await?;
         tracing::info!(tick_seconds = period.as_secs(), "beat started");
         shutdown.cancelled().await;

@@ -379,3 +379,220 @@ async fn a_stranded_recipient_is_found_by_the_operator_check() {
         .unwrap();
     assert_eq!(stranded(&w).await, 1);
 }
+
+/// Arrival instants at the gateway of one instance's sends.
+fn arrivals_on(w: &World, instance: &str) -> Vec<DateTime<Utc>> {
+    w.sandbox
+        .state
+        .sends(Some(instance))
+        .iter()
+        .map(|s| s.at.parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn at_the_production_tick_sub_tick_pacing_holds_across_tick_boundaries() {
+    let w = world().await;
+    let contacts = w.contacts(60).await;
+    let second = w
+        .app
+        .post(
+            "/api/v1/instances",
+            &w.t,
+            json!({"name": "loja-2", "api_url": w.sandbox.url, "api_key": "k", "instance_name": "loja-2"}),
+        )
+        .await
+        .id();
+    // 30 a minute (2 s apart) on one number, 1.2–1.8 s on the other: 40 s cross four ticks.
+    let every_2s = w
+        .campaign(&contacts[..30], immediate(), json!({"messages_per_minute": 30}))
+        .await;
+    let between = w
+        .campaign_on(
+            &second,
+            &contacts[30..],
+            immediate(),
+            json!({"min_interval_seconds": 1.2, "max_interval_seconds": 1.8}),
+        )
+        .await;
+    w.start(&every_2s).await;
+    w.start(&between).await;
+    let mut settings = w.settings();
+    settings.beat.tick_seconds = 10;
+    let engine = Engine::start(
+        &w.app.engine_state(settings, Arc::new(arauto::clock::SystemClock)),
+        1,
+        2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    engine.stop().await;
+    for (name, times, min, max) in [
+        ("30 a minute", arrivals_on(&w, "loja-1"), 2_000, 2_000),
+        ("1.2–1.8 s", arrivals_on(&w, "loja-2"), 1_200, 1_800),
+    ] {
+        let gaps = sorted_gaps(times);
+        assert!(gaps.len() >= 18, "{name}: too few sends in 40 s: {gaps:?}");
+        let short: Vec<_> = gaps.iter().filter(|g| **g < min - GRANULARITY_MS).collect();
+        assert!(
+            short.is_empty(),
+            "{name}: gaps under the minimum: {short:?} of {gaps:?}"
+        );
+        // A missed tick would show as a gap of up to 10 s; scheduling lateness is bounded.
+        let long: Vec<_> = gaps.iter().filter(|g| **g > max + 150).collect();
+        assert!(long.is_empty(), "{name}: gaps over the maximum: {long:?} of {gaps:?}");
+    }
+}
+
+#[tokio::test]
+async fn one_tenants_backlog_does_not_hold_up_another_tenants_due_send() {
+    let w = world().await;
+    let contacts = w.contacts(40).await;
+    let second = w
+        .app
+        .post(
+            "/api/v1/instances",
+            &w.t,
+            json!({"name": "loja-2", "api_url": w.sandbox.url, "api_key": "k", "instance_name": "loja-2"}),
+        )
+        .await
+        .id();
+    let fast = json!({"min_interval_seconds": 0, "max_interval_seconds": 0});
+    // Tenant A: two campaigns to the same 40 phones at full speed (every second job meets a
+    // held phone lock).
+    let a1 = w.campaign(&contacts, immediate(), fast.clone()).await;
+    let a2 = w.campaign_on(&second, &contacts, immediate(), fast.clone()).await;
+    // Tenant B: one send.
+    let b = w.app.signup("Beta").await;
+    let b_instance = w
+        .app
+        .post(
+            "/api/v1/instances",
+            &b,
+            json!({"name": "beta-1", "api_url": w.sandbox.url, "api_key": "k", "instance_name": "beta-1"}),
+        )
+        .await
+        .id();
+    let b_contact = w.app.create_contact(&b, "5521988887777", "Bia").await;
+    let b_campaign = w
+        .app
+        .post(
+            "/api/v1/campaigns",
+            &b,
+            json!({"name": "B", "instance_id": b_instance, "messages": [{"text": "Oi"}],
+                   "audience": {"contact_ids": [b_contact]}, "schedule": immediate(), "pacing": fast}),
+        )
+        .await
+        .id();
+    w.start(&a1).await;
+    w.start(&a2).await;
+    w.app
+        .post(&format!("/api/v1/campaigns/{b_campaign}/start"), &b, json!({}))
+        .await
+        .ok(200);
+    let mut settings = w.settings();
+    settings.dispatch.concurrency = 4;
+    settings.dispatch.phone_lock_ms = 60_000;
+    let engine = Engine::start(
+        &w.app.engine_state(settings, Arc::new(arauto::clock::SystemClock)),
+        1,
+        1,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while w.sandbox.state.sends(Some("beta-1")).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tenant B never got its send out"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.stop().await;
+    let arrived: DateTime<Utc> = w.sandbox.state.sends(Some("beta-1"))[0].at.parse().unwrap();
+    let planned: DateTime<Utc> = w
+        .app
+        .db
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT planned_at FROM recipients WHERE campaign_id = '{b_campaign}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "planned_at")
+        .unwrap();
+    let tick = chrono::Duration::seconds(w.settings().beat.tick_seconds as i64);
+    assert!(
+        arrived - planned <= tick + chrono::Duration::seconds(1),
+        "tenant B's send planned at {planned} reached the gateway at {arrived}"
+    );
+}
+
+#[tokio::test]
+async fn a_live_workers_entry_is_never_handed_to_another_consumer() {
+    use arauto::dispatch::stream;
+    let w = world().await;
+    let keys = arauto::redis::Keys::new(w.settings().redis.prefix);
+    stream::ensure_group(&w.app.redis, &keys).await.unwrap();
+    let job = |i: usize| stream::Job {
+        recipient_id: uuid::Uuid::new_v4(),
+        campaign_id: uuid::Uuid::new_v4(),
+        tenant_id: uuid::Uuid::new_v4(),
+        phone: phone(i),
+        planned_at: Utc::now(),
+    };
+    stream::enqueue(&w.app.redis, &keys, &[job(0), job(1)], Utc::now())
+        .await
+        .unwrap();
+    let blocking = arauto::redis::connect("redis://127.0.0.1:6379").await.unwrap();
+    let taken = stream::read(&blocking, &keys, "alive", 10, 100).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    // The live consumer keeps the first entry alive; the second it abandons.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stream::keep_alive(&w.app.redis, &keys, "alive", vec![taken[0].id.clone()])
+            .await
+            .unwrap();
+    }
+    let reclaimed = stream::claim_abandoned(&w.app.redis, &keys, "other", 1_000, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = reclaimed.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids, vec![taken[1].id.clone()]);
+}
+
+#[tokio::test]
+async fn raising_an_instances_daily_limit_lets_a_waiting_campaign_send_at_the_next_tick() {
+    let w = world().await;
+    w.app
+        .patch(
+            &format!("/api/v1/instances/{}", w.instance),
+            &w.t,
+            json!({"daily_limit": 1}),
+        )
+        .await
+        .ok(200);
+    let contacts = w.contacts(3).await;
+    let c = w
+        .campaign(
+            &contacts,
+            json!({"mode": "immediate", "timezone": "America/Sao_Paulo"}),
+            json!({"min_interval_seconds": 0, "max_interval_seconds": 0}),
+        )
+        .await;
+    w.start(&c).await;
+    let monday = Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap();
+    assert_eq!(tick_at(&w, monday).await, 1);
+    // The day is used up: the campaign now waits for the next local midnight.
+    assert_eq!(tick_at(&w, monday + chrono::Duration::seconds(2)).await, 0);
+    let t = w.app.travel(&w.t, monday + chrono::Duration::seconds(3)).await;
+    w.app
+        .patch(
+            &format!("/api/v1/instances/{}", w.instance),
+            &t,
+            json!({"daily_limit": 10}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(tick_at(&w, monday + chrono::Duration::seconds(4)).await, 2);
+}

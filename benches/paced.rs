@@ -1,0 +1,153 @@
+//! Pacing as the gateway sees it, at scale: 2,000 campaigns on 2,000 instances, each at 6
+//! messages a minute (10 s apart), for 2 minutes, beat at the production tick (10 s) and two
+//! workers, all in-process with the sandbox. Prints, from the sandbox's arrival times:
+//! (actual gap − minimum interval) per instance, p50/p99/max (never negative is the promise);
+//! scheduling lateness (arrival − planned instant) p50/p99/max; CPU of this process per send
+//! (beat, workers and sandbox; Postgres and Redis not counted).
+//!
+//! `cargo bench --bench paced` (env `BENCH_CAMPAIGNS`, default 2000; `BENCH_SECONDS`, 120).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::env;
+
+use arauto::dispatch::worker::Worker;
+use arauto::gateway::{sandbox_server, SandboxState};
+use arauto::scheduler::Beat;
+use chrono::{DateTime, Utc};
+use sea_orm::{FromQueryResult, Statement};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// User + system CPU seconds of this process so far (`/proc/self/stat`, clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of the line (utime, stime) are the 12th and 13th after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn percentiles(mut v: Vec<i64>) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.sort();
+    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    format!(
+        "p50 {} ms, p99 {} ms, max {} ms (n = {})",
+        at(0.5),
+        at(0.99),
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+#[derive(FromQueryResult)]
+struct Planned {
+    message_id: String,
+    planned_at: DateTime<Utc>,
+}
+
+#[tokio::main]
+async fn main() {
+    let campaigns = env("BENCH_CAMPAIGNS", 2_000);
+    let seconds = env("BENCH_SECONDS", 120) as u64;
+    let per_campaign = seconds / 10 + 3;
+    let bench = support::setup(|s| {
+        s.beat.tick_seconds = 10;
+        s.dispatch.concurrency = 64;
+        s.database.max_connections = 20;
+    })
+    .await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let sandbox = SandboxState::new();
+    tokio::spawn(sandbox_server(listener, sandbox.clone()).unwrap());
+
+    let tenant = bench.tenant().await;
+    bench.instances(tenant, campaigns, &url).await;
+    let contacts = campaigns as u64 * per_campaign;
+    bench
+        .exec(&format!(
+            "INSERT INTO contacts (id, tenant_id, phone, name) \
+             SELECT gen_random_uuid(), '{tenant}', (5511900000000 + i)::text, 'Contato ' || i FROM generate_series(1, {contacts}) AS i"
+        ))
+        .await;
+    let schedule = support::immediate_schedule();
+    bench
+        .exec(&format!(
+            "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, next_send_at) \
+             SELECT gen_random_uuid(), '{tenant}', 'Paced ' || i.name, i.id, 'active', \
+               '[{{\"text\": \"Oi {{{{nome}}}}\"}}]', '{{}}', '{schedule}', \
+               '{{\"min_interval_seconds\": 10, \"max_interval_seconds\": 10}}', now() \
+             FROM instances i WHERE i.tenant_id = '{tenant}'"
+        ))
+        .await;
+    bench
+        .exec(&format!(
+            "INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position) \
+             SELECT gen_random_uuid(), '{tenant}', c.id, ct.id, ct.phone, ct.name, row_number() OVER (PARTITION BY c.id ORDER BY ct.phone) \
+             FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM campaigns) c \
+             JOIN (SELECT id, phone, name, (row_number() OVER (ORDER BY phone) - 1) % {campaigns} AS k FROM contacts) ct ON ct.k = c.k"
+        ))
+        .await;
+    bench.analyze().await;
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = vec![tokio::spawn(Beat::new(&bench.state).run(shutdown.clone()))];
+    for _ in 0..2 {
+        let w = Worker::new(&bench.state).await.unwrap();
+        tasks.push(tokio::spawn(w.run(shutdown.clone())));
+    }
+    let cpu_before = cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let cpu = cpu_seconds() - cpu_before;
+    shutdown.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    let sends = sandbox.sends(None);
+    let mut by_instance: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    let mut arrived: HashMap<String, DateTime<Utc>> = HashMap::new();
+    for s in &sends {
+        let at: DateTime<Utc> = s.at.parse().unwrap();
+        by_instance.entry(s.instance.clone()).or_default().push(at);
+        arrived.insert(s.message_id.clone(), at);
+    }
+    let mut over_min = vec![];
+    for times in by_instance.values_mut() {
+        times.sort();
+        over_min.extend(times.windows(2).map(|p| (p[1] - p[0]).num_milliseconds() - 10_000));
+    }
+    let planned = Planned::find_by_statement(Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        "SELECT message_id, planned_at FROM recipients WHERE message_id IS NOT NULL AND planned_at IS NOT NULL",
+    ))
+    .all(&bench.state.db)
+    .await
+    .unwrap();
+    let lateness: Vec<i64> = planned
+        .iter()
+        .filter_map(|p| {
+            arrived
+                .get(&p.message_id)
+                .map(|a| (*a - p.planned_at).num_milliseconds())
+        })
+        .collect();
+    let negative = over_min.iter().filter(|g| **g < 0).count();
+    println!(
+        "paced: {} sends from {campaigns} campaigns in {seconds} s; gap − minimum: {} ({negative} negative); \
+         lateness: {}; CPU {:.2} s = {:.0} µs per send (this process)",
+        sends.len(),
+        percentiles(over_min),
+        percentiles(lateness),
+        cpu,
+        cpu * 1e6 / sends.len().max(1) as f64
+    );
+    bench.teardown().await;
+}
