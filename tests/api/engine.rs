@@ -632,6 +632,12 @@ async fn deleting_every_redis_key_mid_run_loses_nothing_and_repeats_nothing() {
     w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
     engine.stop().await;
     assert_each_sent_once(&w, 40);
+    // It moved again within two ticks of the flush: no longer gap at the gateway.
+    let mut times = w.sandbox.state.arrivals();
+    times.sort();
+    let two_ticks = chrono::Duration::seconds(2 * w.settings().beat.tick_seconds as i64);
+    let stall = times.windows(2).map(|p| p[1] - p[0]).max().unwrap();
+    assert!(stall <= two_ticks, "stalled {stall} after the flush");
 }
 
 #[tokio::test]
