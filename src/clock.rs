@@ -41,4 +41,22 @@ impl Clock for FixedClock {
     }
 }
 
+/// The system clock shifted to start at a chosen instant and then run in real time: for
+/// tests that run the live engine (real sleeps, real pacing) at a chosen date and hour.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock(chrono::Duration);
+
+impl OffsetClock {
+    /// A clock that reads `t` now and advances with the system clock.
+    pub fn starting_at(t: DateTime<Utc>) -> Self {
+        Self(t - Utc::now())
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.0
+    }
+}
+
 pub type SharedClock = Arc<dyn Clock>;

@@ -596,3 +596,44 @@ async fn raising_an_instances_daily_limit_lets_a_waiting_campaign_send_at_the_ne
         .ok(200);
     assert_eq!(tick_at(&w, monday + chrono::Duration::seconds(4)).await, 2);
 }
+
+#[tokio::test]
+async fn a_window_that_opens_mid_run_starts_sending_at_the_opening_at_the_campaigns_pace() {
+    let w = world().await;
+    let contacts = w.contacts(5).await;
+    // Monday 2026-11-30 08:59:58 in São Paulo, running in real time from there.
+    let opening = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    let clock = arauto::clock::OffsetClock::starting_at(opening - chrono::Duration::seconds(2));
+    let offset = opening - chrono::Duration::seconds(2) - Utc::now();
+    let t = w.app.travel(&w.t, opening - chrono::Duration::seconds(2)).await;
+    let sched = json!({"mode": "custom", "timezone": "America/Sao_Paulo", "calendar": "BR",
+                       "days": [1, 2, 3, 4, 5], "windows": [{"start": "09:00", "end": "18:00"}]});
+    let body = json!({"name": "C", "instance_id": w.instance, "messages": [{"text": "Oi {{nome}}"}],
+                      "audience": {"contact_ids": contacts}, "schedule": sched,
+                      "pacing": {"min_interval_seconds": 1, "max_interval_seconds": 1.5}});
+    let c = w.app.post("/api/v1/campaigns", &t, body).await.id();
+    w.app
+        .post(&format!("/api/v1/campaigns/{c}/start"), &t, json!({}))
+        .await
+        .ok(200);
+    let engine = Engine::start(&w.app.engine_state(w.settings(), Arc::new(clock)), 1, 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while w.sandbox.state.send_count() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", w.counts(&c).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.stop().await;
+    let mut times = w.sandbox.state.arrivals();
+    times.sort();
+    // On the campaign's clock, nothing reached the gateway before 09:00, and the first send
+    // came right at the opening, not a tick later.
+    let first = times[0] + offset;
+    assert!(first >= opening, "sent at {first}, before the window opened");
+    assert!(
+        first - opening < chrono::Duration::milliseconds(1_500),
+        "first send at {first}"
+    );
+    let gaps = sorted_gaps(times);
+    assert!(gaps.iter().all(|g| *g >= 1_000 - GRANULARITY_MS), "{gaps:?}");
+    assert!(gaps.iter().all(|g| *g <= 1_500 + 150), "{gaps:?}");
+}
