@@ -32,13 +32,17 @@ use uuid::Uuid;
 
 use crate::redis::Keys;
 
-/// `KEYS[1]` pace key; `ARGV[1]` now (ms), `ARGV[2]` gap (ms), `ARGV[3]` TTL (ms).
-/// Returns the reserved instant (ms).
+/// `KEYS[1]` pace key; `ARGV[1]` now (ms), `ARGV[2]` gap (ms), `ARGV[3]` TTL (ms),
+/// `ARGV[4]` longest acceptable wait (ms, negative: any). Returns the reserved instant (ms),
+/// or minus the earliest free instant when that is further away than the acceptable wait
+/// (nothing reserved then).
 const RESERVE: &str = r"
 local now = tonumber(ARGV[1])
 local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
 local nxt = now
 if last >= 0 and last + tonumber(ARGV[2]) > now then nxt = last + tonumber(ARGV[2]) end
+local within = tonumber(ARGV[4])
+if within >= 0 and nxt > now + within then return -nxt end
 redis.call('SET', KEYS[1], nxt, 'PX', ARGV[3])
 return nxt";
 
@@ -71,25 +75,47 @@ fn key(keys: &Keys, campaign_id: Uuid, what: &str) -> String {
     keys.key(&["campaign", &format!("{{{campaign_id}}}"), what])
 }
 
-/// Reserves the campaign's next send instant: `max(now, last reserved + gap)`. The caller
-/// waits until the returned instant (outside any database transaction), then sends.
+/// What [`reserve`] answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved: wait until this instant (outside any database transaction), then send.
+    At(DateTime<Utc>),
+    /// Nothing reserved: the campaign's next free instant is later than the acceptable
+    /// wait; come back then (the job goes back to the due-time queue, no slot waits).
+    NotBefore(DateTime<Utc>),
+}
+
+/// Reserves the campaign's next send instant, `max(now, last reserved + gap)`, if it is at
+/// most `within` away (`None`: whatever it is).
 pub async fn reserve(
     redis: &Client,
     keys: &Keys,
     campaign_id: Uuid,
     now: DateTime<Utc>,
     gap_ms: u64,
-) -> Result<DateTime<Utc>, Error> {
+    within: Option<std::time::Duration>,
+) -> Result<Reservation, Error> {
     // Kept a while past the gap so that a quiet spell still counts from the last send.
     let ttl = gap_ms.saturating_mul(2).max(60_000);
+    let within_ms = within.map_or(-1, |w| w.as_millis().min(i64::MAX as u128) as i64);
     let at: i64 = redis
         .eval(
             RESERVE,
             vec![key(keys, campaign_id, "pace")],
-            vec![now.timestamp_millis().to_string(), gap_ms.to_string(), ttl.to_string()],
+            vec![
+                now.timestamp_millis().to_string(),
+                gap_ms.to_string(),
+                ttl.to_string(),
+                within_ms.to_string(),
+            ],
         )
         .await?;
-    Ok(Utc.timestamp_millis_opt(at).single().unwrap_or(now))
+    let instant = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or(now);
+    Ok(if at < 0 {
+        Reservation::NotBefore(instant(-at))
+    } else {
+        Reservation::At(instant(at))
+    })
 }
 
 /// An attempt registered as in flight; give it back with [`leave`].

@@ -6,7 +6,7 @@
 //! re-check the window and pass the send gate (refused once paused or cancelled), send;
 //! record the outcome (batched); acknowledge.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use fred::prelude::Client;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +33,9 @@ use crate::templating::RenderContext;
 /// Claims and outcome records are grouped per statement: at most this many, or whatever
 /// arrived within the linger time.
 const BATCH: usize = 64;
+/// Longest a job waits in a worker slot for its campaign's pacing instant; a job whose
+/// instant is further away goes back to the due-time queue.
+const SOON: Duration = Duration::from_millis(50);
 /// Longest blocking read of the stream (ms): bounds how late a job that fell due in the
 /// due-time queue meanwhile is moved to the stream.
 pub const MAX_BLOCK_MS: u64 = 50;
@@ -339,13 +342,29 @@ impl Worker {
                 return Ok(());
             }
         };
+        // The campaign's pacing, before the claim: a job that could not leave soon goes back
+        // to the due-time queue at the campaign's next free instant, so no slot waits for it.
+        let reserved = if ctx.min_interval_ms > 0 {
+            let now = self.clock.now();
+            match gate::reserve(&self.redis, &self.keys, ctx.id, now, ctx.min_interval_ms, Some(SOON)).await? {
+                gate::Reservation::At(at) => Some(at),
+                gate::Reservation::NotBefore(at) => {
+                    self.release(&phone_lock).await;
+                    self.defer(entry, job, (at - now).num_milliseconds().max(0) as u64)
+                        .await;
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
         let Some(r) = self.claimer.submit(job.recipient_id).await.flatten() else {
             // Paused, cancelled, already sent or already taken: nothing to send.
             self.release(&phone_lock).await;
             self.ack(entry).await;
             return Ok(());
         };
-        let record = self.send(&ctx, &r).await;
+        let record = self.send(&ctx, &r, reserved).await;
         if record.outcome == Outcome::Unsent {
             // Nothing went out: free the phone for the recipient's next turn.
             self.release(&phone_lock).await;
@@ -364,16 +383,28 @@ impl Worker {
         Ok(())
     }
 
-    /// Before an attempt: the campaign's pacing reservation (waited for here, outside any
-    /// transaction), the window re-checked, and a pass through the send gate. `Err` says
-    /// why nothing may leave now.
-    async fn prepare_attempt(&self, ctx: &CampaignContext) -> Result<gate::Pass, &'static str> {
-        if ctx.min_interval_ms > 0 {
-            let now = self.clock.now();
-            let at = gate::reserve(&self.redis, &self.keys, ctx.id, now, ctx.min_interval_ms)
-                .await
-                .map_err(|_| "pacing reservation failed")?;
-            let wait = (at - now).to_std().unwrap_or_default();
+    /// Before an attempt: the campaign's pacing reservation (`reserved` for the first
+    /// attempt, taken before the claim; a retry takes a new one), waited for here outside
+    /// any transaction; the window re-checked; a pass through the send gate. `Err` says why
+    /// nothing may leave now.
+    async fn prepare_attempt(
+        &self,
+        ctx: &CampaignContext,
+        reserved: Option<DateTime<Utc>>,
+    ) -> Result<gate::Pass, &'static str> {
+        let at = match reserved {
+            Some(at) => Some(at),
+            None if ctx.min_interval_ms > 0 => {
+                let now = self.clock.now();
+                match gate::reserve(&self.redis, &self.keys, ctx.id, now, ctx.min_interval_ms, None).await {
+                    Ok(gate::Reservation::At(at) | gate::Reservation::NotBefore(at)) => Some(at),
+                    Err(_) => return Err("pacing reservation failed"),
+                }
+            }
+            None => None,
+        };
+        if let Some(at) = at {
+            let wait = (at - self.clock.now()).to_std().unwrap_or_default();
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
@@ -398,7 +429,8 @@ impl Worker {
     /// backoff; every attempt (the first and each retry) goes through
     /// [`Self::prepare_attempt`], so pacing, the window and pause/cancel hold at the instant
     /// each request leaves. Errors that prove nothing was sent never fail the recipient.
-    async fn send(&self, ctx: &CampaignContext, r: &Claimed) -> Record {
+    async fn send(&self, ctx: &CampaignContext, r: &Claimed, reserved: Option<DateTime<Utc>>) -> Record {
+        let mut reserved = reserved;
         let n = ctx.variants.len().max(1);
         let variant = r.variant.map_or(0, |v| v.max(0) as usize) % n;
         let local_time = self.clock.now().with_timezone(&ctx.schedule.timezone()).naive_local();
@@ -437,7 +469,7 @@ impl Worker {
             if record.attempts > 0 {
                 tokio::time::sleep(self.gateway.backoff(record.attempts)).await;
             }
-            let pass = match self.prepare_attempt(ctx).await {
+            let pass = match self.prepare_attempt(ctx, reserved.take()).await {
                 Ok(pass) => pass,
                 Err(why) => {
                     // Nothing left for this attempt: the recipient goes back to `pending`

@@ -71,6 +71,8 @@ struct Due {
 
 /// Most campaigns planned by one tick.
 const MAX_CAMPAIGNS_PER_TICK: i64 = 2_000;
+/// Campaigns planned per transaction (see [`Beat::plan`]).
+const PLAN_CHUNK: i64 = 200;
 /// How far past the next tick a tick plans (ms).
 const LOOKAHEAD_MS: i64 = 1_000;
 /// Most lost jobs re-queued by one tick.
@@ -107,11 +109,10 @@ impl Beat {
             requeued: self.requeue_lost(now).await?,
             ..Default::default()
         };
-        let (jobs, campaigns, completed) = self.plan(now).await?;
+        let (queued, campaigns, completed) = self.plan(now).await?;
         report.campaigns = campaigns;
         report.completed = completed;
-        report.queued = jobs.len() as u64;
-        stream::enqueue(&self.redis, &self.keys, &jobs, now).await?;
+        report.queued = queued;
         report.folded = crate::campaigns::counts::fold(&self.db).await?;
         tracing::Span::current().record("queued", report.queued);
         Ok(report)
@@ -192,10 +193,40 @@ impl Beat {
     /// are locked `FOR NO KEY UPDATE SKIP LOCKED`: two beats never plan one campaign at once,
     /// while the workers' foreign-key checks (`send_logs → campaigns`, `KEY SHARE`) never wait
     /// for a tick.
-    async fn plan(&self, now: DateTime<Utc>) -> anyhow::Result<(Vec<Job>, u64, u64)> {
+    async fn plan(&self, now: DateTime<Utc>) -> anyhow::Result<(u64, u64, u64)> {
         // A little past the next tick: the sends due just after it starts are already
         // queued while it runs, so a tick's own duration never shows as a gap.
         let horizon = now + self.tick_length() + Duration::milliseconds(LOOKAHEAD_MS);
+        let (mut queued, mut completed) = (0, 0);
+        let mut seen: Vec<Uuid> = vec![];
+        // In chunks, each committed and queued at once: the first campaigns' sends do not
+        // wait for the whole tick (lateness stays about one chunk, not one tick).
+        while (seen.len() as i64) < MAX_CAMPAIGNS_PER_TICK {
+            let (jobs, due, done) = self.plan_chunk(now, horizon, &seen).await?;
+            if due.is_empty() {
+                break;
+            }
+            stream::enqueue(&self.redis, &self.keys, &jobs, now).await?;
+            queued += jobs.len() as u64;
+            completed += done;
+            let last_chunk = (due.len() as i64) < PLAN_CHUNK;
+            seen.extend(due);
+            if last_chunk {
+                break;
+            }
+        }
+        Ok((queued, seen.len() as u64, completed))
+    }
+
+    /// One chunk of [`Self::plan`]: up to [`PLAN_CHUNK`] due campaigns not `seen` yet this
+    /// tick, planned in one transaction; returns the jobs, the campaigns looked at and how
+    /// many completed.
+    async fn plan_chunk(
+        &self,
+        now: DateTime<Utc>,
+        horizon: DateTime<Utc>,
+        seen: &[Uuid],
+    ) -> anyhow::Result<(Vec<Job>, Vec<Uuid>, u64)> {
         let txn = self.db.begin().await?;
         let due = Due::find_by_statement(stmt(
             "SELECT c.id, c.tenant_id, c.instance_id, c.schedule, c.pacing, jsonb_array_length(c.messages) AS variants, \
@@ -204,8 +235,9 @@ impl Beat {
                (SELECT COALESCE(sum(rc.pending), 0) FROM recipient_counts rc WHERE rc.campaign_id = c.id)::bigint AS pending \
              FROM campaigns c JOIN instances i ON i.id = c.instance_id \
              WHERE c.status = 'active' AND (c.next_send_at IS NULL OR c.next_send_at < $1) \
+               AND c.id NOT IN (SELECT x::uuid FROM jsonb_array_elements_text($3::jsonb) AS x) \
              ORDER BY c.next_send_at NULLS FIRST LIMIT $2 FOR NO KEY UPDATE OF c SKIP LOCKED",
-            vec![horizon.into(), MAX_CAMPAIGNS_PER_TICK.into()],
+            vec![horizon.into(), PLAN_CHUNK.into(), json!(seen).into()],
         ))
         .all(&txn)
         .await?;
@@ -283,7 +315,7 @@ impl Beat {
         campaigns_repo::advance_planned(&txn, advanced).await?;
         let completed = campaigns_repo::complete_finished(&txn, &finished, now).await?;
         txn.commit().await?;
-        Ok((jobs, due.len() as u64, completed))
+        Ok((jobs, due.iter().map(|c| c.id).collect(), completed))
     }
 
     /// Sends the campaign's instance may still make today (its local day, in the campaign's
