@@ -398,10 +398,10 @@ async fn nothing_is_planned_while_the_window_is_closed_and_sends_start_when_it_o
         tick_at(&w, Utc.with_ymd_and_hms(2026, 11, 28, 13, 0, 0).unwrap()).await,
         0
     );
-    // Monday 2026-11-30 08:59:57: still closed, and 09:00 is past this tick's horizon
-    // (one tick of 1 s plus the 1 s look-ahead).
+    // Monday 2026-11-30 08:59:55: still closed, and 09:00 is past this tick's horizon
+    // (one tick of 1 s plus the 3 s look-ahead).
     assert_eq!(
-        tick_at(&w, Utc.with_ymd_and_hms(2026, 11, 30, 11, 59, 57).unwrap()).await,
+        tick_at(&w, Utc.with_ymd_and_hms(2026, 11, 30, 11, 59, 55).unwrap()).await,
         0
     );
     // Monday 09:00: open.
