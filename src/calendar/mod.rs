@@ -24,6 +24,6 @@ pub use self::holidays::{
     Calendar, CalendarError, Calendars, Holiday, HolidayKind, HolidayLookup, NoHolidays, WithExtra, INDEXED_YEARS,
 };
 pub use self::schedule::{
-    estimate_completion, is_open, next_close, next_open, FieldError, Mode, Pacing, Schedule, ScheduleSpec, WindowSpec,
-    DEFAULT_CALENDAR, HORIZON_DAYS,
+    departure_margin_ms, estimate_completion, guarded_interval_ms, is_open, next_close, next_open, FieldError, Mode,
+    Pacing, Schedule, ScheduleSpec, WindowSpec, DEFAULT_CALENDAR, HORIZON_DAYS,
 };

@@ -125,11 +125,6 @@ pub struct Pass {
     token: String,
 }
 
-/// Added to the minimum at departure (ms) when there is one: what the request may lose on its
-/// way from here to the gateway's handler (scheduling, the HTTP client, the server's parsing)
-/// on a loaded machine, so the gap the gateway sees is still the minimum.
-pub const DEPARTURE_MARGIN_MS: u64 = 5;
-
 /// What [`enter`] answered.
 #[derive(Debug, Clone)]
 pub enum Entry {
@@ -170,12 +165,7 @@ pub async fn enter(
                 token.clone(),
                 presumed_dead_at.timestamp_millis().to_string(),
                 now.timestamp_millis().to_string(),
-                if min_interval_ms > 0 {
-                    min_interval_ms + DEPARTURE_MARGIN_MS
-                } else {
-                    0
-                }
-                .to_string(),
+                crate::calendar::guarded_interval_ms(min_interval_ms).to_string(),
             ],
         )
         .await?;

@@ -21,6 +21,7 @@ use super::context::ContextCache;
 use super::gate;
 use super::lock::{self, Acquired};
 use super::stream::{self, Entry, Job};
+use crate::calendar::guarded_interval_ms;
 use crate::calendar::is_open;
 use crate::campaigns::domain::recipient_seed;
 use crate::clock::SharedClock;
@@ -346,7 +347,16 @@ impl Worker {
         // to the due-time queue at the campaign's next free instant, so no slot waits for it.
         let reserved = if ctx.min_interval_ms > 0 {
             let now = self.clock.now();
-            match gate::reserve(&self.redis, &self.keys, ctx.id, now, ctx.min_interval_ms, Some(SOON)).await? {
+            match gate::reserve(
+                &self.redis,
+                &self.keys,
+                ctx.id,
+                now,
+                guarded_interval_ms(ctx.min_interval_ms),
+                Some(SOON),
+            )
+            .await?
+            {
                 gate::Reservation::At(at) => Some(at),
                 gate::Reservation::NotBefore(at) => {
                     self.release(&phone_lock).await;
@@ -396,7 +406,16 @@ impl Worker {
             Some(at) => Some(at),
             None if ctx.min_interval_ms > 0 => {
                 let now = self.clock.now();
-                match gate::reserve(&self.redis, &self.keys, ctx.id, now, ctx.min_interval_ms, None).await {
+                match gate::reserve(
+                    &self.redis,
+                    &self.keys,
+                    ctx.id,
+                    now,
+                    guarded_interval_ms(ctx.min_interval_ms),
+                    None,
+                )
+                .await
+                {
                     Ok(gate::Reservation::At(at) | gate::Reservation::NotBefore(at)) => Some(at),
                     Err(_) => return Err("pacing reservation failed"),
                 }

@@ -81,7 +81,10 @@ pub fn gap(pacing: &Pacing, rng: &mut impl Rng) -> Duration {
         pacing.max_interval_seconds.max(pacing.min_interval_seconds),
     );
     let secs = if max > min { rng.gen_range(min..=max) } else { min };
-    Duration::milliseconds((secs * 1000.0).round() as i64)
+    let drawn = (secs * 1000.0).round() as i64;
+    // Never closer than what the send gate lets through, or the plan would drift behind.
+    let min_ms = (min * 1000.0).round() as u64;
+    Duration::milliseconds(drawn.max(crate::calendar::guarded_interval_ms(min_ms) as i64))
 }
 
 #[cfg(test)]
@@ -126,8 +129,19 @@ mod tests {
         let from = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).unwrap();
         let (times, next) = plan(&s, &NoHolidays, &p, from, from + Duration::seconds(10), 500, &mut rng());
         assert_eq!(times.len(), 5);
-        assert_eq!(next, Some(from + Duration::seconds(10)));
-        assert!(times.windows(2).all(|w| w[1] - w[0] == Duration::seconds(2)));
+        // 2 s plus the send gate's margin (1 %, at least 5 ms): the plan never outpaces it.
+        let gap = Duration::milliseconds(2_020);
+        assert_eq!(next, Some(from + gap * 5));
+        assert!(times.windows(2).all(|w| w[1] - w[0] == gap));
+    }
+
+    #[test]
+    fn the_departure_margin_is_one_percent_between_5_and_50_ms() {
+        use crate::calendar::departure_margin_ms;
+        assert_eq!(
+            [0, 200, 2_000, 10_000, 60_000].map(departure_margin_ms),
+            [0, 5, 20, 50, 50]
+        );
     }
 
     #[test]
