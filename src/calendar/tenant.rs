@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::{HolidayKind, DEFAULT_CALENDAR};
 use crate::api::extract::{ApiJson, ApiQuery};
 use crate::audit::{self, Event};
+use crate::campaigns::repo::Replan;
 use crate::db::{find_owned, scoped};
 use crate::entities::{holidays, tenants};
 use crate::error::{AppError, AppResult, Fields};
@@ -178,7 +179,7 @@ pub async fn create(
     })?;
     let event = Event::new("holiday.create", "holiday", created.id).with(json!({"date": created.date}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
-    crate::campaigns::repo::replan_tenant(&txn, user.tenant_id, state.clock.now()).await?;
+    crate::campaigns::repo::replan(&txn, Replan::Tenant(user.tenant_id), state.clock.now()).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(HolidayView::from(created)))
 }
@@ -195,7 +196,7 @@ pub async fn remove(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     holidays::Entity::delete_by_id(found.id).exec(&txn).await?;
     let event = Event::new("holiday.delete", "holiday", found.id).with(json!({"date": found.date}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
-    crate::campaigns::repo::replan_tenant(&txn, user.tenant_id, state.clock.now()).await?;
+    crate::campaigns::repo::replan(&txn, Replan::Tenant(user.tenant_id), state.clock.now()).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -146,35 +146,27 @@ pub async fn pause_on_error_threshold(db: &impl ConnectionTrait, campaign_id: Uu
     Ok(false)
 }
 
-/// The tenant's calendar changed (a holiday added or deleted): its active campaigns
-/// waiting for a later instant are planned again from `now` at the next tick (a campaign
-/// waiting out a deleted holiday sends within one tick; one whose day became a holiday
-/// jumps to its next opening). Returns how many.
-pub async fn replan_tenant(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<u64, sea_orm::DbErr> {
-    let done = db
-        .execute(stmt(
-            "UPDATE campaigns SET next_send_at = $2 WHERE tenant_id = $1 AND status = 'active' AND next_send_at > $2",
-            vec![tenant_id.into(), now.into()],
-        ))
-        .await?;
-    Ok(done.rows_affected())
+/// What changed, and so which active campaigns must be planned again.
+#[derive(Debug, Clone, Copy)]
+pub enum Replan {
+    /// The tenant's calendar (a holiday added or deleted).
+    Tenant(Uuid),
+    /// The instance's limits (daily limit, warm-up).
+    Instance(Uuid),
 }
 
-/// The instance's limits changed (daily limit, warm-up): its active campaigns waiting for
-/// a later day are planned again from `now` at the next tick.
-pub async fn replan_instance(
-    db: &impl ConnectionTrait,
-    instance_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<u64, sea_orm::DbErr> {
+/// Active campaigns waiting for a later instant are planned again from `now` at the next
+/// tick: one waiting out a deleted holiday, or the next day under a raised limit, sends within
+/// one tick; one whose day became a holiday jumps to its next opening. Returns how many.
+pub async fn replan(db: &impl ConnectionTrait, what: Replan, now: DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
+    let (column, id) = match what {
+        Replan::Tenant(id) => ("tenant_id", id),
+        Replan::Instance(id) => ("instance_id", id),
+    };
     let done = db
         .execute(stmt(
-            "UPDATE campaigns SET next_send_at = $2 WHERE instance_id = $1 AND status = 'active' AND next_send_at > $2",
-            vec![instance_id.into(), now.into()],
+            format!("UPDATE campaigns SET next_send_at = $2 WHERE {column} = $1 AND status = 'active' AND next_send_at > $2"),
+            vec![id.into(), now.into()],
         ))
         .await?;
     Ok(done.rows_affected())

@@ -347,16 +347,7 @@ impl Worker {
         // to the due-time queue at the campaign's next free instant, so no slot waits for it.
         let reserved = if ctx.min_interval_ms > 0 {
             let now = self.clock.now();
-            match gate::reserve(
-                &self.redis,
-                &self.keys,
-                ctx.id,
-                now,
-                guarded_interval_ms(ctx.min_interval_ms),
-                Some(SOON),
-            )
-            .await?
-            {
+            match self.reserve(&ctx, now, Some(SOON)).await? {
                 gate::Reservation::At(at) => Some(at),
                 gate::Reservation::NotBefore(at) => {
                     self.release(&phone_lock).await;
@@ -393,6 +384,17 @@ impl Worker {
         Ok(())
     }
 
+    /// The campaign's next send instant at its guarded minimum interval, if within `within`.
+    async fn reserve(
+        &self,
+        ctx: &CampaignContext,
+        now: DateTime<Utc>,
+        within: Option<Duration>,
+    ) -> Result<gate::Reservation, fred::prelude::Error> {
+        let interval = guarded_interval_ms(ctx.min_interval_ms);
+        gate::reserve(&self.redis, &self.keys, ctx.id, now, interval, within).await
+    }
+
     /// Before an attempt: the campaign's pacing reservation (`reserved` for the first
     /// attempt, taken before the claim; a retry takes a new one), waited for here outside
     /// any transaction; the window re-checked; a pass through the send gate. `Err` says why
@@ -406,16 +408,7 @@ impl Worker {
             Some(at) => Some(at),
             None if ctx.min_interval_ms > 0 => {
                 let now = self.clock.now();
-                match gate::reserve(
-                    &self.redis,
-                    &self.keys,
-                    ctx.id,
-                    now,
-                    guarded_interval_ms(ctx.min_interval_ms),
-                    None,
-                )
-                .await
-                {
+                match self.reserve(ctx, now, None).await {
                     Ok(gate::Reservation::At(at) | gate::Reservation::NotBefore(at)) => Some(at),
                     Err(_) => return Err("pacing reservation failed"),
                 }

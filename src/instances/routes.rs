@@ -11,6 +11,7 @@ use super::connectivity;
 use super::domain::*;
 use crate::api::extract::{nullable, ApiJson, Page, Pagination};
 use crate::audit::{self, Event};
+use crate::campaigns::repo::Replan;
 use crate::db::{find_owned, scoped};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult, FieldError, Fields};
@@ -251,7 +252,7 @@ pub async fn update(
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     if limits_changed {
         // A campaign waiting for the next day may send today under the new limits.
-        crate::campaigns::repo::replan_instance(&txn, updated.id, state.clock.now()).await?;
+        crate::campaigns::repo::replan(&txn, Replan::Instance(updated.id), state.clock.now()).await?;
     }
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(InstanceView::from(updated)))
