@@ -370,15 +370,16 @@ impl Worker {
             // Nothing went out: free the phone for the recipient's next turn.
             self.release(&phone_lock).await;
         }
-        let stop = record.pause.clone();
-        if self.recorder.submit(record).await != Some(true) {
-            tracing::error!(recipient = %r.id, "outcome not recorded: the recipient stays `sending` and times out as outcome_unknown");
-        }
-        if let Some(reason) = stop {
-            // The campaign paused itself: stop its other sends in hand at once.
-            if let Err(e) = gate::close(&self.redis, &self.keys, r.campaign_id, &reason).await {
+        if let Some(reason) = &record.pause {
+            // The campaign is about to pause itself: stop its other sends in hand at once.
+            // Closed before the pause commits, so a resume that follows it reopens the gate
+            // (closing after could undo that resume).
+            if let Err(e) = gate::close(&self.redis, &self.keys, r.campaign_id, reason).await {
                 tracing::warn!(error = %e, "closing the send gate failed");
             }
+        }
+        if self.recorder.submit(record).await != Some(true) {
+            tracing::error!(recipient = %r.id, "outcome not recorded: the recipient stays `sending` and times out as outcome_unknown");
         }
         self.ack(entry).await;
         Ok(())

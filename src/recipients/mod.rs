@@ -207,6 +207,21 @@ pub async fn cancel_campaign(db: &impl ConnectionTrait, campaign_id: Uuid) -> Re
     Ok(())
 }
 
+/// `pending | queued → cancelled` for campaigns cancelled since `since`: the safety net for
+/// an unsent outcome recorded while the cancel committed (the outcome's statement read the
+/// campaign still active, the cancel's statement the row still `sending`). Returns how many.
+pub async fn cancel_stranded(db: &impl ConnectionTrait, since: DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
+    let done = db
+        .execute(stmt(
+            "UPDATE recipients SET status = 'cancelled', reason = 'campaign_cancelled' \
+             WHERE status IN ('pending', 'queued') AND campaign_id IN ( \
+               SELECT id FROM campaigns WHERE status = 'cancelled' AND cancelled_at >= $1)",
+            vec![since.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// `sending → failed` with `outcome_unknown` for rows left `sending` since before `cutoff`
 /// (a crash between claim and outcome): never resent; a late answer or a receipt naming
 /// the message corrects it. Returns how many.

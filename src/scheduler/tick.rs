@@ -28,6 +28,8 @@ use crate::redis::Keys;
 pub struct TickReport {
     pub promoted: u64,
     pub timed_out: u64,
+    /// Recipients of a cancelled campaign left waiting by a race, now cancelled.
+    pub stranded: u64,
     pub requeued: u64,
     pub campaigns: u64,
     pub queued: u64,
@@ -108,6 +110,8 @@ impl Beat {
         let mut report = TickReport {
             promoted: self.promote_scheduled(now).await?,
             timed_out: self.time_out_sending(now).await?,
+            // Campaigns cancelled in the last day: none of their recipients stays waiting.
+            stranded: recipients::cancel_stranded(&self.db, now - Duration::days(1)).await?,
             requeued: self.requeue_lost(now).await?,
             ..Default::default()
         };

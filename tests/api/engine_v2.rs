@@ -357,7 +357,7 @@ async fn stopping_the_queue_and_restarting_redis_from_nothing_moves_again_within
 }
 
 #[tokio::test]
-async fn a_stranded_recipient_is_found_by_the_operator_check() {
+async fn a_stranded_recipient_is_found_by_the_operator_check_and_cancelled_by_the_next_tick() {
     let w = world().await;
     let contacts = w.contacts(1).await;
     let c = w
@@ -373,11 +373,15 @@ async fn a_stranded_recipient_is_found_by_the_operator_check() {
         .db
         .execute(Statement::from_string(
             DbBackend::Postgres,
-            format!("UPDATE campaigns SET status = 'cancelled' WHERE id = '{c}'"),
+            format!("UPDATE campaigns SET status = 'cancelled', cancelled_at = now() WHERE id = '{c}'"),
         ))
         .await
         .unwrap();
     assert_eq!(stranded(&w).await, 1);
+    // The beat's safety net: the next tick cancels what a race left waiting.
+    let report = Beat::new(&w.live_state()).tick(Utc::now()).await.unwrap();
+    assert_eq!(report.stranded, 1);
+    assert_eq!(stranded(&w).await, 0);
 }
 
 /// Arrival instants at the gateway of one instance's sends.
