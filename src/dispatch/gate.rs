@@ -4,10 +4,11 @@
 //! Four Redis keys per campaign, all under one hash tag (`{campaign_id}`) so each script
 //! touches a single slot and runs unchanged on Redis Cluster:
 //!
-//! - `campaign:{id}:pace` — the last reserved send instant (Unix ms). [`reserve`] sets
-//!   `next = max(now, last + gap)` atomically, `gap` drawn by the caller from
-//!   `[min_interval, max_interval]`: two reservations of one campaign are never closer than
-//!   the minimum, whichever worker or process makes them.
+//! - `campaign:{id}:pace` — the last reserved send instant (Unix ms on Redis's clock, as
+//!   every instant here, so workers on different hosts agree). [`reserve`] sets
+//!   `next = max(now, last + gap)` atomically, `gap` the campaign's minimum plus its
+//!   departure margin: two reservations of one campaign are never closer than that,
+//!   whichever worker or process makes them.
 //! - `campaign:{id}:departed` — the instant (Unix ms) the campaign's last request was let
 //!   go by [`enter`], which holds the next one back until the minimum has passed: the
 //!   reservation plans, this guarantees, measured as late as the worker can.
@@ -26,95 +27,101 @@
 //! conditional `queued → sending` claim in Postgres still refuses any new send of a stopped
 //! campaign, so only sends already claimed when the flag vanished could still leave.
 
-use chrono::{DateTime, TimeZone, Utc};
 use fred::prelude::*;
 use uuid::Uuid;
 
 use crate::redis::Keys;
 
-/// `KEYS[1]` pace key; `ARGV[1]` now (ms), `ARGV[2]` gap (ms), `ARGV[3]` TTL (ms),
-/// `ARGV[4]` longest acceptable wait (ms, negative: any). Returns the reserved instant (ms),
-/// or minus the earliest free instant when that is further away than the acceptable wait
-/// (nothing reserved then).
+/// Redis's own clock in ms: every worker, on any host, measures pacing on the same clock.
+/// (Redis 7 replicates a script's effects, so reading `TIME` before writing is allowed.)
+const REDIS_NOW: &str =
+    "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
+
+/// `KEYS[1]` pace key; `ARGV[1]` gap (ms), `ARGV[2]` TTL (ms), `ARGV[3]` longest acceptable
+/// wait (ms, negative: any). Returns the wait (ms) until the reserved instant, or minus the
+/// wait until the earliest free instant when that is longer than acceptable (nothing
+/// reserved then).
 const RESERVE: &str = r"
-local now = tonumber(ARGV[1])
 local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
 local nxt = now
-if last >= 0 and last + tonumber(ARGV[2]) > now then nxt = last + tonumber(ARGV[2]) end
-local within = tonumber(ARGV[4])
-if within >= 0 and nxt > now + within then return -nxt end
-redis.call('SET', KEYS[1], nxt, 'PX', ARGV[3])
-return nxt";
+if last >= 0 and last + tonumber(ARGV[1]) > now then nxt = last + tonumber(ARGV[1]) end
+local within = tonumber(ARGV[3])
+if within >= 0 and nxt > now + within then return -(nxt - now) end
+redis.call('SET', KEYS[1], nxt, 'PX', ARGV[2])
+return nxt - now";
 
 /// `KEYS[1]` stop flag, `KEYS[2]` in-flight set, `KEYS[3]` last departure (ms);
-/// `ARGV[1]` token, `ARGV[2]` presumed-dead instant (ms), `ARGV[3]` now (ms), `ARGV[4]`
-/// minimum interval (ms). Returns -1 when the campaign is stopped, the ms still to wait
-/// when the last departure is too recent, 0 when the attempt may go (registered in flight,
-/// its departure recorded).
+/// `ARGV[1]` token, `ARGV[2]` longest an attempt may take (ms), `ARGV[3]` guarded minimum
+/// interval (ms). Returns -1 when the campaign is stopped, the ms still to wait when the last
+/// departure is too recent, 0 when the attempt may go (registered in flight until it is
+/// presumed dead, its departure recorded).
 const ENTER: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-local min = tonumber(ARGV[4])
+local min = tonumber(ARGV[3])
 if min > 0 then
-  local now = tonumber(ARGV[3])
   local last = tonumber(redis.call('GET', KEYS[3]) or '-1')
   if last >= 0 and now < last + min then return last + min - now end
   redis.call('SET', KEYS[3], now, 'PX', math.max(min * 2, 60000))
 end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], 86400000)
 return 0";
 
-/// `KEYS[1]` stop flag, `KEYS[2]` in-flight set; `ARGV[1]` reason, `ARGV[2]` now (ms),
-/// `ARGV[3]` flag TTL (ms). Returns how many attempts are still in flight.
+/// `KEYS[1]` stop flag, `KEYS[2]` in-flight set; `ARGV[1]` reason, `ARGV[2]` flag TTL (ms).
+/// Returns how many attempts are still in flight.
 const CLOSE: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 return redis.call('ZCARD', KEYS[2])";
+
+/// `KEYS[1]` in-flight set. Returns how many attempts are in flight and not presumed dead.
+const IN_FLIGHT: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])";
+
+/// Runs `script` with `now` (Redis's clock, ms) defined.
+async fn eval(redis: &Client, script: &str, keys: Vec<String>, args: Vec<String>) -> Result<i64, Error> {
+    redis.eval(format!("{REDIS_NOW}\n{script}"), keys, args).await
+}
 
 fn key(keys: &Keys, campaign_id: Uuid, what: &str) -> String {
     keys.key(&["campaign", &format!("{{{campaign_id}}}"), what])
 }
 
-/// What [`reserve`] answered.
+/// What [`reserve`] answered: waits measured on Redis's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reservation {
-    /// Reserved: wait until this instant (outside any database transaction), then send.
-    At(DateTime<Utc>),
-    /// Nothing reserved: the campaign's next free instant is later than the acceptable
-    /// wait; come back then (the job goes back to the due-time queue, no slot waits).
-    NotBefore(DateTime<Utc>),
+    /// Reserved: wait this long (outside any database transaction), then send.
+    In(std::time::Duration),
+    /// Nothing reserved: the campaign's next free instant is further away than acceptable;
+    /// come back after this long (the job goes back to the due-time queue, no slot waits).
+    NotBefore(std::time::Duration),
 }
 
-/// Reserves the campaign's next send instant, `max(now, last reserved + gap)`, if it is at
-/// most `within` away (`None`: whatever it is).
+/// Reserves the campaign's next send instant, `max(now, last reserved + gap_ms)` on Redis's
+/// clock, if it is at most `within` away (`None`: whatever it is).
 pub async fn reserve(
     redis: &Client,
     keys: &Keys,
     campaign_id: Uuid,
-    now: DateTime<Utc>,
     gap_ms: u64,
     within: Option<std::time::Duration>,
 ) -> Result<Reservation, Error> {
     // Kept a while past the gap so that a quiet spell still counts from the last send.
     let ttl = gap_ms.saturating_mul(2).max(60_000);
     let within_ms = within.map_or(-1, |w| w.as_millis().min(i64::MAX as u128) as i64);
-    let at: i64 = redis
-        .eval(
-            RESERVE,
-            vec![key(keys, campaign_id, "pace")],
-            vec![
-                now.timestamp_millis().to_string(),
-                gap_ms.to_string(),
-                ttl.to_string(),
-                within_ms.to_string(),
-            ],
-        )
-        .await?;
-    let instant = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or(now);
-    Ok(if at < 0 {
-        Reservation::NotBefore(instant(-at))
+    let wait = eval(
+        redis,
+        RESERVE,
+        vec![key(keys, campaign_id, "pace")],
+        vec![gap_ms.to_string(), ttl.to_string(), within_ms.to_string()],
+    )
+    .await?;
+    let ms = |n: i64| std::time::Duration::from_millis(n.unsigned_abs());
+    Ok(if wait < 0 {
+        Reservation::NotBefore(ms(wait))
     } else {
-        Reservation::At(instant(at))
+        Reservation::In(ms(wait))
     })
 }
 
@@ -138,37 +145,34 @@ pub enum Entry {
 }
 
 /// The last check before a request leaves, in one atomic script: refused once the campaign
-/// is stopped; held back while its previous request left less than `min_interval_ms` ago
-/// (the reservation planned the instant; this makes the guarantee hold at departure, whatever
-/// delayed the workers); else registered in flight. `max_attempt` (the call timeout plus a
-/// margin) bounds how long a crashed worker's registration can hold up [`drain`]; it is
-/// wall-clock (elapsed real time of an HTTP call), `now` is the engine's clock.
+/// is stopped; held back while its previous request left less than `interval_ms` ago (the
+/// reservation planned the instant; this makes the guarantee hold at departure, whatever
+/// delayed the workers); else registered in flight. Measured on Redis's clock, so workers on
+/// different hosts agree. `max_attempt` (the call timeout plus a margin) bounds how long a
+/// crashed worker's registration can hold up [`drain`].
 pub async fn enter(
     redis: &Client,
     keys: &Keys,
     campaign_id: Uuid,
-    now: DateTime<Utc>,
-    min_interval_ms: u64,
+    interval_ms: u64,
     max_attempt: std::time::Duration,
 ) -> Result<Entry, Error> {
     let token = Uuid::new_v4().simple().to_string();
-    let presumed_dead_at = Utc::now() + chrono::Duration::from_std(max_attempt).unwrap_or(chrono::Duration::hours(1));
-    let answer: i64 = redis
-        .eval(
-            ENTER,
-            vec![
-                key(keys, campaign_id, "stop"),
-                key(keys, campaign_id, "inflight"),
-                key(keys, campaign_id, "departed"),
-            ],
-            vec![
-                token.clone(),
-                presumed_dead_at.timestamp_millis().to_string(),
-                now.timestamp_millis().to_string(),
-                crate::calendar::guarded_interval_ms(min_interval_ms).to_string(),
-            ],
-        )
-        .await?;
+    let answer = eval(
+        redis,
+        ENTER,
+        vec![
+            key(keys, campaign_id, "stop"),
+            key(keys, campaign_id, "inflight"),
+            key(keys, campaign_id, "departed"),
+        ],
+        vec![
+            token.clone(),
+            max_attempt.as_millis().to_string(),
+            interval_ms.to_string(),
+        ],
+    )
+    .await?;
     Ok(match answer {
         0 => Entry::Go(Pass { campaign_id, token }),
         n if n > 0 => Entry::Wait(n as u64),
@@ -189,18 +193,13 @@ pub async fn leave(redis: &Client, keys: &Keys, pass: &Pass) -> Result<(), Error
 /// stop to have ended (retries included); after that the campaign's status in Postgres
 /// refuses every claim by itself.
 pub async fn close(redis: &Client, keys: &Keys, campaign_id: Uuid, reason: &str) -> Result<u64, Error> {
-    let now = Utc::now();
-    let n: i64 = redis
-        .eval(
-            CLOSE,
-            vec![key(keys, campaign_id, "stop"), key(keys, campaign_id, "inflight")],
-            vec![
-                reason.to_owned(),
-                now.timestamp_millis().to_string(),
-                STOP_TTL_MS.to_string(),
-            ],
-        )
-        .await?;
+    let n = eval(
+        redis,
+        CLOSE,
+        vec![key(keys, campaign_id, "stop"), key(keys, campaign_id, "inflight")],
+        vec![reason.to_owned(), STOP_TTL_MS.to_string()],
+    )
+    .await?;
     Ok(n.max(0) as u64)
 }
 
@@ -220,10 +219,7 @@ pub async fn drain(redis: &Client, keys: &Keys, campaign_id: Uuid, limit: std::t
     let deadline = tokio::time::Instant::now() + limit;
     let set = key(keys, campaign_id, "inflight");
     loop {
-        // Presumed-dead instants are wall-clock: a crashed worker's entry stops counting.
-        let now_ms = Utc::now().timestamp_millis();
-        let live: i64 = redis.zcount(&set, now_ms as f64, f64::INFINITY).await?;
-        if live == 0 {
+        if eval(redis, IN_FLIGHT, vec![set.clone()], vec![]).await? == 0 {
             return Ok(true);
         }
         if tokio::time::Instant::now() >= deadline {

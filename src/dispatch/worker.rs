@@ -6,7 +6,7 @@
 //! re-check the window and pass the send gate (refused once paused or cancelled), send;
 //! record the outcome (batched); acknowledge.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use fred::prelude::Client;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -346,13 +346,11 @@ impl Worker {
         // The campaign's pacing, before the claim: a job that could not leave soon goes back
         // to the due-time queue at the campaign's next free instant, so no slot waits for it.
         let reserved = if ctx.min_interval_ms > 0 {
-            let now = self.clock.now();
-            match self.reserve(&ctx, now, Some(SOON)).await? {
-                gate::Reservation::At(at) => Some(at),
-                gate::Reservation::NotBefore(at) => {
+            match self.reserve(&ctx, Some(SOON)).await? {
+                gate::Reservation::In(wait) => Some(tokio::time::Instant::now() + wait),
+                gate::Reservation::NotBefore(wait) => {
                     self.release(&phone_lock).await;
-                    self.defer(entry, job, (at - now).num_milliseconds().max(0) as u64)
-                        .await;
+                    self.defer(entry, job, wait.as_millis() as u64).await;
                     return Ok(());
                 }
             }
@@ -389,11 +387,10 @@ impl Worker {
     async fn reserve(
         &self,
         ctx: &CampaignContext,
-        now: DateTime<Utc>,
         within: Option<Duration>,
     ) -> Result<gate::Reservation, fred::prelude::Error> {
         let interval = guarded_interval_ms(ctx.min_interval_ms);
-        gate::reserve(&self.redis, &self.keys, ctx.id, now, interval, within).await
+        gate::reserve(&self.redis, &self.keys, ctx.id, interval, within).await
     }
 
     /// Before an attempt: the campaign's pacing reservation (`reserved` for the first
@@ -403,24 +400,20 @@ impl Worker {
     async fn prepare_attempt(
         &self,
         ctx: &CampaignContext,
-        reserved: Option<DateTime<Utc>>,
+        reserved: Option<tokio::time::Instant>,
     ) -> Result<gate::Pass, &'static str> {
-        let at = match reserved {
+        let until = match reserved {
             Some(at) => Some(at),
-            None if ctx.min_interval_ms > 0 => {
-                let now = self.clock.now();
-                match self.reserve(ctx, now, None).await {
-                    Ok(gate::Reservation::At(at) | gate::Reservation::NotBefore(at)) => Some(at),
-                    Err(_) => return Err("pacing reservation failed"),
+            None if ctx.min_interval_ms > 0 => match self.reserve(ctx, None).await {
+                Ok(gate::Reservation::In(wait) | gate::Reservation::NotBefore(wait)) => {
+                    Some(tokio::time::Instant::now() + wait)
                 }
-            }
+                Err(_) => return Err("pacing reservation failed"),
+            },
             None => None,
         };
-        if let Some(at) = at {
-            let wait = (at - self.clock.now()).to_std().unwrap_or_default();
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
         }
         if !self.window_open(ctx) {
             return Err("window closed");
@@ -428,8 +421,8 @@ impl Worker {
         // An attempt is in flight for at most the call timeout (plus a margin).
         let max_attempt = self.gateway.timeout() + Duration::from_secs(2);
         loop {
-            let now = self.clock.now();
-            match gate::enter(&self.redis, &self.keys, ctx.id, now, ctx.min_interval_ms, max_attempt).await {
+            let interval = guarded_interval_ms(ctx.min_interval_ms);
+            match gate::enter(&self.redis, &self.keys, ctx.id, interval, max_attempt).await {
                 Ok(gate::Entry::Go(pass)) => return Ok(pass),
                 Ok(gate::Entry::Wait(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 Ok(gate::Entry::Stopped) => return Err("campaign stopped"),
@@ -442,7 +435,7 @@ impl Worker {
     /// backoff; every attempt (the first and each retry) goes through
     /// [`Self::prepare_attempt`], so pacing, the window and pause/cancel hold at the instant
     /// each request leaves. Errors that prove nothing was sent never fail the recipient.
-    async fn send(&self, ctx: &CampaignContext, r: &Claimed, reserved: Option<DateTime<Utc>>) -> Record {
+    async fn send(&self, ctx: &CampaignContext, r: &Claimed, reserved: Option<tokio::time::Instant>) -> Record {
         let mut reserved = reserved;
         let n = ctx.variants.len().max(1);
         let variant = r.variant.map_or(0, |v| v.max(0) as usize) % n;
