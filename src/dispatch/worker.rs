@@ -86,10 +86,13 @@ impl Worker {
                 let now = clock.now();
                 async move {
                     match recipients::claim(&db, &ids, now).await {
-                        Ok(rows) => ids
-                            .iter()
-                            .map(|id| rows.iter().find(|r| r.id == *id).cloned())
-                            .collect(),
+                        Ok(rows) => {
+                            // Each claimed row goes to one job only, even if the batch
+                            // holds the same recipient twice (a duplicate queue entry).
+                            let mut rows: std::collections::HashMap<Uuid, Claimed> =
+                                rows.into_iter().map(|r| (r.id, r)).collect();
+                            ids.iter().map(|id| rows.remove(id)).collect()
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "claim failed; the jobs stay queued and are planned again");
                             vec![None; ids.len()]
