@@ -22,8 +22,10 @@ pub struct CampaignContext {
     pub variants: Vec<(Template, Option<Media>)>,
     pub schedule: Schedule,
     pub tenant_holidays: Vec<NaiveDate>,
-    /// The campaign's minimum gap between two sends (ms), reserved at each send instant.
-    pub min_interval_ms: u64,
+    /// The gap (ms) the send gate enforces between two of the campaign's sends: its minimum
+    /// interval plus the departure margin ([`crate::calendar::guarded_interval_ms`]); 0 when
+    /// it sends as fast as it can.
+    pub interval_ms: u64,
     pub api_url: String,
     pub instance_name: String,
     pub api_key: String,
@@ -153,7 +155,7 @@ impl ContextCache {
             variants,
             schedule,
             tenant_holidays: serde_json::from_value(row.holidays)?,
-            min_interval_ms: (min_interval * 1000.0) as u64,
+            interval_ms: crate::calendar::guarded_interval_ms((min_interval * 1000.0) as u64),
             api_url: row.api_url,
             instance_name: row.instance_name,
             api_key: self.cipher.decrypt(&row.api_key_enc)?,

@@ -32,30 +32,40 @@ use uuid::Uuid;
 
 use crate::redis::Keys;
 
-/// Redis's own clock in ms: every worker, on any host, measures pacing on the same clock.
-/// (Redis 7 replicates a script's effects, so reading `TIME` before writing is allowed.)
-const REDIS_NOW: &str =
-    "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
+/// A script with `now` defined as Redis's own clock in ms: every worker, on any host,
+/// measures pacing on the same clock. (Redis 7 replicates a script's effects, so reading
+/// `TIME` before writing is allowed.) Built at compile time, not per call.
+macro_rules! with_redis_now {
+    ($body:literal) => {
+        concat!(
+            "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n",
+            $body
+        )
+    };
+}
 
 /// `KEYS[1]` pace key; `ARGV[1]` gap (ms), `ARGV[2]` TTL (ms), `ARGV[3]` longest acceptable
 /// wait (ms, negative: any). Returns the wait (ms) until the reserved instant, or minus the
 /// wait until the earliest free instant when that is longer than acceptable (nothing
 /// reserved then).
-const RESERVE: &str = r"
+const RESERVE: &str = with_redis_now!(
+    r"
 local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
 local nxt = now
 if last >= 0 and last + tonumber(ARGV[1]) > now then nxt = last + tonumber(ARGV[1]) end
 local within = tonumber(ARGV[3])
 if within >= 0 and nxt > now + within then return -(nxt - now) end
 redis.call('SET', KEYS[1], nxt, 'PX', ARGV[2])
-return nxt - now";
+return nxt - now"
+);
 
 /// `KEYS[1]` stop flag, `KEYS[2]` in-flight set, `KEYS[3]` last departure (ms);
 /// `ARGV[1]` token, `ARGV[2]` longest an attempt may take (ms), `ARGV[3]` guarded minimum
 /// interval (ms). Returns -1 when the campaign is stopped, the ms still to wait when the last
 /// departure is too recent, 0 when the attempt may go (registered in flight until it is
 /// presumed dead, its departure recorded).
-const ENTER: &str = r"
+const ENTER: &str = with_redis_now!(
+    r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 local min = tonumber(ARGV[3])
 if min > 0 then
@@ -65,23 +75,28 @@ if min > 0 then
 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], 86400000)
-return 0";
+return 0"
+);
 
 /// `KEYS[1]` stop flag, `KEYS[2]` in-flight set; `ARGV[1]` reason, `ARGV[2]` flag TTL (ms).
 /// Returns how many attempts are still in flight.
-const CLOSE: &str = r"
+const CLOSE: &str = with_redis_now!(
+    r"
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-return redis.call('ZCARD', KEYS[2])";
+return redis.call('ZCARD', KEYS[2])"
+);
 
 /// `KEYS[1]` in-flight set. Returns how many attempts are in flight and not presumed dead.
-const IN_FLIGHT: &str = r"
+const IN_FLIGHT: &str = with_redis_now!(
+    r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZCARD', KEYS[1])";
+return redis.call('ZCARD', KEYS[1])"
+);
 
-/// Runs `script` with `now` (Redis's clock, ms) defined.
-async fn eval(redis: &Client, script: &str, keys: Vec<String>, args: Vec<String>) -> Result<i64, Error> {
-    redis.eval(format!("{REDIS_NOW}\n{script}"), keys, args).await
+/// Runs one of this module's scripts.
+async fn eval(redis: &Client, script: &'static str, keys: Vec<String>, args: Vec<String>) -> Result<i64, Error> {
+    redis.eval(script, keys, args).await
 }
 
 fn key(keys: &Keys, campaign_id: Uuid, what: &str) -> String {

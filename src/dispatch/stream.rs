@@ -115,7 +115,7 @@ pub async fn enqueue(redis: &Client, keys: &Keys, jobs: &[Job], now: DateTime<Ut
 }
 
 /// `KEYS[1]` due-time queue, `KEYS[2]` stream; `ARGV[1]` now (ms), `ARGV[2]` most to move.
-/// Moves the due jobs to the stream; returns `{moved, next due ms or -1}`.
+/// Moves the due jobs to the stream; returns the next due instant (ms), or -1.
 const PROMOTE: &str = r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
@@ -123,31 +123,26 @@ for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if nxt[2] then return {#due, tonumber(nxt[2])} end
-return {#due, -1}";
-
-/// What [`promote`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Promoted {
-    pub moved: u64,
-    /// The earliest job still waiting, if any.
-    pub next_due: Option<DateTime<Utc>>,
-}
+if nxt[2] then return tonumber(nxt[2]) end
+return -1";
 
 /// Moves the jobs due by `now` (at most `max`) from the due-time queue to the stream, in
-/// one atomic script: a job is moved once, whichever worker runs it.
-pub async fn promote(redis: &Client, keys: &Keys, now: DateTime<Utc>, max: u64) -> Result<Promoted, Error> {
-    let (moved, next): (i64, i64) = redis
+/// one atomic script: a job is moved once, whichever worker runs it. Returns the instant the
+/// earliest job still waiting falls due, if any.
+pub async fn promote(
+    redis: &Client,
+    keys: &Keys,
+    now: DateTime<Utc>,
+    max: u64,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    let next: i64 = redis
         .eval(
             PROMOTE,
             vec![due_key(keys), stream_key(keys)],
             vec![now.timestamp_millis().to_string(), max.to_string()],
         )
         .await?;
-    Ok(Promoted {
-        moved: moved.max(0) as u64,
-        next_due: (next >= 0).then(|| Utc.timestamp_millis_opt(next).single()).flatten(),
-    })
+    Ok((next >= 0).then(|| Utc.timestamp_millis_opt(next).single()).flatten())
 }
 
 /// Creates the consumer group (and the stream) if missing. The group starts at the

@@ -16,12 +16,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::batcher::Batcher;
-use super::context::CampaignContext;
-use super::context::ContextCache;
+use super::context::{CampaignContext, ContextCache};
 use super::gate;
 use super::lock::{self, Acquired};
 use super::stream::{self, Entry, Job};
-use crate::calendar::guarded_interval_ms;
 use crate::calendar::is_open;
 use crate::campaigns::domain::recipient_seed;
 use crate::clock::SharedClock;
@@ -49,7 +47,8 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// The pause reason when the gateway stayed unreachable past the retries (PRODUCT §7).
 pub const GATEWAY_UNREACHABLE: &str = "gateway_unreachable";
 
-/// The sorted set of live workers (see [`Worker::workers_key`]).
+/// Live workers: a sorted set of consumers scored by their last heartbeat (wall-clock ms),
+/// read with `ZCOUNT` by `GET /queue` (no `KEYS` on a shared Redis).
 pub fn workers_key(keys: &Keys) -> String {
     keys.key(&["workers"])
 }
@@ -222,7 +221,8 @@ impl Worker {
         beating.cancel();
         let _ = heart.await;
         let _: Result<i64, _> =
-            fred::prelude::SortedSetsInterface::zrem(&self.redis, self.workers_key(), self.consumer.as_str()).await;
+            fred::prelude::SortedSetsInterface::zrem(&self.redis, workers_key(&self.keys), self.consumer.as_str())
+                .await;
         Ok(())
     }
 
@@ -231,7 +231,7 @@ impl Worker {
     pub async fn promote_due(&self) -> u64 {
         let now = self.clock.now();
         match stream::promote(&self.redis, &self.keys, now, PROMOTE_BATCH).await {
-            Ok(p) => p.next_due.map_or(MAX_BLOCK_MS, |t| {
+            Ok(next_due) => next_due.map_or(MAX_BLOCK_MS, |t| {
                 ((t - now).num_milliseconds().max(1) as u64).min(MAX_BLOCK_MS)
             }),
             Err(e) => {
@@ -241,12 +241,6 @@ impl Worker {
         }
     }
 
-    /// Live workers: a sorted set of consumers scored by their last heartbeat (wall-clock
-    /// ms), read with `ZCOUNT` by `GET /queue` (no `KEYS` on a shared Redis).
-    pub fn workers_key(&self) -> String {
-        workers_key(&self.keys)
-    }
-
     async fn heartbeat(&self) {
         use fred::prelude::SortedSetsInterface;
         let mine: Vec<String> = self.in_hand().iter().cloned().collect();
@@ -254,7 +248,7 @@ impl Worker {
             tracing::warn!(error = %e, "keeping in-progress entries alive failed");
         }
         let now = Utc::now().timestamp_millis();
-        let key = self.workers_key();
+        let key = workers_key(&self.keys);
         let _: Result<(), _> = self
             .redis
             .zadd(&key, None, None, false, false, (now as f64, self.consumer.as_str()))
@@ -348,7 +342,7 @@ impl Worker {
         };
         // The campaign's pacing, before the claim: a job that could not leave soon goes back
         // to the due-time queue at the campaign's next free instant, so no slot waits for it.
-        let reserved = if ctx.min_interval_ms > 0 {
+        let reserved = if ctx.interval_ms > 0 {
             match self.reserve(&ctx, Some(SOON)).await? {
                 gate::Reservation::In(wait) => Some(tokio::time::Instant::now() + wait),
                 gate::Reservation::NotBefore(wait) => {
@@ -386,14 +380,13 @@ impl Worker {
         Ok(())
     }
 
-    /// The campaign's next send instant at its guarded minimum interval, if within `within`.
+    /// The campaign's next send instant at its enforced interval, if within `within`.
     async fn reserve(
         &self,
         ctx: &CampaignContext,
         within: Option<Duration>,
     ) -> Result<gate::Reservation, fred::prelude::Error> {
-        let interval = guarded_interval_ms(ctx.min_interval_ms);
-        gate::reserve(&self.redis, &self.keys, ctx.id, interval, within).await
+        gate::reserve(&self.redis, &self.keys, ctx.id, ctx.interval_ms, within).await
     }
 
     /// Before an attempt: the campaign's pacing reservation (`reserved` for the first
@@ -407,7 +400,7 @@ impl Worker {
     ) -> Result<gate::Pass, &'static str> {
         let until = match reserved {
             Some(at) => Some(at),
-            None if ctx.min_interval_ms > 0 => match self.reserve(ctx, None).await {
+            None if ctx.interval_ms > 0 => match self.reserve(ctx, None).await {
                 Ok(gate::Reservation::In(wait) | gate::Reservation::NotBefore(wait)) => {
                     Some(tokio::time::Instant::now() + wait)
                 }
@@ -424,8 +417,7 @@ impl Worker {
         // An attempt is in flight for at most the call timeout (plus a margin).
         let max_attempt = self.gateway.timeout() + Duration::from_secs(2);
         loop {
-            let interval = guarded_interval_ms(ctx.min_interval_ms);
-            match gate::enter(&self.redis, &self.keys, ctx.id, interval, max_attempt).await {
+            match gate::enter(&self.redis, &self.keys, ctx.id, ctx.interval_ms, max_attempt).await {
                 Ok(gate::Entry::Go(pass)) => return Ok(pass),
                 Ok(gate::Entry::Wait(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 Ok(gate::Entry::Stopped) => return Err("campaign stopped"),
