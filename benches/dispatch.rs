@@ -10,7 +10,6 @@ mod support;
 use support::env;
 
 use arauto::dispatch::worker::Worker;
-use arauto::gateway::{sandbox_server, SandboxState};
 use arauto::scheduler::Beat;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -26,39 +25,18 @@ async fn main() {
         s.database.max_connections = 20;
     })
     .await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let sandbox = SandboxState::new();
-    tokio::spawn(sandbox_server(listener, sandbox.clone()).unwrap());
-
-    let tenant = bench.tenant().await;
-    bench.instances(tenant, campaigns, &url).await;
+    let (url, sandbox) = support::sandbox();
     let per = sends / campaigns;
     bench
-        .exec(&format!(
-            "INSERT INTO contacts (id, tenant_id, phone, name) \
-             SELECT gen_random_uuid(), '{tenant}', (5511900000000 + i)::text, 'Contato ' || i FROM generate_series(1, {sends}) AS i"
-        ))
+        .active_campaigns(support::Fleet {
+            campaigns,
+            contacts: sends as u64,
+            api_url: &url,
+            text: "Oi {{nome}}, {tudo bem|como vai}?",
+            pacing: r#"{"min_interval_seconds": 0, "max_interval_seconds": 0}"#,
+            first_send: "now() - interval '1 second'",
+        })
         .await;
-    let schedule = support::immediate_schedule();
-    bench
-        .exec(&format!(
-            "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, next_send_at) \
-             SELECT gen_random_uuid(), '{tenant}', 'Bench ' || i.name, i.id, 'active', \
-               '[{{\"text\": \"Oi {{{{nome}}}}, {{tudo bem|como vai}}?\"}}]', '{{}}', '{schedule}', \
-               '{{\"min_interval_seconds\": 0, \"max_interval_seconds\": 0}}', now() - interval '1 second' \
-             FROM instances i WHERE i.tenant_id = '{tenant}'"
-        ))
-        .await;
-    bench
-        .exec(&format!(
-            "INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position) \
-             SELECT gen_random_uuid(), '{tenant}', c.id, ct.id, ct.phone, ct.name, row_number() OVER (PARTITION BY c.id ORDER BY ct.phone) \
-             FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM campaigns) c \
-             JOIN (SELECT id, phone, name, (row_number() OVER (ORDER BY phone) - 1) % {campaigns} AS k FROM contacts) ct ON ct.k = c.k"
-        ))
-        .await;
-    bench.analyze().await;
     let total = per * campaigns;
 
     let shutdown = CancellationToken::new();

@@ -14,7 +14,6 @@ mod support;
 use support::env;
 
 use arauto::dispatch::worker::Worker;
-use arauto::gateway::{sandbox_server, SandboxState};
 use arauto::scheduler::Beat;
 use chrono::{DateTime, Utc};
 use sea_orm::{FromQueryResult, Statement};
@@ -65,40 +64,18 @@ async fn main() {
         s.database.max_connections = 20;
     })
     .await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let sandbox = SandboxState::new();
-    tokio::spawn(sandbox_server(listener, sandbox.clone()).unwrap());
-
-    let tenant = bench.tenant().await;
-    bench.instances(tenant, campaigns, &url).await;
-    let contacts = campaigns as u64 * per_campaign;
+    let (url, sandbox) = support::sandbox();
     bench
-        .exec(&format!(
-            "INSERT INTO contacts (id, tenant_id, phone, name) \
-             SELECT gen_random_uuid(), '{tenant}', (5511900000000 + i)::text, 'Contato ' || i FROM generate_series(1, {contacts}) AS i"
-        ))
+        .active_campaigns(support::Fleet {
+            campaigns,
+            contacts: campaigns as u64 * per_campaign,
+            api_url: &url,
+            text: "Oi {{nome}}",
+            pacing: r#"{"min_interval_seconds": 10, "max_interval_seconds": 10}"#,
+            // First sends spread over the first 10 s, as campaigns started at different moments.
+            first_send: "now() + random() * interval '10 seconds'",
+        })
         .await;
-    let schedule = support::immediate_schedule();
-    bench
-        .exec(&format!(
-            "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, next_send_at) \
-             SELECT gen_random_uuid(), '{tenant}', 'Paced ' || i.name, i.id, 'active', \
-               '[{{\"text\": \"Oi {{{{nome}}}}\"}}]', '{{}}', '{schedule}', \
-               '{{\"min_interval_seconds\": 10, \"max_interval_seconds\": 10}}', \
-               now() + random() * interval '10 seconds' \
-             FROM instances i WHERE i.tenant_id = '{tenant}'"
-        ))
-        .await;
-    bench
-        .exec(&format!(
-            "INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position) \
-             SELECT gen_random_uuid(), '{tenant}', c.id, ct.id, ct.phone, ct.name, row_number() OVER (PARTITION BY c.id ORDER BY ct.phone) \
-             FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM campaigns) c \
-             JOIN (SELECT id, phone, name, (row_number() OVER (ORDER BY phone) - 1) % {campaigns} AS k FROM contacts) ct ON ct.k = c.k"
-        ))
-        .await;
-    bench.analyze().await;
 
     let shutdown = CancellationToken::new();
     let mut tasks = vec![tokio::spawn(Beat::new(&bench.state).run(shutdown.clone()))];

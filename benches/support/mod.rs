@@ -125,6 +125,43 @@ impl BenchDb {
         id
     }
 
+    /// A tenant with `fleet.campaigns` active, always-open campaigns (one per instance) and
+    /// their recipients, written straight in SQL, with fresh statistics. Returns the tenant.
+    pub async fn active_campaigns(&self, fleet: Fleet<'_>) -> uuid::Uuid {
+        let Fleet {
+            campaigns,
+            contacts,
+            api_url,
+            text,
+            pacing,
+            first_send,
+        } = fleet;
+        let tenant = self.tenant().await;
+        self.instances(tenant, campaigns, api_url).await;
+        self.exec(&format!(
+            "INSERT INTO contacts (id, tenant_id, phone, name) \
+             SELECT gen_random_uuid(), '{tenant}', (5511900000000 + i)::text, 'Contato ' || i FROM generate_series(1, {contacts}) AS i"
+        ))
+        .await;
+        let schedule = immediate_schedule();
+        self.exec(&format!(
+            "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, next_send_at) \
+             SELECT gen_random_uuid(), '{tenant}', 'Bench ' || i.name, i.id, 'active', \
+               '[{{\"text\": \"{text}\"}}]', '{{}}', '{schedule}', '{pacing}', {first_send} \
+             FROM instances i WHERE i.tenant_id = '{tenant}'"
+        ))
+        .await;
+        self.exec(&format!(
+            "INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position) \
+             SELECT gen_random_uuid(), '{tenant}', c.id, ct.id, ct.phone, ct.name, row_number() OVER (PARTITION BY c.id ORDER BY ct.phone) \
+             FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM campaigns) c \
+             JOIN (SELECT id, phone, name, (row_number() OVER (ORDER BY phone) - 1) % {campaigns} AS k FROM contacts) ct ON ct.k = c.k"
+        ))
+        .await;
+        self.analyze().await;
+        tenant
+    }
+
     /// `n` instances named `bench-<i>` pointing at `api_url`.
     pub async fn instances(&self, tenant: uuid::Uuid, n: usize, api_url: &str) {
         let key = self.state.cipher.encrypt("bench-key").expect("encrypt");
@@ -135,6 +172,30 @@ impl BenchDb {
         ))
         .await;
     }
+}
+
+/// The sandbox gateway served in-process on a free port: its base URL and its state.
+pub fn sandbox() -> (String, arauto::gateway::SandboxState) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the sandbox");
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("address").port());
+    let state = arauto::gateway::SandboxState::new();
+    tokio::spawn(arauto::gateway::sandbox_server(listener, state.clone()).expect("sandbox"));
+    (url, state)
+}
+
+/// What [`BenchDb::active_campaigns`] creates.
+pub struct Fleet<'a> {
+    /// Campaigns, one per instance `bench-<i>` at `api_url`.
+    pub campaigns: usize,
+    /// Contacts, spread evenly over the campaigns as their recipients.
+    pub contacts: u64,
+    pub api_url: &'a str,
+    /// The campaigns' one message text (JSON-escaped).
+    pub text: &'a str,
+    /// The stored pacing, e.g. `{"min_interval_seconds": 0, "max_interval_seconds": 0}`.
+    pub pacing: &'a str,
+    /// SQL for each campaign's first send instant, e.g. `now()`.
+    pub first_send: &'a str,
 }
 
 /// The stored form of an always-open schedule.
