@@ -93,14 +93,7 @@ pub async fn world() -> World {
     let app = spawn_app().await;
     let sandbox = start_sandbox();
     let t = app.signup("Acme").await;
-    let instance = app
-        .post(
-            "/api/v1/instances",
-            &t,
-            json!({"name": "loja-1", "api_url": sandbox.url, "api_key": "k", "instance_name": "loja-1"}),
-        )
-        .await
-        .id();
+    let instance = sandbox_instance(&app, &sandbox, &t, "loja-1").await;
     World {
         app,
         sandbox,
@@ -109,7 +102,23 @@ pub async fn world() -> World {
     }
 }
 
+/// An instance of `t` named `name` on the sandbox; returns its id.
+async fn sandbox_instance(app: &TestApp, sandbox: &Sandbox, t: &Tenant, name: &str) -> String {
+    app.post(
+        "/api/v1/instances",
+        t,
+        json!({"name": name, "api_url": sandbox.url, "api_key": "k", "instance_name": name}),
+    )
+    .await
+    .id()
+}
+
 impl World {
+    /// Another instance of `t` named `name` on the sandbox; returns its id.
+    pub async fn instance_for(&self, t: &Tenant, name: &str) -> String {
+        sandbox_instance(&self.app, &self.sandbox, t, name).await
+    }
+
     /// `n` contacts with phones 5511900000000 + i; returns their ids.
     pub async fn contacts(&self, n: usize) -> Vec<String> {
         let items: Vec<Value> = (0..n)
@@ -217,7 +226,7 @@ pub fn immediate() -> Value {
     json!({"mode": "immediate"})
 }
 
-fn fast() -> Value {
+pub fn fast() -> Value {
     json!({"min_interval_seconds": 0, "max_interval_seconds": 0})
 }
 
@@ -371,7 +380,7 @@ async fn cancelling_stops_sends_and_cancels_the_rest() {
 }
 
 /// One tick at a chosen instant; returns how many sends it planned.
-async fn tick_at(w: &World, at: DateTime<Utc>) -> u64 {
+pub async fn tick_at(w: &World, at: DateTime<Utc>) -> u64 {
     let clock: SharedClock = Arc::new(FixedClock::at(at));
     Beat::new(&w.app.engine_state(w.settings(), clock))
         .tick(at)
@@ -496,15 +505,7 @@ async fn consecutive_sends_are_never_closer_than_the_minimum_interval() {
 async fn the_phone_lock_spaces_two_campaigns_to_the_same_phone() {
     let w = world().await;
     let contacts = w.contacts(1).await;
-    let second = w
-        .app
-        .post(
-            "/api/v1/instances",
-            &w.t,
-            json!({"name": "loja-2", "api_url": w.sandbox.url, "api_key": "k", "instance_name": "loja-2"}),
-        )
-        .await
-        .id();
+    let second = w.instance_for(&w.t, "loja-2").await;
     let a = w.campaign(&contacts, immediate(), fast()).await;
     let b = w.campaign_on(&second, &contacts, immediate(), fast()).await;
     w.start(&a).await;

@@ -3,8 +3,7 @@
 //! sending, pause/cancel that hold for retries, outages that pause instead of failing,
 //! late answers kept, calendar changes seen.
 
-use crate::engine::{assert_each_sent_once, immediate, phone, world, Engine, World};
-use arauto::clock::{FixedClock, SharedClock};
+use crate::engine::{assert_each_sent_once, fast, immediate, phone, tick_at, world, Engine, World};
 use arauto::gateway::{sandbox_server, SandboxState};
 use arauto::scheduler::Beat;
 use chrono::{DateTime, TimeZone, Utc};
@@ -226,13 +225,7 @@ async fn a_gateway_outage_pauses_the_campaign_and_fails_nobody() {
 async fn a_success_answered_after_the_sending_timeout_is_kept_and_a_receipt_then_marks_it_delivered() {
     let w = world().await;
     let contacts = w.contacts(1).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0, "max_interval_seconds": 0}),
-        )
-        .await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
     w.sandbox.faults(json!({"latency_ms": 2500}));
     w.start(&c).await;
     let mut settings = w.settings();
@@ -274,15 +267,6 @@ async fn a_success_answered_after_the_sending_timeout_is_kept_and_a_receipt_then
     let r = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &w.t).await;
     assert_eq!(r.body["items"][0]["status"], "sent");
     assert!(r.body["items"][0]["delivered_at"].is_string());
-}
-
-async fn tick_at(w: &World, at: DateTime<Utc>) -> u64 {
-    let clock: SharedClock = Arc::new(FixedClock::at(at));
-    Beat::new(&w.app.engine_state(w.settings(), clock))
-        .tick(at)
-        .await
-        .unwrap()
-        .queued
 }
 
 #[tokio::test]
@@ -327,13 +311,7 @@ async fn stopping_the_queue_and_restarting_redis_from_nothing_moves_again_within
     // The `alive` marker says Redis lost its data: the next tick queues every job again.
     let w = world().await;
     let contacts = w.contacts(3).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0, "max_interval_seconds": 0}),
-        )
-        .await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
     w.start(&c).await;
     let state = w.live_state();
     let beat = Beat::new(&state);
@@ -360,13 +338,7 @@ async fn stopping_the_queue_and_restarting_redis_from_nothing_moves_again_within
 async fn a_stranded_recipient_is_found_by_the_operator_check_and_cancelled_by_the_next_tick() {
     let w = world().await;
     let contacts = w.contacts(1).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0, "max_interval_seconds": 0}),
-        )
-        .await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
     w.start(&c).await;
     assert_eq!(stranded(&w).await, 0);
     w.app
@@ -398,15 +370,7 @@ fn arrivals_on(w: &World, instance: &str) -> Vec<DateTime<Utc>> {
 async fn at_the_production_tick_sub_tick_pacing_holds_across_tick_boundaries() {
     let w = world().await;
     let contacts = w.contacts(60).await;
-    let second = w
-        .app
-        .post(
-            "/api/v1/instances",
-            &w.t,
-            json!({"name": "loja-2", "api_url": w.sandbox.url, "api_key": "k", "instance_name": "loja-2"}),
-        )
-        .await
-        .id();
+    let second = w.instance_for(&w.t, "loja-2").await;
     // 30 a minute (2 s apart) on one number, 1.2–1.8 s on the other: 40 s cross four ticks.
     let every_2s = w
         .campaign(&contacts[..30], immediate(), json!({"messages_per_minute": 30}))
@@ -452,31 +416,14 @@ async fn at_the_production_tick_sub_tick_pacing_holds_across_tick_boundaries() {
 async fn one_tenants_backlog_does_not_hold_up_another_tenants_due_send() {
     let w = world().await;
     let contacts = w.contacts(40).await;
-    let second = w
-        .app
-        .post(
-            "/api/v1/instances",
-            &w.t,
-            json!({"name": "loja-2", "api_url": w.sandbox.url, "api_key": "k", "instance_name": "loja-2"}),
-        )
-        .await
-        .id();
-    let fast = json!({"min_interval_seconds": 0, "max_interval_seconds": 0});
+    let second = w.instance_for(&w.t, "loja-2").await;
     // Tenant A: two campaigns to the same 40 phones at full speed (every second job meets a
     // held phone lock).
-    let a1 = w.campaign(&contacts, immediate(), fast.clone()).await;
-    let a2 = w.campaign_on(&second, &contacts, immediate(), fast.clone()).await;
+    let a1 = w.campaign(&contacts, immediate(), fast()).await;
+    let a2 = w.campaign_on(&second, &contacts, immediate(), fast()).await;
     // Tenant B: one send.
     let b = w.app.signup("Beta").await;
-    let b_instance = w
-        .app
-        .post(
-            "/api/v1/instances",
-            &b,
-            json!({"name": "beta-1", "api_url": w.sandbox.url, "api_key": "k", "instance_name": "beta-1"}),
-        )
-        .await
-        .id();
+    let b_instance = w.instance_for(&b, "beta-1").await;
     let b_contact = w.app.create_contact(&b, "5521988887777", "Bia").await;
     let b_campaign = w
         .app
@@ -484,7 +431,7 @@ async fn one_tenants_backlog_does_not_hold_up_another_tenants_due_send() {
             "/api/v1/campaigns",
             &b,
             json!({"name": "B", "instance_id": b_instance, "messages": [{"text": "Oi"}],
-                   "audience": {"contact_ids": [b_contact]}, "schedule": immediate(), "pacing": fast}),
+                   "audience": {"contact_ids": [b_contact]}, "schedule": immediate(), "pacing": fast()}),
         )
         .await
         .id();
@@ -581,7 +528,7 @@ async fn raising_an_instances_daily_limit_lets_a_waiting_campaign_send_at_the_ne
         .campaign(
             &contacts,
             json!({"mode": "immediate", "timezone": "America/Sao_Paulo"}),
-            json!({"min_interval_seconds": 0, "max_interval_seconds": 0}),
+            fast(),
         )
         .await;
     w.start(&c).await;
