@@ -32,6 +32,7 @@ mod m20261126_000004_instance_state;
 mod m20261126_000005_recipient_keys;
 mod m20261126_000006_recipient_counts;
 mod m20261130_000007_outcome_unknown;
+mod m20261130_000008_preparing;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_recipient_keys::Migration),
             Box::new(m20261126_000006_recipient_counts::Migration),
             Box::new(m20261130_000007_outcome_unknown::Migration),
+            Box::new(m20261130_000008_preparing::Migration),
         ]
     }
 }

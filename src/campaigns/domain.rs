@@ -238,6 +238,8 @@ pub fn recipient_seed(campaign_id: Uuid, contact_id: Uuid) -> u64 {
 #[serde(rename_all = "lowercase")]
 pub enum CampaignStatus {
     Draft,
+    /// Started; its audience is being resolved into recipients in the background.
+    Preparing,
     Scheduled,
     Active,
     Paused,
@@ -246,8 +248,9 @@ pub enum CampaignStatus {
 }
 
 impl CampaignStatus {
-    pub const ALL: [CampaignStatus; 6] = [
+    pub const ALL: [CampaignStatus; 7] = [
         Self::Draft,
+        Self::Preparing,
         Self::Scheduled,
         Self::Active,
         Self::Paused,
@@ -258,6 +261,7 @@ impl CampaignStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Draft => "draft",
+            Self::Preparing => "preparing",
             Self::Scheduled => "scheduled",
             Self::Active => "active",
             Self::Paused => "paused",
@@ -274,15 +278,17 @@ impl CampaignStatus {
         matches!(self, Self::Completed | Self::Cancelled)
     }
 
-    /// `draft → scheduled → active ⇄ paused → completed`; `cancelled` from any
-    /// non-terminal state (a scheduled campaign may also be paused before it starts).
+    /// `draft → preparing → scheduled → active ⇄ paused → completed`; `cancelled` from any
+    /// non-terminal state (a preparing or scheduled campaign may also be paused before it
+    /// starts; resuming one whose audience is not resolved yet goes back to `preparing`).
     pub fn can_become(self, next: Self) -> bool {
         use CampaignStatus::*;
         match (self, next) {
-            (Draft, Scheduled | Active) => true,
+            (Draft, Preparing) => true,
+            (Preparing, Scheduled | Active | Paused) => true,
             (Scheduled, Active | Paused) => true,
             (Active, Paused | Completed) => true,
-            (Paused, Active | Scheduled | Completed) => true,
+            (Paused, Active | Scheduled | Preparing | Completed) => true,
             (from, Cancelled) => !from.is_terminal(),
             _ => false,
         }
@@ -413,12 +419,14 @@ mod tests {
     #[test]
     fn the_status_machine_allows_only_the_documented_moves() {
         use CampaignStatus::*;
-        assert!(Draft.can_become(Scheduled));
+        assert!(Draft.can_become(Preparing));
+        assert!(Preparing.can_become(Scheduled) && Preparing.can_become(Active));
+        assert!(Preparing.can_become(Paused) && Paused.can_become(Preparing));
         assert!(Scheduled.can_become(Active));
         assert!(Active.can_become(Paused));
         assert!(Paused.can_become(Active));
         assert!(Active.can_become(Completed));
-        for s in [Draft, Scheduled, Active, Paused] {
+        for s in [Draft, Preparing, Scheduled, Active, Paused] {
             assert!(s.can_become(Cancelled), "{s:?}");
         }
         for s in [Completed, Cancelled] {
@@ -428,5 +436,7 @@ mod tests {
         }
         assert!(!Draft.can_become(Paused));
         assert!(!Draft.can_become(Completed));
+        assert!(!Draft.can_become(Active), "a start always resolves the audience first");
+        assert!(!Preparing.can_become(Completed));
     }
 }

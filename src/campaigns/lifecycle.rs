@@ -3,11 +3,12 @@
 
 use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, TransactionTrait};
+use sea_orm::{EntityTrait, FromQueryResult, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::domain::{Audience, CampaignStatus};
+use super::domain::CampaignStatus;
+use super::preparation;
 use super::repo;
 use super::routes::CampaignView;
 use crate::audit::{self, Event};
@@ -50,50 +51,10 @@ fn start_at(c: &campaigns::Model) -> AppResult<Option<DateTime<Utc>>> {
         .map(|t| t.with_timezone(&Utc)))
 }
 
-/// Resolves the audience (groups ∪ tags ∪ contacts; one row per phone, as a phone is
-/// unique among a tenant's contacts; opted-out contacts `skipped`) into recipient rows in
-/// one statement. Row ids are UUIDv8 (RFC 9562) made of a hash of the campaign and the
-/// position: a million ids appended in order, not scattered over the primary key.
-pub async fn resolve_audience(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    campaign_id: Uuid,
-    audience: &Audience,
-) -> Result<u64, sea_orm::DbErr> {
-    let done = db
-        .execute(stmt(
-            // A UNION of ids, then one join: `IN (…) OR IN (…)` stops being a hashed
-            // subplan once the audience outgrows work_mem, and turns quadratic.
-            "WITH audience AS ( \
-               SELECT x::uuid AS id FROM jsonb_array_elements_text($3::jsonb) AS x \
-               UNION \
-               SELECT gm.contact_id FROM group_members gm WHERE gm.tenant_id = $1 \
-                 AND gm.group_id IN (SELECT x::uuid FROM jsonb_array_elements_text($4::jsonb) AS x) \
-               UNION \
-               SELECT ct.contact_id FROM contact_tags ct WHERE ct.tenant_id = $1 \
-                 AND ct.tag_id IN (SELECT x::uuid FROM jsonb_array_elements_text($5::jsonb) AS x)) \
-             INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position, status, reason) \
-             SELECT (left(k.h, 12) || '8' || substr(k.h, 14, 3) || '8' || lpad(to_hex(r.position), 15, '0'))::uuid, \
-                    $1, $2, r.id, r.phone, r.name, r.position, \
-                    CASE WHEN r.opted_out_at IS NULL THEN 'pending' ELSE 'skipped' END, \
-                    CASE WHEN r.opted_out_at IS NULL THEN NULL ELSE 'opted_out' END \
-             FROM (SELECT c.id, c.phone, c.name, c.opted_out_at, row_number() OVER (ORDER BY c.created_at, c.id) AS position \
-                   FROM contacts c JOIN audience a ON a.id = c.id WHERE c.tenant_id = $1) r, \
-                  (SELECT md5($2::text) AS h) k",
-            vec![
-                tenant_id.into(),
-                campaign_id.into(),
-                json!(audience.contact_ids).into(),
-                json!(audience.group_ids).into(),
-                json!(audience.tag_ids).into(),
-            ],
-        ))
-        .await?;
-    Ok(done.rows_affected())
-}
-
-/// Starts a draft: the instance must be connected and free; the audience becomes
-/// recipients; the campaign is `scheduled` until its `start_at`, else `active`.
+/// Starts a draft: the instance must be connected and free (no other campaign active or
+/// preparing on it); the campaign becomes `preparing` at once and its audience is resolved
+/// in the background ([`preparation`]), after which it is `scheduled` until its
+/// `start_at`, else `active`.
 pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
     let current = status_of(&c)?;
@@ -106,7 +67,7 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
         id: Uuid,
     }
     let busy = Busy::find_by_statement(stmt(
-        "SELECT id FROM campaigns WHERE instance_id = $1 AND status = 'active' LIMIT 1",
+        "SELECT id FROM campaigns WHERE instance_id = $1 AND status IN ('active', 'preparing') LIMIT 1",
         vec![instance.id.into()],
     ))
     .one(&state.db)
@@ -119,26 +80,19 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     }
     ensure_connected(state, &instance).await?;
     let now = state.clock.now();
-    let begins = start_at(&c)?.filter(|t| *t > now);
-    let next = if begins.is_some() {
-        CampaignStatus::Scheduled
-    } else {
-        CampaignStatus::Active
-    };
-    let audience: Audience = serde_json::from_value(c.audience.clone()).map_err(AppError::internal)?;
+    let first = start_at(&c)?.filter(|t| *t > now).unwrap_or(now);
     let txn = state.db.begin().await?;
-    let moved = repo::start(&txn, c.id, next, now, begins.unwrap_or(now))
-        .await
-        .map_err(instance_busy)?;
-    if !moved {
+    if !repo::start(&txn, c.id, now, first).await? {
         return Err(AppError::conflict("the campaign is no longer a draft"));
     }
-    let recipients = resolve_audience(&txn, user.tenant_id, c.id, &audience).await?;
-    repo::complete_finished(&txn, &[c.id], now).await?;
-    let event = Event::new("campaign.start", "campaign", c.id).with(json!({"recipients": recipients}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
+    let event = Event::new("campaign.start", "campaign", c.id);
+    audit::record(&txn, user.tenant_id, Some(user.user_id), now, event).await?;
     txn.commit().await?;
-    reload(state, c.id).await
+    // The answer shows the campaign as started (`preparing`), however fast the
+    // preparation then goes.
+    let started = reload(state, c.id).await?;
+    preparation::spawn(state.db.clone(), state.clock.clone(), c.id);
+    Ok(started)
 }
 
 /// Asks the gateway (and records the answer): 409 unless the number is connected.
@@ -236,15 +190,22 @@ pub async fn cancel(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
 /// afresh from now, nothing is caught up in a burst.
 pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
-    if status_of(&c)? == CampaignStatus::Paused {
-        let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
-        ensure_connected(state, &instance).await?;
+    let current = status_of(&c)?;
+    if current != CampaignStatus::Paused {
+        return Err(invalid("resume", current));
     }
+    let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
+    ensure_connected(state, &instance).await?;
     let to = match start_at(&c)? {
         Some(t) if t > state.clock.now() => CampaignStatus::Scheduled,
         _ => CampaignStatus::Active,
     };
     let resumed = transition(state, user, c, "resume", to).await?;
+    if resumed.status == CampaignStatus::Preparing.as_str() {
+        // Paused before its audience was resolved: the preparation goes on.
+        preparation::spawn(state.db.clone(), state.clock.clone(), id);
+        return Ok(resumed);
+    }
     repo::complete_finished(&state.db, &[id], state.clock.now()).await?;
     if to == CampaignStatus::Active {
         return reload(state, resumed.id).await;

@@ -3,6 +3,7 @@
 pub mod counts;
 pub mod domain;
 pub mod lifecycle;
+pub mod preparation;
 pub mod repo;
 pub mod routes;
 pub mod service;

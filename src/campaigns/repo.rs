@@ -12,29 +12,125 @@ use super::domain::CampaignStatus;
 use crate::db::stmt;
 use crate::recipients;
 
-/// `draft → scheduled | active` (`to`), started at `now`, first send not before `first`.
-/// Fails with the database error when the instance already has an active campaign (the
-/// partial unique index `campaigns_one_active_per_instance`). True when it moved.
+/// `draft → preparing`, started at `now`, first send not before `first`: its audience is
+/// then resolved in the background ([`crate::campaigns::preparation`]). True when it moved
+/// (false when it was no longer a draft).
 pub async fn start(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
-    to: CampaignStatus,
     now: DateTime<Utc>,
     first: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
     let moved = db
         .execute(stmt(
-            "UPDATE campaigns SET status = $2, started_at = $3, next_send_at = $4, paused_reason = NULL, updated_at = $3 \
+            "UPDATE campaigns SET status = 'preparing', started_at = $2, next_send_at = $3, paused_reason = NULL, \
+               audience_total = NULL, audience_resolved = 0, audience_cursor = NULL, audience_ready_at = NULL, updated_at = $2 \
              WHERE id = $1 AND status = 'draft'",
-            vec![campaign_id.into(), to.as_str().into(), now.into(), first.into()],
+            vec![campaign_id.into(), now.into(), first.into()],
         ))
         .await?;
     Ok(moved.rows_affected() == 1)
 }
 
+/// A campaign whose audience is still to resolve (`preparing`, or paused while preparing),
+/// locked for one chunk (`FOR NO KEY UPDATE SKIP LOCKED`: one preparer at a time, and a
+/// pause or cancel waits for the chunk in hand at most).
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Preparing {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub audience: Value,
+    pub audience_total: Option<i64>,
+    pub audience_resolved: i64,
+    pub audience_cursor: Option<Value>,
+}
+
+/// Locks campaign `campaign_id` for a chunk of its preparation; `None` when it has nothing
+/// left to prepare, was cancelled, or another preparer holds it.
+pub async fn lock_preparing(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<Option<Preparing>, sea_orm::DbErr> {
+    Preparing::find_by_statement(stmt(
+        "SELECT id, tenant_id, audience, audience_total, audience_resolved, audience_cursor FROM campaigns \
+         WHERE id = $1 AND audience_ready_at IS NULL AND status IN ('preparing', 'paused') \
+         FOR NO KEY UPDATE SKIP LOCKED",
+        vec![campaign_id.into()],
+    ))
+    .one(db)
+    .await
+}
+
+/// Campaigns whose preparation is unfinished (oldest first, at most `limit`): a preparer
+/// that died (a restarted API) leaves them for the beat to finish.
+pub async fn unprepared(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Id {
+        id: Uuid,
+    }
+    let ids = Id::find_by_statement(stmt(
+        "SELECT id FROM campaigns WHERE audience_ready_at IS NULL AND status <> 'draft' \
+           AND status IN ('preparing', 'paused') ORDER BY created_at, id LIMIT $1",
+        vec![(limit as i64).into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(ids.into_iter().map(|i| i.id).collect())
+}
+
+/// Records a chunk of preparation: `rows` more recipients written, up to `cursor`; the
+/// audience's size `total` once known.
+pub async fn prepared_chunk(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    rows: i64,
+    cursor: Option<Value>,
+    total: i64,
+) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "UPDATE campaigns SET audience_resolved = audience_resolved + $2, \
+           audience_cursor = COALESCE($3, audience_cursor), audience_total = $4 \
+         WHERE id = $1 AND audience_ready_at IS NULL",
+        vec![campaign_id.into(), rows.into(), cursor.into(), total.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The audience is resolved: `preparing → scheduled` when its `start_at` is ahead or its
+/// instance already has an active campaign (the beat promotes it when free), else
+/// `→ active` with its first send at `now`; a campaign paused meanwhile stays paused (its
+/// resume goes to `active`). Returns the status it ended in, `None` when there was nothing
+/// to finish.
+pub async fn prepared(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<CampaignStatus>, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Status {
+        status: String,
+    }
+    let row = Status::find_by_statement(stmt(
+        "WITH next AS ( \
+           SELECT c.id, c.status AS was, CASE \
+             WHEN c.status <> 'preparing' THEN c.status \
+             WHEN COALESCE((c.schedule->>'start_at')::timestamptz, '-infinity') > $2 THEN 'scheduled' \
+             WHEN EXISTS (SELECT 1 FROM campaigns o WHERE o.instance_id = c.instance_id AND o.status = 'active' \
+                          AND o.id <> c.id) THEN 'scheduled' \
+             ELSE 'active' END AS status \
+           FROM campaigns c WHERE c.id = $1 AND c.audience_ready_at IS NULL AND c.status IN ('preparing', 'paused')) \
+         UPDATE campaigns c SET audience_ready_at = $2, updated_at = $2, status = next.status, \
+           next_send_at = CASE WHEN next.was = 'preparing' AND next.status = 'active' THEN $2 ELSE c.next_send_at END \
+         FROM next WHERE c.id = next.id RETURNING c.status",
+        vec![campaign_id.into(), now.into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(row.and_then(|r| CampaignStatus::parse(&r.status)))
+}
+
 /// A user's control: `from → to` for pause (`paused_reason = 'user'`), cancel
 /// (`cancelled_at`, no next send) and resume (`active` or `scheduled`; pacing starts from
-/// `now`, nothing is caught up). Guarded by `from` being still current. True when it moved;
+/// `now`, nothing is caught up; `preparing` again while its audience is unresolved).
+/// Guarded by `from` being still current. True when it moved;
 /// the database error when resuming onto a busy instance.
 pub async fn control(
     db: &impl ConnectionTrait,
@@ -48,9 +144,16 @@ pub async fn control(
         CampaignStatus::Cancelled => ", cancelled_at = $4, next_send_at = NULL",
         _ => ", paused_reason = NULL, next_send_at = $4",
     };
+    // A resume before the audience is resolved goes back to `preparing`.
+    let status = match to {
+        CampaignStatus::Active | CampaignStatus::Scheduled => {
+            "CASE WHEN audience_ready_at IS NULL THEN 'preparing' ELSE $3 END"
+        }
+        _ => "$3",
+    };
     let moved = db
         .execute(stmt(
-            format!("UPDATE campaigns SET status = $3, updated_at = $4{effects} WHERE id = $1 AND status = $2"),
+            format!("UPDATE campaigns SET status = {status}, updated_at = $4{effects} WHERE id = $1 AND status = $2"),
             vec![campaign_id.into(), from.as_str().into(), to.as_str().into(), now.into()],
         ))
         .await?;
@@ -185,6 +288,7 @@ pub async fn complete_finished(
         .execute(stmt(
             "UPDATE campaigns c SET status = 'completed', completed_at = $2, next_send_at = NULL, updated_at = $2 \
              WHERE c.id IN (SELECT x::uuid FROM jsonb_array_elements_text($1::jsonb) AS x) AND c.status = 'active' \
+               AND c.audience_ready_at IS NOT NULL \
                AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.campaign_id = c.id \
                                AND r.status IN ('pending', 'queued', 'sending'))",
             vec![json!(campaign_ids).into(), now.into()],

@@ -125,6 +125,10 @@ pub async fn create(
         completed_at: Set(None),
         cancelled_at: Set(None),
         planned_count: Set(0),
+        audience_total: Set(None),
+        audience_resolved: Set(0),
+        audience_cursor: Set(None),
+        audience_ready_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

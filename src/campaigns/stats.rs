@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::counts;
 use super::domain::CampaignStatus;
+use super::preparation::Progress;
 use crate::api::extract::{ApiQuery, Page, Pagination};
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
 use crate::db::find_owned;
@@ -58,6 +59,9 @@ pub struct CampaignStats {
     pub next_send_at: Option<DateTime<Utc>>,
     pub estimated_completion_at: Option<DateTime<Utc>>,
     pub paused_reason: Option<String>,
+    /// The audience resolution after `start` (`status: preparing` while it runs); `null`
+    /// for a draft.
+    pub preparation: Option<Progress>,
 }
 
 /// Counts by status, receipts, recent pace, the next send and the estimated end.
@@ -118,6 +122,11 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
         next_send_at,
         estimated_completion_at,
         paused_reason: c.paused_reason,
+        preparation: c.started_at.map(|_| Progress {
+            resolved: c.audience_resolved.max(0) as u64,
+            total: c.audience_total.map(|t| t.max(0) as u64),
+            ready_at: c.audience_ready_at,
+        }),
     }))
 }
 

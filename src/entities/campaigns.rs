@@ -19,6 +19,10 @@ pub struct Model {
     pub completed_at: Option<DateTimeUtc>,
     pub cancelled_at: Option<DateTimeUtc>,
     pub planned_count: i64,
+    pub audience_total: Option<i64>,
+    pub audience_resolved: i64,
+    pub audience_cursor: Option<Json>,
+    pub audience_ready_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -67,6 +67,111 @@ impl RecipientStatus {
     }
 }
 
+/// One chunk of a campaign's audience resolution (PRODUCT §4, `preparing`): what it wrote.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Resolved {
+    /// Recipient rows written by this chunk (`pending`, or `skipped` when opted out).
+    pub rows: i64,
+    /// The sort key `{"at": created_at, "id": id}` of the last contact written; `None`
+    /// when the chunk wrote nothing.
+    pub cursor: Option<Value>,
+}
+
+/// The SQL test that contact `c` of tenant `tenant` (a parameter) is in `audience` (a
+/// `jsonb` parameter `{"group_ids", "tag_ids", "contact_ids"}`): id lists are uncorrelated
+/// (hashed once per statement) and memberships are probed by the contact's index, so the
+/// cost is linear in the contacts walked, whatever the size of the groups.
+fn in_audience(tenant: &str, audience: &str) -> String {
+    let ids = |key: &str| format!("(SELECT x::uuid FROM jsonb_array_elements_text({audience}::jsonb -> '{key}') AS x)");
+    format!(
+        "(c.id IN {contacts} \
+          OR EXISTS (SELECT 1 FROM group_members gm WHERE gm.tenant_id = {tenant} AND gm.contact_id = c.id \
+                     AND gm.group_id IN {groups}) \
+          OR EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.tenant_id = {tenant} AND ct.contact_id = c.id \
+                     AND ct.tag_id IN {tags}))",
+        contacts = ids("contact_ids"),
+        groups = ids("group_ids"),
+        tags = ids("tag_ids"),
+    )
+}
+
+/// Writes the next `limit` recipients of a campaign's audience (groups ∪ tags ∪ contacts
+/// of `audience`): the tenant's contacts after `cursor` in `(created_at, id)` order that
+/// belong to it, numbered from `resolved + 1`. One row per contact, so one per phone (a
+/// phone is unique among a tenant's contacts); opted-out contacts are `skipped`
+/// (`opted_out`). Row ids are UUIDv8 (RFC 9562) made of a hash of the campaign and the
+/// position: appended in order, not scattered over the primary key, and a chunk written
+/// twice would collide rather than duplicate.
+pub async fn resolve_chunk(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    campaign_id: Uuid,
+    audience: &Value,
+    cursor: Option<&Value>,
+    resolved: i64,
+    limit: i64,
+) -> Result<Resolved, sea_orm::DbErr> {
+    let row = Resolved::find_by_statement(stmt(
+        format!(
+            "WITH picked AS MATERIALIZED ( \
+               SELECT c.id, c.phone, c.name, c.opted_out_at, c.created_at, \
+                      $5 + row_number() OVER (ORDER BY c.created_at, c.id) AS position \
+               FROM (SELECT c.* FROM contacts c \
+                     WHERE c.tenant_id = $1 \
+                       AND (c.created_at, c.id) > (COALESCE(($4::jsonb ->> 'at')::timestamptz, '-infinity'), \
+                             COALESCE(($4::jsonb ->> 'id')::uuid, '00000000-0000-0000-0000-000000000000')) \
+                       AND {} \
+                     ORDER BY c.created_at, c.id LIMIT $6) c), \
+             written AS ( \
+               INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position, status, reason) \
+               SELECT (left(k.h, 12) || '8' || substr(k.h, 14, 3) || '8' || lpad(to_hex(p.position), 15, '0'))::uuid, \
+                      $1, $2, p.id, p.phone, p.name, p.position, \
+                      CASE WHEN p.opted_out_at IS NULL THEN 'pending' ELSE 'skipped' END, \
+                      CASE WHEN p.opted_out_at IS NULL THEN NULL ELSE 'opted_out' END \
+               FROM picked p, (SELECT md5($2::text) AS h) k \
+               RETURNING 1) \
+             SELECT (SELECT count(*) FROM written) AS rows, \
+                    (SELECT jsonb_build_object('at', p.created_at, 'id', p.id) FROM picked p \
+                     ORDER BY p.position DESC LIMIT 1) AS cursor",
+            in_audience("$1", "$3")
+        ),
+        vec![
+            tenant_id.into(),
+            campaign_id.into(),
+            audience.clone().into(),
+            cursor.cloned().into(),
+            resolved.into(),
+            limit.into(),
+        ],
+    ))
+    .one(db)
+    .await?;
+    Ok(row.unwrap_or(Resolved { rows: 0, cursor: None }))
+}
+
+/// Contacts in a campaign's audience (see [`resolve_chunk`]), for the progress of its
+/// preparation.
+pub async fn audience_size(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    audience: &Value,
+) -> Result<i64, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct N {
+        n: i64,
+    }
+    let n = N::find_by_statement(stmt(
+        format!(
+            "SELECT count(*) AS n FROM contacts c WHERE c.tenant_id = $1 AND {}",
+            in_audience("$1", "$2")
+        ),
+        vec![tenant_id.into(), audience.clone().into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(n.map_or(0, |n| n.n))
+}
+
 /// A recipient the beat queued, at its planned instant.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Planned {

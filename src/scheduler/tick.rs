@@ -50,6 +50,8 @@ pub struct Beat {
     cipher: Cipher,
     /// A round of instance probes is running.
     probing: Arc<AtomicBool>,
+    /// A round of audience preparations is running.
+    preparing: Arc<AtomicBool>,
 }
 
 #[derive(FromQueryResult)]
@@ -94,6 +96,7 @@ impl Beat {
             gateway: state.gateway.clone(),
             cipher: state.cipher.clone(),
             probing: Arc::new(AtomicBool::new(false)),
+            preparing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -437,6 +440,7 @@ impl Beat {
         match lease.acquire(&self.redis).await {
             Ok(Some(fence)) => {
                 self.spawn_probe_round();
+                self.spawn_preparation_round();
                 let now = self.clock.now();
                 match self.tick(now).await {
                     Ok(report) => tracing::debug!(fence, ?report, "tick"),
@@ -448,6 +452,23 @@ impl Beat {
                 tracing::warn!(error = %e, "cannot reach Redis for the lease: skipping this tick")
             }
         }
+    }
+
+    /// Takes up unfinished audience preparations (a preparer that died with its API
+    /// process) beside the ticks; a round still running is not doubled.
+    fn spawn_preparation_round(self: &Arc<Self>) {
+        if self.preparing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let beat = self.clone();
+        tokio::spawn(async move {
+            match crate::campaigns::preparation::resume_unfinished(&beat.db, &beat.clock, 100).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(finished = n, "took up unfinished preparations"),
+                Err(e) => tracing::warn!(error = %e, "preparation round failed"),
+            }
+            beat.preparing.store(false, Ordering::SeqCst);
+        });
     }
 
     /// Probes wait on gateways: they run beside the ticks, never holding one up, and a

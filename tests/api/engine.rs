@@ -158,11 +158,17 @@ impl World {
         self.app.post("/api/v1/campaigns", &self.t, body).await.id()
     }
 
+    /// Starts the campaign and waits for its audience to be resolved (`start` answers
+    /// `preparing` at once); returns the campaign as it is then, or the start's problem.
     pub async fn start(&self, campaign: &str) -> Value {
-        self.app
+        let started = self
+            .app
             .post(&format!("/api/v1/campaigns/{campaign}/start"), &self.t, json!({}))
-            .await
-            .body
+            .await;
+        if !started.status.is_success() {
+            return started.body;
+        }
+        self.app.prepared(campaign, &self.t).await
     }
 
     pub async fn status(&self, campaign: &str) -> String {

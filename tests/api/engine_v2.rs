@@ -441,6 +441,7 @@ async fn one_tenants_backlog_does_not_hold_up_another_tenants_due_send() {
         .post(&format!("/api/v1/campaigns/{b_campaign}/start"), &b, json!({}))
         .await
         .ok(200);
+    w.app.prepared(&b_campaign, &b).await;
     let mut settings = w.settings();
     settings.dispatch.concurrency = 4;
     settings.dispatch.phone_lock_ms = 60_000;
@@ -567,6 +568,7 @@ async fn a_window_that_opens_mid_run_starts_sending_at_the_opening_at_the_campai
         .post(&format!("/api/v1/campaigns/{c}/start"), &t, json!({}))
         .await
         .ok(200);
+    w.app.prepared(&c, &t).await;
     let engine = Engine::start(&w.app.engine_state(w.settings(), Arc::new(clock)), 1, 2).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while w.sandbox.state.send_count() < 5 {

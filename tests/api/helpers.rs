@@ -232,6 +232,19 @@ impl TestApp {
         }
     }
 
+    /// Waits (polling, at most 10 s) until the started campaign's audience is resolved —
+    /// `start` answers `preparing` at once — and returns the campaign then.
+    pub async fn prepared(&self, campaign: &str, t: &Tenant) -> Value {
+        for _ in 0..1_000 {
+            let c = self.get(&format!("/api/v1/campaigns/{campaign}"), t).await.body;
+            if c["status"] != "preparing" {
+                return c;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("campaign {campaign} still preparing after 10 s");
+    }
+
     pub async fn get(&self, path: &str, t: &Tenant) -> Resp {
         self.call(Method::GET, path, Some(&t.token), None).await
     }

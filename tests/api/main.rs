@@ -13,5 +13,6 @@ mod holidays;
 mod instances;
 mod migrations;
 mod observability;
+mod preparing;
 mod sets;
 mod users;
