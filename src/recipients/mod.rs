@@ -176,40 +176,48 @@ pub async fn audience_size(
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Planned {
     pub id: Uuid,
+    pub campaign_id: Uuid,
     pub phone: String,
     pub planned_at: DateTime<Utc>,
 }
 
-/// `pending → queued`: the campaign's next pending recipients, in order, at the given
-/// planned instants, with their variant by round robin in send order (`planned_before`
-/// sends already planned, `variants` of them). Rows another beat is planning are skipped.
+/// What the beat plans for one campaign: its next pending recipients go out at `times`
+/// (UTC, in order), `planned_before` sends of it being already planned, over `variants`
+/// message variants.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanRequest<'a> {
+    pub campaign_id: Uuid,
+    pub times: &'a [DateTime<Utc>],
+    pub planned_before: i64,
+    pub variants: i32,
+}
+
+/// `pending → queued` for several campaigns in one statement: each campaign's next pending
+/// recipients, in order, at its planned instants, with their variant by round robin in send
+/// order. Rows another beat is planning are skipped. A tick's cost is its round trips: one
+/// statement for a thousand campaigns, not one each.
 pub async fn plan(
     db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-    times: &[DateTime<Utc>],
+    requests: &[PlanRequest<'_>],
     now: DateTime<Utc>,
-    planned_before: i64,
-    variants: i32,
 ) -> Result<Vec<Planned>, sea_orm::DbErr> {
+    if requests.is_empty() {
+        return Ok(vec![]);
+    }
     Planned::find_by_statement(stmt(
-        "WITH picked AS ( \
-           SELECT id, row_number() OVER (ORDER BY position) AS rn FROM ( \
-             SELECT id, position FROM recipients WHERE campaign_id = $1 AND status = 'pending' \
-             ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED) p), \
-         times AS (SELECT t.v::timestamptz AS at, t.rn FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS t(v, rn)) \
-         UPDATE recipients r SET status = 'queued', planned_at = times.at, queued_at = $4, \
-           variant = (($5 + picked.rn - 1) % $6)::smallint \
-         FROM picked JOIN times ON times.rn = picked.rn \
-         WHERE r.id = picked.id \
-         RETURNING r.id, r.phone, r.planned_at",
-        vec![
-            campaign_id.into(),
-            (times.len() as i64).into(),
-            json!(times).into(),
-            now.into(),
-            planned_before.into(),
-            i64::from(variants.max(1)).into(),
-        ],
+        "WITH req AS ( \
+           SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(campaign_id uuid, times jsonb, planned_before bigint, variants int)), \
+         picked AS ( \
+           SELECT p.id, req.times, req.planned_before, GREATEST(req.variants, 1) AS variants, \
+                  row_number() OVER (PARTITION BY req.campaign_id ORDER BY p.position) AS rn \
+           FROM req CROSS JOIN LATERAL ( \
+             SELECT id, position FROM recipients WHERE campaign_id = req.campaign_id AND status = 'pending' \
+             ORDER BY position LIMIT jsonb_array_length(req.times) FOR UPDATE SKIP LOCKED) p) \
+         UPDATE recipients r SET status = 'queued', planned_at = (picked.times ->> (picked.rn - 1)::int)::timestamptz, \
+           queued_at = $2, variant = ((picked.planned_before + picked.rn - 1) % picked.variants)::smallint \
+         FROM picked WHERE r.id = picked.id \
+         RETURNING r.id, r.campaign_id, r.phone, r.planned_at",
+        vec![json!(requests).into(), now.into()],
     ))
     .all(db)
     .await

@@ -255,6 +255,8 @@ impl Beat {
         let mut finished = vec![];
         let mut advanced: Vec<Value> = Vec::with_capacity(due.len());
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_entropy();
+        // (campaign, the instants of its sends, the instant after them)
+        let mut plans = Vec::with_capacity(due.len());
         for c in &due {
             match c.connection_state.as_deref().and_then(ConnectionState::parse) {
                 // Heard disconnected: stop rather than burn through recipients.
@@ -302,15 +304,29 @@ impl Beat {
                 max = max.min(left as usize);
             }
             let (times, next) = pacing::plan(&schedule, &lookup, &pacing, from, horizon, max, &mut rng);
-            let planned = if times.is_empty() {
-                vec![]
-            } else {
-                recipients::plan(&txn, c.id, &times, now, c.planned_count, c.variants).await?
-            };
+            plans.push((c, times, next));
+        }
+        // One statement plans every campaign of the chunk: a tick's cost is its round trips.
+        let requests: Vec<recipients::PlanRequest> = plans
+            .iter()
+            .filter(|(_, times, _)| !times.is_empty())
+            .map(|(c, times, _)| recipients::PlanRequest {
+                campaign_id: c.id,
+                times,
+                planned_before: c.planned_count,
+                variants: c.variants,
+            })
+            .collect();
+        let mut by_campaign: HashMap<Uuid, Vec<recipients::Planned>> = HashMap::new();
+        for p in recipients::plan(&txn, &requests, now).await? {
+            by_campaign.entry(p.campaign_id).or_default().push(p);
+        }
+        for (c, times, next) in &plans {
+            let planned = by_campaign.remove(&c.id).unwrap_or_default();
             if planned.is_empty() && !times.is_empty() {
                 finished.push(c.id);
             }
-            let next_send_at = times.get(planned.len()).copied().or(next);
+            let next_send_at = times.get(planned.len()).copied().or(*next);
             advanced.push(json!({"id": c.id, "next_send_at": next_send_at, "planned": planned.len()}));
             jobs.extend(planned.into_iter().map(|p| Job {
                 recipient_id: p.id,
