@@ -59,6 +59,9 @@ pub enum AppError {
         detail: String,
         current_status: Option<String>,
     },
+    /// A known path asked with a method it does not have: 405 with `Allow`.
+    #[error("{method} is not allowed here; allowed: {}", allow.join(", "))]
+    MethodNotAllowed { method: String, allow: Vec<String> },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -85,6 +88,14 @@ impl AppError {
         }
     }
 
+    /// 405 for `method` on a path that only has `allow`.
+    pub fn method_not_allowed(method: &actix_web::http::Method, allow: &[actix_web::http::Method]) -> Self {
+        Self::MethodNotAllowed {
+            method: method.to_string(),
+            allow: allow.iter().map(ToString::to_string).collect(),
+        }
+    }
+
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         Self::Internal(e.into())
     }
@@ -97,6 +108,7 @@ impl AppError {
             Self::Forbidden(_) => ("forbidden", "Forbidden"),
             Self::NotFound(_) => ("not-found", "Not found"),
             Self::Conflict { .. } => ("conflict", "Conflict"),
+            Self::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
@@ -143,6 +155,7 @@ impl ResponseError for AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -172,6 +185,9 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((actix_web::http::header::ALLOW, allow.join(", ")));
         }
         response.content_type("application/problem+json").json(Problem {
             type_: format!("https://arauto.dev/problems/{slug}"),

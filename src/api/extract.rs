@@ -89,11 +89,15 @@ async fn read_body(mut payload: Payload, limit: usize) -> Result<web::BytesMut, 
     Ok(body)
 }
 
-/// Parses JSON: any syntax error anywhere is a 400; then shape and type errors name the
-/// offending field by its path (422).
+/// Parses JSON: any syntax error anywhere is a 400; a body that is not an object (every
+/// body of the API is one; serde would otherwise read a struct from an array) and shape and
+/// type errors are 422, naming the offending field by its path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(AppError::field("body", "must be a JSON object"));
+    }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         AppError::Validation(vec![data_error(&path, err.inner())])
@@ -148,7 +152,7 @@ pub const MAX_PER_PAGE: u64 = 500;
 pub struct Pagination {
     /// 1-based page number.
     #[serde(default = "first_page")]
-    #[param(minimum = 1, default = 1)]
+    #[param(minimum = 1, maximum = 1_000_000, default = 1)]
     pub page: u64,
     /// Items per page, 1–500.
     #[serde(default = "default_per_page")]
@@ -246,8 +250,15 @@ impl<T> Page<T> {
     }
 }
 
-/// Errors from actix's own `web::Path` extractor: a malformed id is a 404 naming the field.
-pub fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
+/// Errors from actix's own `web::Path` extractor: a malformed id is a 404 naming the field,
+/// unless the path is a documented one of its own that lacks the method (`PATCH
+/// /contacts/bulk` reaching `/contacts/{id}`): that is a 405 with `Allow`.
+pub fn path_error(err: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    if let Some(allow) = crate::api::openapi::literal_route_methods(req.path()) {
+        if !allow.contains(req.method()) {
+            return AppError::method_not_allowed(req.method(), allow).into();
+        }
+    }
     let detail = match &err {
         actix_web::error::PathError::Deserialize(e) => e.to_string(),
         other => other.to_string(),

@@ -13,14 +13,14 @@ pub struct HealthView {
 }
 
 /// The process is alive.
-#[utoipa::path(tag = "health", responses((status = 200, body = HealthView)))]
+#[utoipa::path(operation_id = "getHealth", tag = "health", responses((status = 200, body = HealthView)))]
 #[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(HealthView { status: "ok" })
 }
 
 /// Postgres and Redis are reachable.
-#[utoipa::path(tag = "health", responses(
+#[utoipa::path(operation_id = "getReadiness", tag = "health", responses(
     (status = 200, body = HealthView),
     (status = 503, body = crate::error::Problem),
 ))]

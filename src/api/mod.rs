@@ -6,7 +6,7 @@ pub mod openapi;
 
 use crate::error::AppError;
 use actix_cors::Cors;
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
 /// Registers every route; shared by the server and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -31,8 +31,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-async fn not_found() -> Result<HttpResponse, AppError> {
-    Err(AppError::NotFound("no such route".into()))
+/// No route answered: 405 (with `Allow`) when the path is a documented one asked with
+/// another method, else 404.
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    match openapi::allowed_methods(req.path()) {
+        Some(allow) if !allow.contains(req.method()) => Err(AppError::method_not_allowed(req.method(), allow)),
+        _ => Err(AppError::NotFound("no such route".into())),
+    }
 }
 
 pub fn cors(origins: &[String]) -> Cors {

@@ -20,7 +20,8 @@ pub struct AuditLogView {
     pub action: String,
     pub entity_type: String,
     pub entity_id: Option<Uuid>,
-    #[schema(value_type = Object)]
+    /// What changed, by event (`{"name": "Black Friday"}`); `{}` when nothing more.
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub details: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
@@ -41,6 +42,7 @@ impl From<audit_logs::Model> for AuditLogView {
 
 /// The tenant's audit log, newest first (admins only).
 #[utoipa::path(
+    operation_id = "listAuditLogs",
     tag = "audit",
     params(Pagination),
     responses(

@@ -49,6 +49,7 @@ const BUSINESS_HOURS: Window = Window {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// `immediate` | `weekdays` | `business_hours` | `custom`.
+    #[schema(value_type = Mode)]
     pub mode: String,
     /// IANA zone, e.g. `America/Sao_Paulo`. Required except for `immediate`.
     #[serde(default)]
@@ -81,8 +82,10 @@ pub struct WindowSpec {
 /// `days[2]`, `timezone`, …); the API nests them under `schedule`.
 pub use crate::error::FieldError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A schedule's mode (PRODUCT §4): `immediate`, `weekdays`, `business_hours`, `custom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ScheduleMode)]
 pub enum Mode {
     Immediate,
     Weekdays,

@@ -42,6 +42,7 @@ pub struct HolidayView {
     /// The calendar that defines it (`BR`, `BR-SP`, …), or `tenant`.
     pub calendar: String,
     /// `shipped` or `tenant`.
+    #[schema(schema_with = holiday_source_schema)]
     pub source: &'static str,
     pub kind: HolidayKind,
     pub blocks_sending: bool,
@@ -61,10 +62,15 @@ impl From<holidays::Model> for HolidayView {
     }
 }
 
+fn holiday_source_schema() -> utoipa::openapi::schema::Object {
+    crate::api::openapi::string_enum(&["shipped", "tenant"])
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HolidayQuery {
     /// Default: the current year.
+    #[param(minimum = 1990, maximum = 2100)]
     pub year: Option<i32>,
     /// Shipped calendar code, default `BR` (`BR-SP`, `BR-RJ`, …; `none` for only the
     /// tenant's dates).
@@ -77,7 +83,7 @@ pub struct HolidayList {
 }
 
 /// The shipped calendar's holidays of a year plus the tenant's own, sorted by date.
-#[utoipa::path(tag = "holidays", params(HolidayQuery), responses(
+#[utoipa::path(operation_id = "listHolidays", tag = "holidays", params(HolidayQuery), responses(
     (status = 200, body = HolidayList),
     (status = 422, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -124,6 +130,7 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser, q: ApiQuery<Holida
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"date": "2026-12-24", "name": "Véspera de Natal"}))]
 pub struct HolidayRequest {
     /// `YYYY-MM-DD`, in each campaign's own time zone.
     pub date: String,
@@ -131,7 +138,7 @@ pub struct HolidayRequest {
 }
 
 /// Adds a date on which none of the tenant's campaigns sends.
-#[utoipa::path(tag = "holidays", request_body = HolidayRequest, responses(
+#[utoipa::path(operation_id = "createHoliday", tag = "holidays", request_body = HolidayRequest, responses(
     (status = 201, body = HolidayView),
     (status = 409, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),
@@ -185,7 +192,7 @@ pub async fn create(
 }
 
 /// Removes one of the tenant's holidays.
-#[utoipa::path(tag = "holidays", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "deleteHoliday", tag = "holidays", params(("id" = Uuid, Path)), responses(
     (status = 204),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]

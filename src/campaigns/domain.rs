@@ -66,6 +66,7 @@ pub struct Audience {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Black Friday", "instance_id": "0b7e0a5c-3c2f-4c56-9a55-6a1d3f3b2a10", "messages": [{"text": "{{saudacao}}, {{nome}}! {Temos|Preparamos} uma oferta para você."}, {"text": "Oi {{nome|cliente}}, veja a novidade", "media": {"type": "image", "url": "https://example.com/a.png"}}], "audience": {"group_ids": [], "tag_ids": [], "contact_ids": ["4f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f"]}, "schedule": {"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR", "days": [1, 2, 3, 4, 5], "windows": [{"start": "09:00", "end": "18:00"}]}, "pacing": {"min_interval_seconds": 20, "max_interval_seconds": 40}}))]
 pub struct CampaignRequest {
     pub name: String,
     pub instance_id: Uuid,

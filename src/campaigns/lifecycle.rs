@@ -215,9 +215,9 @@ pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
 
 #[rustfmt::skip]
 macro_rules! lifecycle_route {
-    ($name:ident, $path:literal, $action:ident, $doc:literal) => {
+    ($name:ident, $operation_id:literal, $path:literal, $action:ident, $doc:literal) => {
         #[doc = $doc]
-        #[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
+        #[utoipa::path(operation_id = $operation_id, tag = "campaigns", params(("id" = Uuid, Path)), responses(
             (status = 200, body = CampaignView),
             (status = 404, body = crate::error::Problem),
             (status = 409, body = crate::error::Problem),
@@ -232,24 +232,28 @@ macro_rules! lifecycle_route {
 
 lifecycle_route!(
     start_route,
+    "startCampaign",
     "/campaigns/{id}/start",
     start,
     "Starts a draft (409 if the instance is busy or not connected)."
 );
 lifecycle_route!(
     pause_route,
+    "pauseCampaign",
     "/campaigns/{id}/pause",
     pause,
     "Pauses: once this returns, no new send of the campaign starts."
 );
 lifecycle_route!(
     resume_route,
+    "resumeCampaign",
     "/campaigns/{id}/resume",
     resume,
     "Resumes a paused campaign where it stopped."
 );
 lifecycle_route!(
     cancel_route,
+    "cancelCampaign",
     "/campaigns/{id}/cancel",
     cancel,
     "Cancels: remaining recipients become `cancelled`; no new send starts."

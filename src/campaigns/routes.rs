@@ -70,6 +70,7 @@ fn respond(status: actix_web::http::StatusCode, m: campaigns::Model) -> AppResul
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Black Friday 2026", "pacing": {"messages_per_minute": 2}}))]
 pub struct UpdateCampaignRequest {
     pub name: Option<String>,
     pub instance_id: Option<Uuid>,
@@ -96,7 +97,7 @@ fn stored(
 }
 
 /// Creates a campaign in `draft`.
-#[utoipa::path(tag = "campaigns", request_body = CampaignRequest, responses(
+#[utoipa::path(operation_id = "createCampaign", tag = "campaigns", request_body = CampaignRequest, responses(
     (status = 201, body = CampaignView),
     (status = 422, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -144,7 +145,7 @@ pub struct CampaignFilter {
 }
 
 /// The tenant's campaigns, newest first, optionally by status.
-#[utoipa::path(tag = "campaigns", params(CampaignFilter, Pagination), responses(
+#[utoipa::path(operation_id = "listCampaigns", tag = "campaigns", params(CampaignFilter, Pagination), responses(
     (status = 200, body = Page<CampaignView>),
     (status = 422, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -166,7 +167,7 @@ pub async fn list(
 }
 
 /// One campaign.
-#[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "getCampaign", tag = "campaigns", params(("id" = Uuid, Path)), responses(
     (status = 200, body = CampaignView),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -189,7 +190,7 @@ fn require_draft(c: &campaigns::Model, action: &str) -> AppResult<()> {
 }
 
 /// Changes a draft campaign; anything not given keeps its value.
-#[utoipa::path(tag = "campaigns", request_body = UpdateCampaignRequest, params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "updateCampaign", tag = "campaigns", request_body = UpdateCampaignRequest, params(("id" = Uuid, Path)), responses(
     (status = 200, body = CampaignView),
     (status = 404, body = crate::error::Problem),
     (status = 409, body = crate::error::Problem),
@@ -247,7 +248,7 @@ pub async fn update(
 }
 
 /// Deletes a draft campaign.
-#[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "deleteCampaign", tag = "campaigns", params(("id" = Uuid, Path)), responses(
     (status = 204),
     (status = 404, body = crate::error::Problem),
     (status = 409, body = crate::error::Problem),
@@ -273,12 +274,13 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"contact_id": "4f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f"}))]
 pub struct PreviewRequest {
     pub contact_id: Uuid,
 }
 
 /// Every variant rendered for one contact, as it would go out at the next open instant.
-#[utoipa::path(tag = "campaigns", request_body = PreviewRequest, params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "previewCampaign", tag = "campaigns", request_body = PreviewRequest, params(("id" = Uuid, Path)), responses(
     (status = 200, body = Preview),
     (status = 404, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),

@@ -65,7 +65,7 @@ pub struct CampaignStats {
 }
 
 /// Counts by status, receipts, recent pace, the next send and the estimated end.
-#[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "getCampaignStats", tag = "campaigns", params(("id" = Uuid, Path)), responses(
     (status = 200, body = CampaignStats),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -136,6 +136,7 @@ pub struct RecipientView {
     pub contact_id: Option<Uuid>,
     pub phone: String,
     pub name: String,
+    #[schema(value_type = RecipientStatus)]
     pub status: String,
     pub reason: Option<String>,
     /// True when the send may or may not have reached WhatsApp (a timeout after the request
@@ -153,11 +154,12 @@ pub struct RecipientView {
 #[into_params(parameter_in = Query)]
 pub struct RecipientFilter {
     /// pending, queued, sending, sent, failed, skipped or cancelled.
+    #[param(value_type = Option<RecipientStatus>)]
     pub status: Option<String>,
 }
 
 /// The campaign's recipients in send order, optionally by status.
-#[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path), RecipientFilter, Pagination), responses(
+#[utoipa::path(operation_id = "listCampaignRecipients", tag = "campaigns", params(("id" = Uuid, Path), RecipientFilter, Pagination), responses(
     (status = 200, body = Page<RecipientView>),
     (status = 404, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),
@@ -213,13 +215,14 @@ pub struct SendLogView {
     pub body_excerpt: String,
     pub duration_ms: i32,
     /// sent, failed, outcome_unknown (may have been sent) or unsent (nothing left for the gateway).
+    #[schema(value_type = crate::recipients::Outcome)]
     pub outcome: String,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
 /// Every send attempt of the campaign, newest first.
-#[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path), Pagination), responses(
+#[utoipa::path(operation_id = "listCampaignLogs", tag = "campaigns", params(("id" = Uuid, Path), Pagination), responses(
     (status = 200, body = Page<SendLogView>),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -253,14 +256,11 @@ pub async fn logs(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DashboardStats {
-    /// Campaigns by status.
-    #[schema(value_type = Object)]
+    /// Campaigns by status (`{"active": 2, "draft": 1}`; statuses with none are absent).
     pub campaigns: HashMap<String, u64>,
     /// Messages sent or failed since the start of today (UTC), by outcome.
-    #[schema(value_type = Object)]
     pub messages_today: HashMap<String, u64>,
     /// Messages in the last 7 days, by outcome.
-    #[schema(value_type = Object)]
     pub messages_7_days: HashMap<String, u64>,
     pub instances: Vec<InstanceState>,
 }
@@ -270,7 +270,13 @@ pub struct InstanceState {
     pub id: Uuid,
     pub name: String,
     /// open, connecting, close, or unknown when the gateway did not answer.
+    #[schema(schema_with = probed_state_schema)]
     pub state: String,
+}
+
+/// `InstanceState::state`: a connection state or `unknown`.
+fn probed_state_schema() -> utoipa::openapi::schema::Object {
+    crate::api::openapi::string_enum(&["open", "connecting", "close", "unknown"])
 }
 
 #[derive(FromQueryResult)]
@@ -293,7 +299,7 @@ async fn key_counts(
 }
 
 /// The tenant at a glance: campaigns, recent messages and instance connections.
-#[utoipa::path(tag = "dashboard", responses((status = 200, body = DashboardStats)), security(("bearer" = [])))]
+#[utoipa::path(operation_id = "getDashboardStats", tag = "dashboard", responses((status = 200, body = DashboardStats)), security(("bearer" = [])))]
 #[get("/dashboard/stats")]
 pub async fn dashboard(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
     let now = state.clock.now();
@@ -367,7 +373,7 @@ struct QueueRow {
 }
 
 /// Queue depth, oldest queued age, sends in flight, live workers and beats.
-#[utoipa::path(tag = "dashboard", responses((status = 200, body = QueueView)), security(("bearer" = [])))]
+#[utoipa::path(operation_id = "getQueue", tag = "dashboard", responses((status = 200, body = QueueView)), security(("bearer" = [])))]
 #[get("/queue")]
 pub async fn queue(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
     use fred::interfaces::{KeysInterface, SortedSetsInterface};

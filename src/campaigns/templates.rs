@@ -42,6 +42,7 @@ impl From<templates::Model> for TemplateView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Boas-vindas", "text": "{{saudacao}}, {{nome}}! Seja bem-vindo."}))]
 pub struct TemplateRequest {
     pub name: String,
     pub text: String,
@@ -83,7 +84,7 @@ fn name_taken(e: sea_orm::DbErr) -> AppError {
 }
 
 /// Creates a template.
-#[utoipa::path(tag = "templates", request_body = TemplateRequest, responses(
+#[utoipa::path(operation_id = "createTemplate", tag = "templates", request_body = TemplateRequest, responses(
     (status = 201, body = TemplateView),
     (status = 409, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),
@@ -117,7 +118,7 @@ pub async fn create(
 }
 
 /// The tenant's templates, by name.
-#[utoipa::path(tag = "templates", params(Pagination), responses(
+#[utoipa::path(operation_id = "listTemplates", tag = "templates", params(Pagination), responses(
     (status = 200, body = Page<TemplateView>),
     (status = 422, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -130,7 +131,7 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) 
 }
 
 /// One template.
-#[utoipa::path(tag = "templates", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "getTemplate", tag = "templates", params(("id" = Uuid, Path)), responses(
     (status = 200, body = TemplateView),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -141,7 +142,7 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>
 }
 
 /// Changes a template (campaigns already made from it keep their copy).
-#[utoipa::path(tag = "templates", request_body = UpdateTemplateRequest, params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "updateTemplate", tag = "templates", request_body = UpdateTemplateRequest, params(("id" = Uuid, Path)), responses(
     (status = 200, body = TemplateView),
     (status = 404, body = crate::error::Problem),
     (status = 409, body = crate::error::Problem),
@@ -172,7 +173,7 @@ pub async fn update(
 }
 
 /// Deletes a template (campaigns made from it keep their copy).
-#[utoipa::path(tag = "templates", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "deleteTemplate", tag = "templates", params(("id" = Uuid, Path)), responses(
     (status = 204),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]

@@ -15,6 +15,7 @@ pub const MAX_FIELD_VALUE: usize = 1000;
 /// A contact as sent by clients (`POST /contacts`, `POST /contacts/bulk` items).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"phone": "(11) 98765-4321", "name": "João Silva", "fields": {"quem_indicou": "Ana"}, "tag_ids": []}))]
 pub struct ContactRequest {
     /// Any common notation; normalised to digits with country code.
     pub phone: String,
@@ -22,11 +23,49 @@ pub struct ContactRequest {
     pub name: Option<String>,
     /// Extra fields usable as template variables: `{"quem_indicou": "Ana"}`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<ContactFields>)]
     pub fields: Option<Map<String, Value>>,
     #[serde(default)]
     pub tag_ids: Option<Vec<Uuid>>,
 }
+
+/// The OpenAPI schema of a contact's `fields`, as [`validate_fields`] accepts them and the
+/// API returns them: a flat object of at most [`MAX_FIELDS`] keys (letters, digits and `_`,
+/// not starting with a digit, at most 64 bytes) whose values are strings (at most
+/// [`MAX_FIELD_VALUE`] characters), numbers, booleans or `null`. Documentation only.
+pub struct ContactFields;
+
+impl utoipa::PartialSchema for ContactFields {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let value = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([
+                Type::String,
+                Type::Number,
+                Type::Boolean,
+                Type::Null,
+            ]))
+            .max_length(Some(MAX_FIELD_VALUE));
+        let key = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(64));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Extra fields, usable as template variables (`{{quem_indicou}}`). Keys: letters, \
+                 digits and `_`, not starting with a digit, at most 64 bytes. Values: strings (at \
+                 most 1000 characters), numbers, booleans or null.",
+            ))
+            .property_names(Some(key))
+            .additional_properties(Some(value))
+            .max_properties(Some(MAX_FIELDS))
+            .examples([serde_json::json!({"quem_indicou": "Ana", "pedidos": 3})])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ContactFields {}
 
 /// A contact ready to be written.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! Groups: static lists of contacts.
 
 super::sets::set_routes! {
-    kind: super::sets::GROUPS, tag: "groups", what: "group",
+    kind: super::sets::GROUPS, tag: "groups", what: "group", one: "Group", many: "Groups",
     collection: "/groups", item: "/groups/{id}", members: "/groups/{id}/contacts",
     view: GroupView, create: GroupRequest, update: UpdateGroupRequest,
     extra: description, parse_extra: parse_description

@@ -83,7 +83,7 @@ fn require_csv(req: &HttpRequest) -> AppResult<()> {
 
 /// Imports contacts from CSV, upserting by phone. `invalid` lists the rows not written
 /// (`row` is the 1-based line in the file; the header is line 1).
-#[utoipa::path(tag = "contacts",
+#[utoipa::path(operation_id = "importContacts", tag = "contacts",
     request_body(content = String, content_type = "text/csv",
         description = "`phone,name,<extra columns become fields>`"),
     responses(

@@ -19,7 +19,7 @@ pub struct ContactView {
     pub id: Uuid,
     pub phone: String,
     pub name: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::domain::ContactFields)]
     pub fields: Value,
     #[schema(value_type = Vec<Uuid>)]
     pub tag_ids: Value,

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::domain::{dedup, parse_contact_name, validate_fields, ContactRequest, NewContact};
+use super::domain::{dedup, parse_contact_name, validate_fields, ContactFields, ContactRequest, NewContact};
 use super::phone::Phone;
 use super::repo::{self, ContactFilter, ContactView, Owned};
 use crate::api::extract::{ApiJson, ApiQuery, BulkJson, Page, Pagination};
@@ -41,7 +41,7 @@ async fn view(state: &AppState, tenant_id: Uuid, id: Uuid) -> AppResult<ContactV
 }
 
 /// Creates a contact; a phone the tenant already has is a 409.
-#[utoipa::path(tag = "contacts", request_body = ContactRequest, responses(
+#[utoipa::path(operation_id = "createContact", tag = "contacts", request_body = ContactRequest, responses(
     (status = 201, body = ContactView),
     (status = 409, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),
@@ -79,7 +79,7 @@ pub async fn create(
 }
 
 /// Lists contacts, filtered by `q` (name or phone), `tag_id` and `group_id`.
-#[utoipa::path(tag = "contacts", params(ContactFilter, Pagination), responses(
+#[utoipa::path(operation_id = "listContacts", tag = "contacts", params(ContactFilter, Pagination), responses(
     (status = 200, body = Page<ContactView>),
     (status = 422, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -95,7 +95,7 @@ pub async fn list(
 }
 
 /// One contact.
-#[utoipa::path(tag = "contacts", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "getContact", tag = "contacts", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ContactView),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -106,11 +106,12 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "João P. Silva", "fields": {"quem_indicou": "Ana"}}))]
 pub struct UpdateContactRequest {
     pub phone: Option<String>,
     pub name: Option<String>,
     /// Replaces all fields.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<ContactFields>)]
     pub fields: Option<Map<String, Value>>,
     /// Replaces the contact's tags.
     pub tag_ids: Option<Vec<Uuid>>,
@@ -119,7 +120,7 @@ pub struct UpdateContactRequest {
 }
 
 /// Changes a contact.
-#[utoipa::path(tag = "contacts", request_body = UpdateContactRequest, params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "updateContact", tag = "contacts", request_body = UpdateContactRequest, params(("id" = Uuid, Path)), responses(
     (status = 200, body = ContactView),
     (status = 404, body = crate::error::Problem),
     (status = 409, body = crate::error::Problem),
@@ -188,7 +189,7 @@ pub async fn update(
 
 /// Deletes a contact (and its group and tag memberships). Campaigns keep their record of
 /// what was sent to the number, without the link; sends not yet planned are cancelled.
-#[utoipa::path(tag = "contacts", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "deleteContact", tag = "contacts", params(("id" = Uuid, Path)), responses(
     (status = 204),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -206,6 +207,7 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"contacts": [{"phone": "5511987654321", "name": "João Silva"}, {"phone": "5521987654321", "name": "Maria", "fields": {"plano": "ouro"}}]}))]
 pub struct BulkRequest {
     /// Up to 10,000 contacts, upserted by phone.
     pub contacts: Vec<ContactRequest>,
@@ -237,7 +239,7 @@ pub fn describe(errors: &[FieldError]) -> String {
 
 /// Upserts up to 10,000 contacts by phone in one transaction. Invalid items are reported
 /// in `invalid` and not written; a repeated phone updates the earlier one.
-#[utoipa::path(tag = "contacts", request_body = BulkRequest, responses(
+#[utoipa::path(operation_id = "bulkUpsertContacts", tag = "contacts", request_body = BulkRequest, responses(
     (status = 200, body = ImportResult),
     (status = 413, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),

@@ -57,6 +57,7 @@ pub struct SetRow {
 /// `{contact_ids}` for adding to or removing from a group or tag.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"contact_ids": ["4f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f"]}))]
 pub struct MembersRequest {
     /// Up to 10,000 contact ids of the caller's tenant.
     pub contact_ids: Vec<Uuid>,
@@ -253,11 +254,12 @@ impl SetKind {
 }
 
 /// The routes of one kind of set (groups, tags): CRUD plus adding and removing contacts.
-/// `$extra` is the kind's own optional text field and `$parse_extra` its validation.
+/// `$extra` is the kind's own optional text field and `$parse_extra` its validation; `$One`
+/// and `$Many` name the kind in operation ids (`createGroup`, `listGroups`).
 #[rustfmt::skip]
 macro_rules! set_routes {
     (
-        kind: $kind:path, tag: $tag:tt, what: $what:tt,
+        kind: $kind:path, tag: $tag:tt, what: $what:tt, one: $One:tt, many: $Many:tt,
         collection: $collection:tt, item: $item:tt, members: $members:tt,
         view: $View:ident, create: $Create:ident, update: $Update:ident,
         extra: $extra:ident, parse_extra: $parse_extra:path
@@ -316,7 +318,7 @@ macro_rules! set_routes {
         }
 
         /// Creates one; names are unique per tenant (case-insensitive).
-        #[utoipa::path(tag = $tag, request_body = $Create, responses(
+        #[utoipa::path(operation_id = concat!("create", $One), tag = $tag, request_body = $Create, responses(
             (status = 201, body = $View),
             (status = 409, body = $crate::error::Problem),
             (status = 422, body = $crate::error::Problem),
@@ -348,7 +350,7 @@ macro_rules! set_routes {
         }
 
         /// The tenant's, by name.
-        #[utoipa::path(tag = $tag, params(Pagination), responses(
+        #[utoipa::path(operation_id = concat!("list", $Many), tag = $tag, params(Pagination), responses(
             (status = 200, body = Page<$View>),
             (status = 422, body = $crate::error::Problem),
         ), security(("bearer" = [])))]
@@ -359,7 +361,7 @@ macro_rules! set_routes {
         }
 
         /// One, with its contact count.
-        #[utoipa::path(tag = $tag, params(("id" = Uuid, Path)), responses(
+        #[utoipa::path(operation_id = concat!("get", $One), tag = $tag, params(("id" = Uuid, Path)), responses(
             (status = 200, body = $View),
             (status = 404, body = $crate::error::Problem),
         ), security(("bearer" = [])))]
@@ -369,7 +371,7 @@ macro_rules! set_routes {
         }
 
         /// Renames it or changes its own field.
-        #[utoipa::path(tag = $tag, request_body = $Update, params(("id" = Uuid, Path)), responses(
+        #[utoipa::path(operation_id = concat!("update", $One), tag = $tag, request_body = $Update, params(("id" = Uuid, Path)), responses(
             (status = 200, body = $View),
             (status = 404, body = $crate::error::Problem),
             (status = 409, body = $crate::error::Problem),
@@ -401,7 +403,7 @@ macro_rules! set_routes {
         }
 
         /// Deletes it; its contacts stay.
-        #[utoipa::path(tag = $tag, params(("id" = Uuid, Path)), responses(
+        #[utoipa::path(operation_id = concat!("delete", $One), tag = $tag, params(("id" = Uuid, Path)), responses(
             (status = 204),
             (status = 404, body = $crate::error::Problem),
         ), security(("bearer" = [])))]
@@ -416,7 +418,7 @@ macro_rules! set_routes {
         }
 
         /// Adds contacts of the tenant.
-        #[utoipa::path(tag = $tag, request_body = MembersRequest, params(("id" = Uuid, Path)), responses(
+        #[utoipa::path(operation_id = concat!("add", $One, "Contacts"), tag = $tag, request_body = MembersRequest, params(("id" = Uuid, Path)), responses(
             (status = 200, body = MembersResult),
             (status = 404, body = $crate::error::Problem),
             (status = 422, body = $crate::error::Problem),
@@ -435,7 +437,7 @@ macro_rules! set_routes {
         }
 
         /// Removes contacts.
-        #[utoipa::path(tag = $tag, request_body = MembersRequest, params(("id" = Uuid, Path)), responses(
+        #[utoipa::path(operation_id = concat!("remove", $One, "Contacts"), tag = $tag, request_body = MembersRequest, params(("id" = Uuid, Path)), responses(
             (status = 200, body = MembersResult),
             (status = 404, body = $crate::error::Problem),
             (status = 422, body = $crate::error::Problem),

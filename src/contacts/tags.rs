@@ -1,7 +1,7 @@
 //! Tags: labels on contacts (contacts carry `tag_ids`), used as dynamic audiences.
 
 super::sets::set_routes! {
-    kind: super::sets::TAGS, tag: "tags", what: "tag",
+    kind: super::sets::TAGS, tag: "tags", what: "tag", one: "Tag", many: "Tags",
     collection: "/tags", item: "/tags/{id}", members: "/tags/{id}/contacts",
     view: TagView, create: TagRequest, update: UpdateTagRequest,
     extra: color, parse_extra: parse_color

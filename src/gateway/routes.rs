@@ -1,14 +1,15 @@
 //! Gateway-facing and instance-facing routes: the Evolution webhook (receipts, inbound
 //! messages, connection updates) and an instance's state, connect (QR) and logout.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::webhook::{parse_webhook, GatewayEvent, ReceiptStatus};
+use super::webhook::{parse_webhook_value, GatewayEvent, ReceiptStatus, WebhookError};
 use super::{ConnectInfo, ConnectionState, GatewayError};
+use crate::api::extract::ApiJson;
 use crate::db::find_owned;
 use crate::db::stmt;
 use crate::entities::instances;
@@ -32,26 +33,41 @@ pub struct WebhookResult {
     pub handled: usize,
 }
 
+/// A gateway event as Evolution API v2 posts it (other members are ignored).
+/// Documentation only: the handler reads it with [`parse_webhook_value`].
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(example = json!({"event": "messages.update", "instance": "loja-1", "data": {"keyId": "3EB0C431C26A1916E2B1", "status": "READ"}}))]
+pub struct EvolutionEvent {
+    /// `messages.update` (receipts), `messages.upsert` (inbound), `connection.update`;
+    /// other events are acknowledged and ignored.
+    event: String,
+    instance: Option<String>,
+    /// One event object, or an array of them.
+    #[schema(value_type = serde_json::Value)]
+    data: serde_json::Value,
+}
+
 /// Receives gateway events. Idempotent: a repeated or late event never moves a status
 /// backwards.
-#[utoipa::path(tag = "webhooks", params(("webhook_token" = String, Path)), request_body = Object, responses(
+#[utoipa::path(operation_id = "receiveEvolutionWebhook", tag = "webhooks", params(("webhook_token" = String, Path)), request_body = EvolutionEvent, responses(
     (status = 200, body = WebhookResult),
-    (status = 400, body = crate::error::Problem),
-    (status = 404, body = crate::error::Problem),
 ))]
 #[post("/webhooks/evolution/{webhook_token}")]
 pub async fn evolution_webhook(
     state: web::Data<AppState>,
     token: web::Path<String>,
-    body: web::Bytes,
-    _req: HttpRequest,
+    body: ApiJson<serde_json::Value>,
 ) -> AppResult<HttpResponse> {
     let instance = instances::Entity::find()
         .filter(instances::Column::WebhookToken.eq(token.as_str()))
         .one(&state.db)
         .await?
         .ok_or_else(|| AppError::not_found("webhook"))?;
-    let events = parse_webhook(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let events = parse_webhook_value(&body.0).map_err(|e| match e {
+        WebhookError::InvalidJson(detail) => AppError::BadRequest(detail),
+        WebhookError::Missing(field) => AppError::field(field, "is required"),
+    })?;
     let now = state.clock.now();
     let mut handled = 0;
     for event in events {
@@ -116,7 +132,7 @@ where
 }
 
 /// The instance's connection state, as the gateway reports it.
-#[utoipa::path(tag = "instances", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "getInstanceState", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 200, body = StateView),
     (status = 404, body = crate::error::Problem),
     (status = 409, body = crate::error::Problem),
@@ -154,7 +170,7 @@ impl From<ConnectInfo> for ConnectView {
 }
 
 /// Asks the gateway for a QR code / pairing code to connect the number (admins only).
-#[utoipa::path(tag = "instances", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "connectInstance", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ConnectView),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),
@@ -175,7 +191,7 @@ pub async fn instance_connect(
 }
 
 /// Logs the number out of the gateway (admins only).
-#[utoipa::path(tag = "instances", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "logoutInstance", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 204),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),

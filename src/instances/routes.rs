@@ -59,6 +59,7 @@ impl From<instances::Model> for InstanceView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Loja 1", "api_url": "http://evolution:8080", "api_key": "secret", "instance_name": "loja-1", "daily_limit": 500}))]
 pub struct CreateInstanceRequest {
     pub name: String,
     /// Base URL of the Evolution gateway, e.g. `http://evolution:8080`.
@@ -112,7 +113,7 @@ fn webhook_token() -> String {
 }
 
 /// Connects a WhatsApp number on a gateway (admins only).
-#[utoipa::path(tag = "instances", request_body = CreateInstanceRequest, responses(
+#[utoipa::path(operation_id = "createInstance", tag = "instances", request_body = CreateInstanceRequest, responses(
     (status = 201, body = InstanceView),
     (status = 403, body = crate::error::Problem),
     (status = 409, body = crate::error::Problem),
@@ -165,7 +166,7 @@ pub async fn create(
 }
 
 /// The tenant's instances.
-#[utoipa::path(tag = "instances", params(Pagination), responses(
+#[utoipa::path(operation_id = "listInstances", tag = "instances", params(Pagination), responses(
     (status = 200, body = Page<InstanceView>),
 ), security(("bearer" = [])))]
 #[get("/instances")]
@@ -177,7 +178,7 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) 
 }
 
 /// One instance.
-#[utoipa::path(tag = "instances", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "getInstance", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 200, body = InstanceView),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -188,7 +189,7 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>
 }
 
 /// Changes an instance; a new `api_key` replaces the stored one (admins only).
-#[utoipa::path(tag = "instances", request_body = UpdateInstanceRequest, params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "updateInstance", tag = "instances", request_body = UpdateInstanceRequest, params(("id" = Uuid, Path)), responses(
     (status = 200, body = InstanceView),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),
@@ -259,7 +260,7 @@ pub async fn update(
 }
 
 /// Removes an instance (admins only).
-#[utoipa::path(tag = "instances", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "deleteInstance", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 204),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),

@@ -349,9 +349,10 @@ pub async fn time_out_sending(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) 
     Ok(done.rows_affected())
 }
 
-/// What became of one claimed recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What became of one claimed recipient (a send log's `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = SendOutcome)]
 pub enum Outcome {
     /// The gateway accepted it (a message id).
     Sent,

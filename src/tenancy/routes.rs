@@ -65,6 +65,7 @@ impl From<users::Model> for UserView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"tenant_name": "Loja da Ana", "email": "ana@loja.com", "password": "correct horse", "timezone": "America/Sao_Paulo", "default_country": "BR"}))]
 pub struct SignupRequest {
     pub tenant_name: String,
     pub email: String,
@@ -84,6 +85,7 @@ pub struct SignupResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ana@loja.com", "password": "correct horse"}))]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
@@ -116,8 +118,9 @@ async fn ensure_email_free(state: &AppState, email: &Email, except: Option<Uuid>
 }
 
 /// Creates a tenant and its first admin, and signs them in.
-#[utoipa::path(tag = "auth", request_body = SignupRequest, responses(
+#[utoipa::path(operation_id = "signUp", tag = "auth", request_body = SignupRequest, responses(
     (status = 201, body = SignupResponse),
+    (status = 409, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),
 ))]
 #[post("/auth/signup")]
@@ -194,7 +197,7 @@ fn unique_email(e: sea_orm::DbErr) -> AppError {
 }
 
 /// Signs in; a wrong password and an unknown email answer the same 401.
-#[utoipa::path(tag = "auth", request_body = LoginRequest, responses(
+#[utoipa::path(operation_id = "logIn", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = TokenResponse),
     (status = 401, body = crate::error::Problem),
 ))]
@@ -228,7 +231,7 @@ pub async fn login(state: web::Data<AppState>, body: ApiJson<LoginRequest>) -> A
 }
 
 /// The caller and their tenant.
-#[utoipa::path(tag = "auth", responses(
+#[utoipa::path(operation_id = "getMe", tag = "auth", responses(
     (status = 200, body = MeResponse),
     (status = 401, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -247,6 +250,7 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpRes
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "bia@loja.com", "password": "battery staple", "role": "member"}))]
 pub struct CreateUserRequest {
     pub email: String,
     pub password: String,
@@ -262,9 +266,10 @@ pub struct UpdateUserRequest {
 }
 
 /// Adds a user to the caller's tenant (admins only).
-#[utoipa::path(tag = "users", request_body = CreateUserRequest, responses(
+#[utoipa::path(operation_id = "createUser", tag = "users", request_body = CreateUserRequest, responses(
     (status = 201, body = UserView),
     (status = 403, body = crate::error::Problem),
+    (status = 409, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[post("/users")]
@@ -306,7 +311,7 @@ pub async fn create_user(
 }
 
 /// The tenant's users (admins only).
-#[utoipa::path(tag = "users", params(Pagination), responses(
+#[utoipa::path(operation_id = "listUsers", tag = "users", params(Pagination), responses(
     (status = 200, body = Page<UserView>),
     (status = 403, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -334,7 +339,7 @@ async fn ensure_other_admin(state: &AppState, tenant_id: Uuid, except: Uuid) -> 
 }
 
 /// Changes a user's email, password or role (admins only).
-#[utoipa::path(tag = "users", request_body = UpdateUserRequest, params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "updateUser", tag = "users", request_body = UpdateUserRequest, params(("id" = Uuid, Path)), responses(
     (status = 200, body = UserView),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),
@@ -389,7 +394,7 @@ pub async fn update_user(
 }
 
 /// Removes a user (admins only; the last admin cannot be removed).
-#[utoipa::path(tag = "users", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(operation_id = "deleteUser", tag = "users", params(("id" = Uuid, Path)), responses(
     (status = 204),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),

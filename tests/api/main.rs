@@ -13,6 +13,7 @@ mod holidays;
 mod instances;
 mod migrations;
 mod observability;
+mod openapi;
 mod preparing;
 mod sets;
 mod users;
