@@ -446,6 +446,11 @@ pub async fn record(db: &impl ConnectionTrait, records: &[Record]) -> Result<(),
         vec![rows.clone().into()],
     ))
     .await?;
+    // Receipts that arrived before these outcomes are applied now.
+    let message_ids: Vec<String> = records.iter().filter_map(|r| r.message_id.clone()).collect();
+    if !message_ids.is_empty() {
+        apply_early_receipts(db, Some(&message_ids)).await?;
+    }
     db.execute(stmt(
         "INSERT INTO send_logs (tenant_id, campaign_id, recipient_id, variant, rendered, attempts, gateway_status, \
            body_excerpt, duration_ms, outcome, reason, created_at) \
@@ -461,8 +466,23 @@ pub async fn record(db: &impl ConnectionTrait, records: &[Record]) -> Result<(),
     Ok(())
 }
 
-/// A receipt naming `message_id` (delivered and/or read at `at`): fills `delivered_at` /
-/// `read_at` once (monotonic), and proves the send: `failed` with `outcome_unknown` → `sent`.
+/// What a receipt does to its recipient `r`, given SQL for the receipt's delivered and read
+/// instants (NULL when it does not say so): `delivered_at` / `read_at` filled once
+/// (monotonic: a late DELIVERY_ACK never undoes READ, duplicates change nothing), and the
+/// send proven: `failed` with `outcome_unknown` → `sent`.
+fn receipt_effects(delivered: &str, read: &str) -> String {
+    format!(
+        "delivered_at = COALESCE(r.delivered_at, {delivered}), read_at = COALESCE(r.read_at, {read}), \
+         status = CASE WHEN r.status = 'failed' AND r.outcome_unknown THEN 'sent' ELSE r.status END, \
+         outcome_unknown = false, sent_at = COALESCE(r.sent_at, {delivered}, {read})"
+    )
+}
+
+/// A receipt naming `message_id` (delivered and/or read at `at`), applied to its recipient
+/// (see [`receipt_effects`]). When no recipient has that message id yet — the receipt beat
+/// the send's outcome to the database — it is kept in `early_receipts` and applied when the
+/// outcome is recorded ([`record`]) or by the next tick ([`apply_early_receipts`]): a
+/// receipt is never lost. Returns whether it was applied now.
 pub async fn apply_receipt(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
@@ -470,23 +490,71 @@ pub async fn apply_receipt(
     delivered: bool,
     read: bool,
     at: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let delivered_at = (delivered || read).then_some(at);
+    let read_at = read.then_some(at);
+    let done = db
+        .execute(stmt(
+            format!(
+                "UPDATE recipients r SET {} WHERE r.tenant_id = $1 AND r.message_id = $2",
+                receipt_effects("$3::timestamptz", "$4::timestamptz")
+            ),
+            vec![tenant_id.into(), message_id.into(), delivered_at.into(), read_at.into()],
+        ))
+        .await?;
+    if done.rows_affected() > 0 {
+        return Ok(true);
+    }
+    db.execute(stmt(
+        "INSERT INTO early_receipts (tenant_id, message_id, delivered_at, read_at, received_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, message_id) DO UPDATE SET \
+           delivered_at = COALESCE(early_receipts.delivered_at, EXCLUDED.delivered_at), \
+           read_at = COALESCE(early_receipts.read_at, EXCLUDED.read_at)",
+        vec![
+            tenant_id.into(),
+            message_id.into(),
+            delivered_at.into(),
+            read_at.into(),
+            at.into(),
+        ],
+    ))
+    .await?;
+    // The outcome may have committed between the two statements: apply it now if so.
+    Ok(apply_early_receipts(db, Some(&[message_id.to_owned()])).await? > 0)
+}
+
+/// Applies kept receipts ([`apply_receipt`]) whose recipient now has the message id —
+/// those of `message_ids`, or all when `None` (the beat's safety net) — and forgets them.
+/// Returns how many were applied.
+pub async fn apply_early_receipts(
+    db: &impl ConnectionTrait,
+    message_ids: Option<&[String]>,
 ) -> Result<u64, sea_orm::DbErr> {
     let done = db
         .execute(stmt(
-            "UPDATE recipients SET \
-               delivered_at = CASE WHEN $3 THEN COALESCE(delivered_at, $5) ELSE delivered_at END, \
-               read_at = CASE WHEN $4 THEN COALESCE(read_at, $5) ELSE read_at END, \
-               status = CASE WHEN status = 'failed' AND outcome_unknown THEN 'sent' ELSE status END, \
-               outcome_unknown = false, \
-               sent_at = COALESCE(sent_at, $5) \
-             WHERE tenant_id = $1 AND message_id = $2",
-            vec![
-                tenant_id.into(),
-                message_id.into(),
-                delivered.into(),
-                read.into(),
-                at.into(),
-            ],
+            format!(
+                "WITH e AS ( \
+                   DELETE FROM early_receipts e USING recipients r \
+                   WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id \
+                     AND ($1::jsonb IS NULL OR e.message_id IN (SELECT jsonb_array_elements_text($1::jsonb))) \
+                   RETURNING e.*) \
+                 UPDATE recipients r SET {} FROM e WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id",
+                receipt_effects("e.delivered_at", "e.read_at")
+            ),
+            vec![message_ids.map(|ids| json!(ids)).into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Forgets kept receipts that arrived before `before` and never found their message (PRODUCT:
+/// unknown ids older than a day are dropped). Returns how many.
+pub async fn drop_early_receipts(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
+    let done = db
+        .execute(stmt(
+            "DELETE FROM early_receipts WHERE received_at < $1",
+            vec![before.into()],
         ))
         .await?;
     Ok(done.rows_affected())

@@ -36,6 +36,8 @@ pub struct TickReport {
     pub completed: u64,
     /// Campaigns whose recipient count deltas were folded.
     pub folded: u64,
+    /// Receipts that had arrived before their send's outcome, applied now.
+    pub early_receipts: u64,
 }
 
 #[derive(Clone)]
@@ -122,6 +124,10 @@ impl Beat {
         report.campaigns = campaigns;
         report.completed = completed;
         report.queued = queued;
+        // The safety net for receipts that beat their outcome (normally applied when the
+        // outcome is recorded); those that never found their message go after a day.
+        report.early_receipts = recipients::apply_early_receipts(&self.db, None).await?;
+        recipients::drop_early_receipts(&self.db, now - Duration::days(1)).await?;
         report.folded = crate::campaigns::counts::fold(&self.db).await?;
         tracing::Span::current().record("queued", report.queued);
         Ok(report)

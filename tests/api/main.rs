@@ -15,5 +15,6 @@ mod migrations;
 mod observability;
 mod openapi;
 mod preparing;
+mod receipts;
 mod sets;
 mod users;

@@ -1,0 +1,117 @@
+//! Receipts are never lost (issue 11): a receipt that reaches the webhook before the send's
+//! outcome is recorded — the sandbox posts its DELIVERY_ACK before its own 201, as Evolution
+//! can — is kept and applied once the outcome lands; duplicates and reorderings are harmless.
+
+use crate::engine::{fast, immediate, phone, world, Engine, World};
+use arauto::scheduler::Beat;
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn webhook_path(w: &World) -> String {
+    let instance = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await;
+    instance.body["webhook_path"].as_str().unwrap().to_owned()
+}
+
+async fn post_receipt(w: &World, message_id: &str, status: &str) {
+    let receipt = json!({"event": "messages.update", "instance": "loja-1",
+        "data": {"keyId": message_id, "remoteJid": format!("{}@s.whatsapp.net", phone(0)), "fromMe": true, "status": status}});
+    let hook = webhook_path(w).await;
+    w.app
+        .call(reqwest::Method::POST, &hook, None, Some(receipt))
+        .await
+        .ok(200);
+}
+
+async fn kept_receipts(w: &World) -> i64 {
+    let row = w
+        .app
+        .db
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM early_receipts".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+async fn stats(w: &World, campaign: &str) -> Value {
+    w.app
+        .get(&format!("/api/v1/campaigns/{campaign}/stats"), &w.t)
+        .await
+        .ok(200)
+        .clone()
+}
+
+#[tokio::test]
+async fn receipts_the_gateway_posts_before_its_answer_all_count_as_delivered() {
+    let w = world().await;
+    // The sandbox posts each send's DELIVERY_ACK to Arauto's webhook before answering 201.
+    let url = format!("{}{}", w.app.address, webhook_path(&w).await);
+    let set = reqwest::Client::new()
+        .post(format!("{}/webhook/set/loja-1", w.sandbox.url))
+        .header("apikey", "k")
+        .json(&json!({"webhook": {"enabled": true, "url": url, "events": ["MESSAGES_UPDATE"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success(), "{}", set.text().await.unwrap());
+    let contacts = w.contacts(20).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 2).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while stats(&w, &c).await["delivered"] != 20 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", stats(&w, &c).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    engine.stop().await;
+    assert_eq!(w.sandbox.state.send_count(), 20);
+    assert_eq!(kept_receipts(&w).await, 0, "every kept receipt found its message");
+}
+
+#[tokio::test]
+async fn a_receipt_for_an_unknown_message_is_kept_then_applied_and_never_goes_backwards() {
+    let w = world().await;
+    let contacts = w.contacts(1).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    // READ, then a duplicate and a late DELIVERY_ACK, all before the message is known.
+    post_receipt(&w, "3EB0EARLY", "READ").await;
+    post_receipt(&w, "3EB0EARLY", "READ").await;
+    post_receipt(&w, "3EB0EARLY", "DELIVERY_ACK").await;
+    assert_eq!(kept_receipts(&w).await, 1);
+    // The send's outcome lands (here as the record of a send that named that message).
+    w.app
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE recipients SET status = 'sent', sent_at = now(), message_id = '3EB0EARLY' WHERE campaign_id = '{c}'"
+        ))
+        .await
+        .unwrap();
+    Beat::new(&w.live_state()).tick(Utc::now()).await.unwrap();
+    let s = stats(&w, &c).await;
+    assert_eq!((s["delivered"].clone(), s["read"].clone()), (json!(1), json!(1)), "{s}");
+    assert_eq!(kept_receipts(&w).await, 0);
+    // A late DELIVERY_ACK after READ changes nothing.
+    post_receipt(&w, "3EB0EARLY", "DELIVERY_ACK").await;
+    let s = stats(&w, &c).await;
+    assert_eq!((s["delivered"].clone(), s["read"].clone()), (json!(1), json!(1)), "{s}");
+}
+
+#[tokio::test]
+async fn kept_receipts_that_never_find_their_message_go_after_a_day() {
+    let w = world().await;
+    post_receipt(&w, "3EB0NEVER", "DELIVERY_ACK").await;
+    Beat::new(&w.live_state()).tick(Utc::now()).await.unwrap();
+    assert_eq!(kept_receipts(&w).await, 1, "kept for a day");
+    Beat::new(&w.live_state())
+        .tick(Utc::now() + chrono::Duration::hours(25))
+        .await
+        .unwrap();
+    assert_eq!(kept_receipts(&w).await, 0);
+}
