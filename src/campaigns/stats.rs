@@ -54,6 +54,9 @@ pub struct CampaignStats {
     pub delivered: u64,
     pub read: u64,
     pub replied: u64,
+    /// `replied / sent` (0–1; a reply counts for the latest send to that phone within 7
+    /// days); `null` before anything was sent.
+    pub reply_rate: Option<f64>,
     pub sent_last_minute: u64,
     /// The next planned send; when the window is closed, its next opening.
     pub next_send_at: Option<DateTime<Utc>>,
@@ -118,6 +121,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
         delivered: n(t.delivered),
         read: n(t.read),
         replied: n(t.replied),
+        reply_rate: (t.sent > 0).then(|| n(t.replied) as f64 / n(t.sent) as f64),
         sent_last_minute: n(t.sent_since),
         next_send_at,
         estimated_completion_at,

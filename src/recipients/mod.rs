@@ -560,20 +560,35 @@ pub async fn drop_early_receipts(db: &impl ConnectionTrait, before: DateTime<Utc
     Ok(done.rows_affected())
 }
 
-/// An inbound message from `phone`: `replied_at` on its sent recipients not yet replied.
+/// How long after a send an inbound message still counts as a reply to it (issue 11: the
+/// latest message to that phone within 7 days).
+pub const REPLY_WINDOW_DAYS: i64 = 7;
+
+/// An inbound message from `phone` at `at`: `replied_at` on the latest recipient sent to
+/// that phone within [`REPLY_WINDOW_DAYS`] (the conversation it answers), once. Returns
+/// whether one was marked.
 pub async fn record_reply(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     phone: &str,
     at: DateTime<Utc>,
-) -> Result<(), sea_orm::DbErr> {
-    db.execute(stmt(
-        "UPDATE recipients SET replied_at = $3 WHERE tenant_id = $1 AND phone = $2 \
-         AND status = 'sent' AND replied_at IS NULL",
-        vec![tenant_id.into(), phone.into(), at.into()],
-    ))
-    .await?;
-    Ok(())
+) -> Result<bool, sea_orm::DbErr> {
+    let done = db
+        .execute(stmt(
+            "UPDATE recipients SET replied_at = $3 WHERE id = ( \
+               SELECT id FROM recipients WHERE tenant_id = $1 AND phone = $2 AND sent_at IS NOT NULL \
+                 AND sent_at >= $4 AND status = 'sent' \
+               ORDER BY sent_at DESC LIMIT 1) \
+             AND replied_at IS NULL",
+            vec![
+                tenant_id.into(),
+                phone.into(),
+                at.into(),
+                (at - chrono::Duration::days(REPLY_WINDOW_DAYS)).into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// `pending | queued → skipped` (`opted_out`) in every campaign of the tenant, for `phone`.

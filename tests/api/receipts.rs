@@ -115,3 +115,43 @@ async fn kept_receipts_that_never_find_their_message_go_after_a_day() {
         .unwrap();
     assert_eq!(kept_receipts(&w).await, 0);
 }
+
+async fn post_reply(w: &World, hook: &str, i: usize, text: &str) {
+    let inbound = json!({"event": "messages.upsert", "instance": "loja-1",
+        "data": {"key": {"remoteJid": format!("{}@s.whatsapp.net", phone(i)), "fromMe": false, "id": format!("IN{i}{text}")},
+                 "pushName": "Zé", "message": {"conversation": text}, "messageType": "conversation"}});
+    w.app
+        .call(reqwest::Method::POST, hook, None, Some(inbound))
+        .await
+        .ok(200);
+}
+
+#[tokio::test]
+async fn a_reply_counts_once_for_the_latest_send_to_that_phone_within_seven_days() {
+    let w = world().await;
+    let contacts = w.contacts(2).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
+    engine.stop().await;
+    let hook = webhook_path(&w).await;
+    post_reply(&w, &hook, 0, "Obrigado!").await;
+    post_reply(&w, &hook, 0, "Quero sim").await;
+    let s = stats(&w, &c).await;
+    assert_eq!(
+        (s["replied"].clone(), s["reply_rate"].clone()),
+        (json!(1), json!(0.5)),
+        "{s}"
+    );
+    // Eight days later a message from the other contact answers nothing of this campaign.
+    let later = w.app.travel(&w.t, Utc::now() + chrono::Duration::days(8)).await;
+    post_reply(&w, &hook, 1, "Oi?").await;
+    let s = w
+        .app
+        .get(&format!("/api/v1/campaigns/{c}/stats"), &later)
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(s["replied"], 1, "{s}");
+}
