@@ -2,7 +2,8 @@
 //! `m20261126_000006_recipient_counts`): each statement that writes recipients appends its
 //! change per campaign; `fold` merges those deltas into one running total per campaign.
 //! Reading sums a campaign's rows, whatever their number, in one snapshot: the answer
-//! always equals counting the recipients themselves.
+//! always equals counting the recipients themselves. Rows are per campaign and message
+//! variant (migration `m20261130_000013_variant_counts`), for per-variant results.
 
 use crate::db::stmt;
 use chrono::{DateTime, Utc};
@@ -45,8 +46,32 @@ pub async fn of(db: &impl ConnectionTrait, campaign_id: Uuid, since: DateTime<Ut
     Ok(found.unwrap_or_default())
 }
 
-/// Merges the deltas of up to `FOLD_BATCH` campaigns into one row each; returns how many
-/// campaigns were folded. Safe beside writers (their new deltas are left for next time) and
+/// One message variant's results (0-based `variant`, as in `messages[variant]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct VariantCounts {
+    pub variant: i16,
+    pub sent: i64,
+    pub failed: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub replied: i64,
+}
+
+/// The campaign's results per message variant (variants that were planned at least once),
+/// from the same kept counts as [`of`].
+pub async fn by_variant(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<Vec<VariantCounts>, sea_orm::DbErr> {
+    VariantCounts::find_by_statement(stmt(
+        "SELECT variant, sum(sent)::bigint AS sent, sum(failed)::bigint AS failed, sum(delivered)::bigint AS delivered, \
+                sum(read)::bigint AS read, sum(replied)::bigint AS replied \
+         FROM recipient_counts WHERE campaign_id = $1 AND variant IS NOT NULL GROUP BY variant ORDER BY variant",
+        vec![campaign_id.into()],
+    ))
+    .all(db)
+    .await
+}
+
+/// Merges the deltas of up to `FOLD_BATCH` campaigns into one row per campaign and variant;
+/// returns how many such running totals were written. Safe beside writers (their new deltas are left for next time) and
 /// beside another fold (rows are taken by exactly one `DELETE`).
 pub async fn fold(db: &impl ConnectionTrait) -> Result<u64, sea_orm::DbErr> {
     let done = db
@@ -54,10 +79,10 @@ pub async fn fold(db: &impl ConnectionTrait) -> Result<u64, sea_orm::DbErr> {
             "WITH touched AS (SELECT DISTINCT campaign_id FROM recipient_counts WHERE NOT folded LIMIT $1), \
              taken AS (DELETE FROM recipient_counts r USING touched t WHERE r.campaign_id = t.campaign_id RETURNING r.*) \
              INSERT INTO recipient_counts \
-               (campaign_id, pending, queued, sending, sent, failed, skipped, cancelled, delivered, read, replied, folded) \
-             SELECT campaign_id, sum(pending), sum(queued), sum(sending), sum(sent), sum(failed), sum(skipped), \
+               (campaign_id, variant, pending, queued, sending, sent, failed, skipped, cancelled, delivered, read, replied, folded) \
+             SELECT campaign_id, variant, sum(pending), sum(queued), sum(sending), sum(sent), sum(failed), sum(skipped), \
                     sum(cancelled), sum(delivered), sum(read), sum(replied), true \
-             FROM taken GROUP BY campaign_id",
+             FROM taken GROUP BY campaign_id, variant",
             vec![FOLD_BATCH.into()],
         ))
         .await?;

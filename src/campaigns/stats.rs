@@ -46,6 +46,43 @@ pub struct StatusCounts {
     pub cancelled: u64,
 }
 
+/// One message variant's results (A/B): counts and rates over its sends. Rates are 0–1,
+/// `null` before the variant was sent; `failure_rate` is over sent + failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantResult {
+    /// 0-based, as in the campaign's `messages`.
+    pub index: u8,
+    pub sent: u64,
+    pub failed: u64,
+    pub delivered: u64,
+    pub read: u64,
+    pub replied: u64,
+    pub delivery_rate: Option<f64>,
+    pub read_rate: Option<f64>,
+    pub reply_rate: Option<f64>,
+    pub failure_rate: Option<f64>,
+}
+
+impl VariantResult {
+    fn new(index: u8, c: counts::VariantCounts) -> Self {
+        let n = |v: i64| v.max(0) as u64;
+        let (sent, failed) = (n(c.sent), n(c.failed));
+        let over = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
+        Self {
+            index,
+            sent,
+            failed,
+            delivered: n(c.delivered),
+            read: n(c.read),
+            replied: n(c.replied),
+            delivery_rate: over(n(c.delivered), sent),
+            read_rate: over(n(c.read), sent),
+            reply_rate: over(n(c.replied), sent),
+            failure_rate: over(failed, sent + failed),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignStats {
     pub status: CampaignStatus,
@@ -62,6 +99,8 @@ pub struct CampaignStats {
     pub next_send_at: Option<DateTime<Utc>>,
     pub estimated_completion_at: Option<DateTime<Utc>>,
     pub paused_reason: Option<String>,
+    /// Results per message variant, one entry per variant of `messages`, in order.
+    pub variants: Vec<VariantResult>,
     /// The audience resolution after `start` (`status: preparing` while it runs); `null`
     /// for a draft.
     pub preparation: Option<Progress>,
@@ -77,6 +116,14 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
     let now = state.clock.now();
     let t = counts::of(&state.db, c.id, now - Duration::minutes(1)).await?;
+    let per_variant = counts::by_variant(&state.db, c.id).await?;
+    let messages = c.messages.as_array().map_or(1, Vec::len).clamp(1, 5);
+    let variants = (0..messages)
+        .map(|i| {
+            let found = per_variant.iter().find(|v| v.variant as usize == i).copied();
+            VariantResult::new(i as u8, found.unwrap_or_default())
+        })
+        .collect();
     let n = |v: i64| v.max(0) as u64;
     let counts = StatusCounts {
         pending: n(t.pending),
@@ -121,6 +168,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
         delivered: n(t.delivered),
         read: n(t.read),
         replied: n(t.replied),
+        variants,
         reply_rate: (t.sent > 0).then(|| n(t.replied) as f64 / n(t.sent) as f64),
         sent_last_minute: n(t.sent_since),
         next_send_at,

@@ -34,7 +34,7 @@ pub struct TickReport {
     pub campaigns: u64,
     pub queued: u64,
     pub completed: u64,
-    /// Campaigns whose recipient count deltas were folded.
+    /// Running totals (per campaign and variant) that recipient count deltas were folded into.
     pub folded: u64,
     /// Receipts that had arrived before their send's outcome, applied now.
     pub early_receipts: u64,

@@ -72,6 +72,22 @@ async fn receipts_the_gateway_posts_before_its_answer_all_count_as_delivered() {
     engine.stop().await;
     assert_eq!(w.sandbox.state.send_count(), 20);
     assert_eq!(kept_receipts(&w).await, 0, "every kept receipt found its message");
+    // A/B results: the two variants alternate, each with its own counts and rates.
+    let texts: Vec<String> = w.sandbox.state.sends(None).into_iter().filter_map(|s| s.text).collect();
+    let b_sent = texts.iter().filter(|t| t.contains("variante B")).count();
+    assert_eq!(b_sent, 10, "{texts:?}");
+    let s = stats(&w, &c).await;
+    for (i, v) in s["variants"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(v["index"], i);
+        assert_eq!(
+            (v["sent"].clone(), v["delivered"].clone()),
+            (json!(10), json!(10)),
+            "{s}"
+        );
+        assert_eq!(v["delivery_rate"], 1.0);
+        assert_eq!(v["failure_rate"], 0.0);
+        assert!(v["reply_rate"] == 0.0 && v["read_rate"] == 0.0, "{v}");
+    }
 }
 
 #[tokio::test]
