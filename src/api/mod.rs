@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::campaigns::routes::configure)
                 .configure(crate::campaigns::lifecycle::configure)
                 .configure(crate::campaigns::stats::configure)
+                .configure(crate::campaigns::copies::configure)
                 .configure(crate::gateway::routes::configure),
         )
         .default_service(web::to(not_found));

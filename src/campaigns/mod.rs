@@ -1,5 +1,6 @@
 //! Campaigns: definition (messages, audience, schedule, pacing), templates and previews.
 
+pub mod copies;
 pub mod counts;
 pub mod domain;
 pub mod lifecycle;

@@ -8,6 +8,7 @@ mod campaigns;
 mod contacts;
 mod engine;
 mod engine_v2;
+mod exports;
 mod health;
 mod holidays;
 mod instances;
