@@ -4,6 +4,8 @@ use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::constraints::{unique_conflict, violation, Violation};
+
 /// One offending input, named by its JSON path (`schedule.windows[0].start`).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, PartialEq, Eq)]
 pub struct FieldError {
@@ -117,8 +119,16 @@ impl AppError {
     }
 }
 
+/// Database errors: a unique violation a client can cause is its 409 (mapped by constraint name
+/// in [`crate::constraints::unique_conflict`]); an exhausted pool is a 503; anything else is
+/// internal.
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
+        if let Some(Violation::Unique(constraint)) = violation(&e) {
+            if let Some(detail) = unique_conflict(constraint) {
+                return Self::conflict(detail);
+            }
+        }
         match e {
             // Every pooled connection stayed busy for the acquire timeout: overload, not a
             // fault; the client may retry.

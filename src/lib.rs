@@ -8,6 +8,7 @@ pub mod campaigns;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod constraints;
 pub mod contacts;
 pub mod crypto;
 pub mod db;

@@ -176,14 +176,7 @@ pub async fn create(
         created_at: Set(state.clock.now()),
     }
     .insert(&txn)
-    .await
-    .map_err(|e| {
-        if e.to_string().contains("holidays_tenant_date_key") {
-            AppError::conflict("the tenant already has a holiday on this date")
-        } else {
-            e.into()
-        }
-    })?;
+    .await?;
     let event = Event::new("holiday.create", "holiday", created.id).with(json!({"date": created.date}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     crate::campaigns::repo::replan(&txn, Replan::Tenant(user.tenant_id), state.clock.now()).await?;

@@ -35,14 +35,6 @@ fn invalid(verb: &str, current: CampaignStatus) -> AppError {
     }
 }
 
-fn instance_busy(e: sea_orm::DbErr) -> AppError {
-    if e.to_string().contains("campaigns_one_active_per_instance") {
-        AppError::conflict("the instance already has an active campaign")
-    } else {
-        e.into()
-    }
-}
-
 fn start_at(c: &campaigns::Model) -> AppResult<Option<DateTime<Utc>>> {
     let spec: ScheduleSpec = serde_json::from_value(c.schedule.clone()).map_err(AppError::internal)?;
     Ok(spec
@@ -131,9 +123,7 @@ async fn transition(
     }
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let moved = repo::control(&txn, c.id, current, to, now)
-        .await
-        .map_err(instance_busy)?;
+    let moved = repo::control(&txn, c.id, current, to, now).await?;
     if !moved {
         return Err(AppError::conflict("the campaign changed meanwhile; try again"));
     }

@@ -75,14 +75,6 @@ fn check(name: &str, message: &Message) -> AppResult<String> {
     }
 }
 
-fn name_taken(e: sea_orm::DbErr) -> AppError {
-    if e.to_string().contains("templates_tenant_name_key") {
-        AppError::conflict("a template with this name already exists")
-    } else {
-        e.into()
-    }
-}
-
 /// Creates a template.
 #[utoipa::path(operation_id = "createTemplate", tag = "templates", request_body = TemplateRequest, responses(
     (status = 201, body = TemplateView),
@@ -112,8 +104,7 @@ pub async fn create(
         updated_at: Set(now),
     }
     .insert(&state.db)
-    .await
-    .map_err(name_taken)?;
+    .await?;
     Ok(HttpResponse::Created().json(TemplateView::from(created)))
 }
 
@@ -168,7 +159,7 @@ pub async fn update(
     active.text = Set(message.text);
     active.media = Set(message.media.map(|m| json!(m)));
     active.updated_at = Set(state.clock.now());
-    let updated = active.update(&state.db).await.map_err(name_taken)?;
+    let updated = active.update(&state.db).await?;
     Ok(HttpResponse::Ok().json(TemplateView::from(updated)))
 }
 

@@ -26,14 +26,6 @@ pub async fn default_country(db: &impl ConnectionTrait, tenant_id: Uuid) -> AppR
         .map_or_else(|| "BR".to_owned(), |t| t.default_country))
 }
 
-fn phone_taken(e: sea_orm::DbErr) -> AppError {
-    if e.to_string().contains("contacts_tenant_phone_key") {
-        AppError::conflict("a contact with this phone already exists")
-    } else {
-        e.into()
-    }
-}
-
 async fn view(state: &AppState, tenant_id: Uuid, id: Uuid) -> AppResult<ContactView> {
     repo::get(&state.db, tenant_id, id)
         .await?
@@ -71,8 +63,7 @@ pub async fn create(
         updated_at: Set(now),
     }
     .insert(&txn)
-    .await
-    .map_err(phone_taken)?;
+    .await?;
     repo::set_tags(&txn, user.tenant_id, created.id, &contact.tag_ids).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(view(&state, user.tenant_id, created.id).await?))
@@ -179,7 +170,7 @@ pub async fn update(
     }
     active.updated_at = Set(now);
     let txn = state.db.begin().await?;
-    active.update(&txn).await.map_err(phone_taken)?;
+    active.update(&txn).await?;
     if let Some(ids) = &tag_ids {
         repo::set_tags(&txn, user.tenant_id, found.id, ids).await?;
     }

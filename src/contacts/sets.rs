@@ -23,7 +23,6 @@ pub struct SetKind {
     pub member_column: &'static str,
     /// The kind's own text column: `description` or `color`.
     pub extra: &'static str,
-    pub unique_index: &'static str,
 }
 
 pub const GROUPS: SetKind = SetKind {
@@ -32,7 +31,6 @@ pub const GROUPS: SetKind = SetKind {
     members: "group_members",
     member_column: "group_id",
     extra: "description",
-    unique_index: "groups_tenant_name_key",
 };
 
 pub const TAGS: SetKind = SetKind {
@@ -41,7 +39,6 @@ pub const TAGS: SetKind = SetKind {
     members: "contact_tags",
     member_column: "tag_id",
     extra: "color",
-    unique_index: "tags_tenant_name_key",
 };
 
 #[derive(Debug, FromQueryResult)]
@@ -82,14 +79,6 @@ impl SetKind {
             col = self.member_column,
             table = self.table
         )
-    }
-
-    fn taken(&self, e: sea_orm::DbErr) -> AppError {
-        if e.to_string().contains(self.unique_index) {
-            AppError::conflict(format!("a {} with this name already exists", self.entity))
-        } else {
-            e.into()
-        }
     }
 
     pub async fn get(&self, db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> AppResult<SetRow> {
@@ -151,8 +140,7 @@ impl SetKind {
             ),
             vec![id.into(), tenant_id.into(), name.into(), extra.into(), now.into()],
         ))
-        .await
-        .map_err(|e| self.taken(e))?;
+        .await?;
         self.get(db, tenant_id, id).await
     }
 
@@ -181,8 +169,7 @@ impl SetKind {
                 now.into(),
             ],
         ))
-        .await
-        .map_err(|e| self.taken(e))?;
+        .await?;
         self.get(db, tenant_id, id).await
     }
 

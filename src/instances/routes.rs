@@ -12,6 +12,7 @@ use super::domain::*;
 use crate::api::extract::{nullable, ApiJson, Page, Pagination};
 use crate::audit::{self, Event};
 use crate::campaigns::repo::Replan;
+use crate::constraints::{violation, Violation, CAMPAIGNS_INSTANCE_FKEY};
 use crate::db::{find_owned, scoped};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult, FieldError, Fields};
@@ -96,14 +97,6 @@ fn check_warmup(f: &mut Fields, w: Option<&Warmup>) {
     }
 }
 
-fn name_taken(e: sea_orm::DbErr) -> AppError {
-    if e.to_string().contains("instances_tenant_name_key") {
-        AppError::conflict("an instance with this name already exists")
-    } else {
-        e.into()
-    }
-}
-
 fn webhook_token() -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
@@ -157,8 +150,7 @@ pub async fn create(
         updated_at: Set(now),
     }
     .insert(&txn)
-    .await
-    .map_err(name_taken)?;
+    .await?;
     let event = Event::new("instance.create", "instance", created.id).with(json!({"name": created.name}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
@@ -247,7 +239,7 @@ pub async fn update(
     }
     active.updated_at = Set(state.clock.now());
     let txn = state.db.begin().await?;
-    let updated = active.update(&txn).await.map_err(name_taken)?;
+    let updated = active.update(&txn).await?;
     let event = Event::new("instance.update", "instance", updated.id)
         .with(json!({"name": updated.name, "api_key_changed": api_key.is_some()}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
@@ -274,12 +266,11 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     instances::Entity::delete_by_id(found.id)
         .exec(&txn)
         .await
-        .map_err(|e| {
-            if e.to_string().contains("campaigns_instance_id_fkey") {
+        .map_err(|e| match violation(&e) {
+            Some(Violation::ForeignKey(CAMPAIGNS_INSTANCE_FKEY)) => {
                 AppError::conflict("campaigns use this instance: delete or finish them first")
-            } else {
-                e.into()
             }
+            _ => e.into(),
         })?;
     let event = Event::new("instance.delete", "instance", found.id).with(json!({"name": found.name}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;

@@ -15,6 +15,7 @@ use crate::calendar::{Calendars, Pacing, Schedule, ScheduleSpec};
 use crate::campaigns::repo as campaigns_repo;
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::constraints::{violation, Violation, ONE_ACTIVE_PER_INSTANCE};
 use crate::crypto::Cipher;
 use crate::db::stmt;
 use crate::dispatch::{stream, stream::Job};
@@ -151,7 +152,8 @@ impl Beat {
         for c in due {
             match campaigns_repo::promote(&self.db, c.id, now).await {
                 Ok(done) => promoted += done,
-                Err(e) if e.to_string().contains("campaigns_one_active_per_instance") => {}
+                // Another campaign of the instance became active first: this one waits.
+                Err(e) if violation(&e) == Some(Violation::Unique(ONE_ACTIVE_PER_INSTANCE)) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -103,7 +103,7 @@ pub struct MeResponse {
 }
 
 fn email_taken() -> AppError {
-    AppError::conflict("this email is already registered")
+    AppError::conflict(crate::constraints::EMAIL_TAKEN)
 }
 
 async fn ensure_email_free(state: &AppState, email: &Email, except: Option<Uuid>) -> AppResult<()> {
@@ -168,8 +168,7 @@ pub async fn signup(state: web::Data<AppState>, body: ApiJson<SignupRequest>) ->
         updated_at: Set(now),
     }
     .insert(&txn)
-    .await
-    .map_err(unique_email)?;
+    .await?;
     audit::record(
         &txn,
         tenant.id,
@@ -185,15 +184,6 @@ pub async fn signup(state: web::Data<AppState>, body: ApiJson<SignupRequest>) ->
         user: user.into(),
         token,
     }))
-}
-
-/// A unique violation on the email index (a concurrent sign-up) is the same 409.
-fn unique_email(e: sea_orm::DbErr) -> AppError {
-    if e.to_string().contains("users_email_key") {
-        email_taken()
-    } else {
-        e.into()
-    }
 }
 
 /// Signs in; a wrong password and an unknown email answer the same 401.
@@ -301,8 +291,7 @@ pub async fn create_user(
         updated_at: Set(now),
     }
     .insert(&txn)
-    .await
-    .map_err(unique_email)?;
+    .await?;
     let event =
         Event::new("user.create", "user", created.id).with(json!({"email": created.email, "role": created.role}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
@@ -385,7 +374,7 @@ pub async fn update_user(
     }
     active.updated_at = Set(state.clock.now());
     let txn = state.db.begin().await?;
-    let updated = active.update(&txn).await.map_err(unique_email)?;
+    let updated = active.update(&txn).await?;
     let event = Event::new("user.update", "user", updated.id)
         .with(json!({"email": updated.email, "role": updated.role, "password_changed": body.password.is_some()}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
