@@ -25,3 +25,4 @@ pub mod state;
 pub mod telemetry;
 pub mod templating;
 pub mod tenancy;
+pub mod text;

@@ -1,6 +1,6 @@
 //! Request extractors that turn every kind of bad input into a problem+json 4xx:
 //! JSON bodies (syntax 400, types/fields 422 with the JSON path, size 413, media type 415),
-//! query strings (422 naming the parameter), pagination bounds and bearer tokens.
+//! query strings (422 naming the parameter), text hygiene for both ([`crate::text`]), pagination bounds and bearer tokens.
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::{future::LocalBoxFuture, StreamExt};
@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
+use crate::text;
 
 /// A JSON body no larger than `server.json_limit_bytes`.
 pub struct ApiJson<T>(pub T);
@@ -90,13 +91,19 @@ async fn read_body(mut payload: Payload, limit: usize) -> Result<web::BytesMut, 
 }
 
 /// Parses JSON: any syntax error anywhere is a 400; a body that is not an object (every
-/// body of the API is one; serde would otherwise read a struct from an array) and shape and
-/// type errors are 422, naming the offending field by its path.
+/// body of the API is one; serde would otherwise read a struct from an array) is a 422; then
+/// every string that breaks the text rule ([`crate::text`]: NUL and other controls,
+/// noncharacters, over 4,096 characters) is a 422 naming its path, before any typed
+/// deserialisation; then shape and type errors name the offending field by its path (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
     if !value.is_object() {
         return Err(AppError::field("body", "must be a JSON object"));
+    }
+    let bad_text = text::check_json(&value);
+    if !bad_text.is_empty() {
+        return Err(AppError::Validation(bad_text));
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
@@ -135,7 +142,14 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
     }
 }
 
+/// Parses a query string: a parameter breaking the text rule ([`crate::text`], values up to
+/// 1,000 characters) is a 422 naming it; then wrong types are a 422 naming the parameter.
 pub fn parse_query<T: DeserializeOwned>(qs: &str) -> Result<T, AppError> {
+    let pairs: Vec<_> = form_urlencoded::parse(qs.as_bytes()).collect();
+    let bad_text = text::check_query(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+    if !bad_text.is_empty() {
+        return Err(AppError::Validation(bad_text));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(qs.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();

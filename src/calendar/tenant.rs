@@ -134,6 +134,7 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser, q: ApiQuery<Holida
 pub struct HolidayRequest {
     /// `YYYY-MM-DD`, in each campaign's own time zone.
     pub date: String,
+    #[schema(max_length = 200)]
     pub name: String,
 }
 
@@ -162,7 +163,7 @@ pub async fn create(
                 }
             }),
     );
-    let name = f.check("name", parse_name(&body.0.name, 200));
+    let name = f.check("name", parse_name(&body.0.name, crate::text::MAX_NAME));
     f.finish()?;
     let (Some(date), Some(name)) = (date, name) else {
         return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));

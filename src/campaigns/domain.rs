@@ -8,9 +8,9 @@ use uuid::Uuid;
 use crate::calendar::{Pacing, ScheduleSpec};
 use crate::error::FieldError;
 use crate::templating::{self, Template};
+use crate::text::{self, MAX_TEXT};
 
 pub const MAX_VARIANTS: usize = 5;
-pub const MAX_TEXT_CHARS: usize = 4096;
 pub const MAX_AUDIENCE_IDS: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -37,6 +37,8 @@ pub struct Media {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageSpec {
+    /// Up to 4,096 characters (WhatsApp's limit).
+    #[schema(max_length = 4096)]
     pub text: Option<String>,
     pub media: Option<Media>,
     /// Copies the template's text and media into the campaign when it is saved.
@@ -46,6 +48,7 @@ pub struct MessageSpec {
 /// A message variant as stored and shown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Message {
+    #[schema(max_length = 4096)]
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<Media>,
@@ -68,6 +71,7 @@ pub struct Audience {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Black Friday", "instance_id": "0b7e0a5c-3c2f-4c56-9a55-6a1d3f3b2a10", "messages": [{"text": "{{saudacao}}, {{nome}}! {Temos|Preparamos} uma oferta para você."}, {"text": "Oi {{nome|cliente}}, veja a novidade", "media": {"type": "image", "url": "https://example.com/a.png"}}], "audience": {"group_ids": [], "tag_ids": [], "contact_ids": ["4f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f"]}, "schedule": {"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR", "days": [1, 2, 3, 4, 5], "windows": [{"start": "09:00", "end": "18:00"}]}, "pacing": {"min_interval_seconds": 20, "max_interval_seconds": 40}}))]
 pub struct CampaignRequest {
+    #[schema(max_length = 200)]
     pub name: String,
     pub instance_id: Uuid,
     /// 1 to 5 variants, rotated recipient by recipient.
@@ -158,12 +162,8 @@ pub fn pacing_spec(p: &Pacing) -> PacingSpec {
 pub fn parse_message(m: &Message) -> Result<Template, Vec<FieldError>> {
     let at = |f: &str| f.to_owned();
     let mut errors = vec![];
-    let chars = m.text.chars().count();
-    if chars > MAX_TEXT_CHARS {
-        errors.push(FieldError::new(
-            at("text"),
-            format!("must have at most {MAX_TEXT_CHARS} characters"),
-        ));
+    if let Err(e) = text::check(&m.text, MAX_TEXT) {
+        errors.push(FieldError::new(at("text"), e.to_string()));
     }
     if m.text.trim().is_empty() && m.media.is_none() {
         errors.push(FieldError::new(at("text"), "must not be empty (or give media)"));

@@ -72,6 +72,7 @@ fn respond(status: actix_web::http::StatusCode, m: campaigns::Model) -> AppResul
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Black Friday 2026", "pacing": {"messages_per_minute": 2}}))]
 pub struct UpdateCampaignRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     pub instance_id: Option<Uuid>,
     pub messages: Option<Vec<MessageSpec>>,

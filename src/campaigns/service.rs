@@ -36,7 +36,7 @@ pub struct ValidCampaign {
 pub async fn validate(state: &AppState, tenant_id: Uuid, input: CampaignRequest) -> AppResult<ValidCampaign> {
     let db = &state.db;
     let mut errors: Vec<FieldError> = vec![];
-    let name = crate::tenancy::domain::parse_name(&input.name, 200)
+    let name = crate::tenancy::domain::parse_name(&input.name, crate::text::MAX_NAME)
         .map_err(|e| errors.push(FieldError::new("name", e)))
         .unwrap_or_default();
     if find_owned::<instances::Entity>(db, tenant_id, input.instance_id, "instance")

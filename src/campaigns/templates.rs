@@ -44,7 +44,10 @@ impl From<templates::Model> for TemplateView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Boas-vindas", "text": "{{saudacao}}, {{nome}}! Seja bem-vindo."}))]
 pub struct TemplateRequest {
+    #[schema(max_length = 200)]
     pub name: String,
+    /// Up to 4,096 characters (WhatsApp's limit).
+    #[schema(max_length = 4096)]
     pub text: String,
     pub media: Option<Media>,
 }
@@ -52,7 +55,9 @@ pub struct TemplateRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTemplateRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 4096)]
     pub text: Option<String>,
     /// `null` removes the media.
     #[serde(default, deserialize_with = "nullable")]
@@ -63,7 +68,7 @@ pub struct UpdateTemplateRequest {
 /// Name and message checked together; every bad field reported.
 fn check(name: &str, message: &Message) -> AppResult<String> {
     let mut errors: Vec<FieldError> = vec![];
-    let name = parse_name(name, 200)
+    let name = parse_name(name, crate::text::MAX_NAME)
         .map_err(|e| errors.push(FieldError::new("name", e)))
         .ok();
     if let Err(e) = parse_message(message) {

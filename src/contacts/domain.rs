@@ -7,10 +7,10 @@ use uuid::Uuid;
 
 use super::phone::Phone;
 use crate::error::FieldError;
+use crate::text::{self, MAX_NAME, MAX_NOTE};
 
-pub const MAX_NAME: usize = 200;
+/// Most extra fields a contact may carry.
 pub const MAX_FIELDS: usize = 50;
-pub const MAX_FIELD_VALUE: usize = 1000;
 
 /// A contact as sent by clients (`POST /contacts`, `POST /contacts/bulk` items).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -20,8 +20,10 @@ pub struct ContactRequest {
     /// Any common notation; normalised to digits with country code.
     pub phone: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub name: Option<String>,
-    /// Extra fields usable as template variables: `{"quem_indicou": "Ana"}`.
+    /// Extra fields usable as template variables: `{"quem_indicou": "Ana"}`; up to 50 keys,
+    /// string values up to 1,000 characters.
     #[serde(default)]
     #[schema(value_type = Option<ContactFields>)]
     pub fields: Option<Map<String, Value>>,
@@ -32,7 +34,7 @@ pub struct ContactRequest {
 /// The OpenAPI schema of a contact's `fields`, as [`validate_fields`] accepts them and the
 /// API returns them: a flat object of at most [`MAX_FIELDS`] keys (letters, digits and `_`,
 /// not starting with a digit, at most 64 bytes) whose values are strings (at most
-/// [`MAX_FIELD_VALUE`] characters), numbers, booleans or `null`. Documentation only.
+/// [`MAX_NOTE`] characters), numbers, booleans or `null`. Documentation only.
 pub struct ContactFields;
 
 impl utoipa::PartialSchema for ContactFields {
@@ -45,7 +47,7 @@ impl utoipa::PartialSchema for ContactFields {
                 Type::Boolean,
                 Type::Null,
             ]))
-            .max_length(Some(MAX_FIELD_VALUE));
+            .max_length(Some(MAX_NOTE));
         let key = ObjectBuilder::new()
             .schema_type(Type::String)
             .min_length(Some(1))
@@ -113,13 +115,11 @@ pub fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids
 }
 
+/// A contact's name, trimmed (may be empty): at most [`MAX_NAME`] characters of text.
 pub fn parse_contact_name(raw: &str) -> Result<String, String> {
     let s = raw.trim();
-    if s.chars().count() > MAX_NAME {
-        Err(format!("must have at most {MAX_NAME} characters"))
-    } else {
-        Ok(s.to_owned())
-    }
+    text::check(s, MAX_NAME).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
 }
 
 /// A field key: usable as a template variable (`{{quem_indicou}}`).
@@ -145,9 +145,7 @@ pub fn validate_fields(fields: &Map<String, Value>) -> Result<(), FieldError> {
         }
         match value {
             Value::Array(_) | Value::Object(_) => return Err(at("must be a string, number, boolean or null")),
-            Value::String(s) if s.chars().count() > MAX_FIELD_VALUE => {
-                return Err(at("must have at most 1000 characters"))
-            }
+            Value::String(s) => text::check(s, MAX_NOTE).map_err(|e| at(&e.to_string()))?,
             _ => {}
         }
     }

@@ -7,10 +7,7 @@ super::sets::set_routes! {
     extra: description, parse_extra: parse_description
 }
 
-fn parse_description(raw: &str) -> Result<String, &'static str> {
-    if raw.chars().count() > 1000 {
-        Err("must have at most 1000 characters")
-    } else {
-        Ok(raw.trim().to_owned())
-    }
+fn parse_description(raw: &str) -> Result<String, String> {
+    crate::text::check(raw, crate::text::MAX_NOTE).map_err(|e| e.to_string())?;
+    Ok(raw.trim().to_owned())
 }

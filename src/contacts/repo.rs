@@ -33,6 +33,7 @@ pub struct ContactView {
 #[into_params(parameter_in = Query)]
 pub struct ContactFilter {
     /// Part of the name (case-insensitive) or of the phone digits.
+    #[param(max_length = 1000)]
     pub q: Option<String>,
     pub tag_id: Option<Uuid>,
     pub group_id: Option<Uuid>,

@@ -100,6 +100,7 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>
 #[schema(example = json!({"name": "João P. Silva", "fields": {"quem_indicou": "Ana"}}))]
 pub struct UpdateContactRequest {
     pub phone: Option<String>,
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     /// Replaces all fields.
     #[schema(value_type = Option<ContactFields>)]

@@ -290,6 +290,7 @@ macro_rules! set_routes {
         #[derive(Debug, Deserialize, ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct $Create {
+            #[schema(max_length = 200)]
             pub name: String,
             pub $extra: Option<String>,
         }
@@ -297,6 +298,7 @@ macro_rules! set_routes {
         #[derive(Debug, Deserialize, ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct $Update {
+            #[schema(max_length = 200)]
             pub name: Option<String>,
             /// `null` clears it.
             #[serde(default, deserialize_with = "nullable")]
@@ -317,7 +319,7 @@ macro_rules! set_routes {
             body: ApiJson<$Create>,
         ) -> AppResult<HttpResponse> {
             let mut f = Fields::default();
-            let name = f.check("name", parse_name(&body.0.name, 200));
+            let name = f.check("name", parse_name(&body.0.name, $crate::text::MAX_NAME));
             let extra = body
                 .0
                 .$extra
@@ -376,7 +378,7 @@ macro_rules! set_routes {
                 .0
                 .name
                 .as_deref()
-                .and_then(|n| f.check("name", parse_name(n, 200)));
+                .and_then(|n| f.check("name", parse_name(n, $crate::text::MAX_NAME)));
             let extra = match body.0.$extra {
                 Some(Some(v)) => f.check(stringify!($extra), $parse_extra(&v)).map(Some),
                 Some(None) => Some(None),

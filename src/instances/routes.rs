@@ -62,12 +62,15 @@ impl From<instances::Model> for InstanceView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Loja 1", "api_url": "http://evolution:8080", "api_key": "secret", "instance_name": "loja-1", "daily_limit": 500}))]
 pub struct CreateInstanceRequest {
+    #[schema(max_length = 200)]
     pub name: String,
     /// Base URL of the Evolution gateway, e.g. `http://evolution:8080`.
     pub api_url: String,
     /// Write-only: stored encrypted, never returned.
+    #[schema(max_length = 512)]
     pub api_key: String,
-    /// The instance's name on the gateway.
+    /// The instance's name on the gateway: letters, digits, `-`, `_` and `.`.
+    #[schema(max_length = 100)]
     pub instance_name: String,
     /// Sends per local day.
     pub daily_limit: Option<i64>,
@@ -77,9 +80,12 @@ pub struct CreateInstanceRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInstanceRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     pub api_url: Option<String>,
+    #[schema(max_length = 512)]
     pub api_key: Option<String>,
+    #[schema(max_length = 100)]
     pub instance_name: Option<String>,
     /// `null` removes the limit.
     #[serde(default, deserialize_with = "nullable")]
@@ -121,7 +127,7 @@ pub async fn create(
     user.require_admin()?;
     let b = body.0;
     let mut f = Fields::default();
-    let name = f.check("name", parse_name(&b.name, 100));
+    let name = f.check("name", parse_name(&b.name, crate::text::MAX_NAME));
     let api_url = f.check("api_url", parse_api_url(&b.api_url));
     let api_key = f.check("api_key", parse_api_key(&b.api_key));
     let instance_name = f.check("instance_name", parse_instance_name(&b.instance_name));
@@ -199,7 +205,10 @@ pub async fn update(
     let found = find_owned::<instances::Entity>(&state.db, user.tenant_id, *id, "instance").await?;
     let b = body.0;
     let mut f = Fields::default();
-    let name = b.name.as_deref().and_then(|v| f.check("name", parse_name(v, 100)));
+    let name = b
+        .name
+        .as_deref()
+        .and_then(|v| f.check("name", parse_name(v, crate::text::MAX_NAME)));
     let api_url = b.api_url.as_deref().and_then(|v| f.check("api_url", parse_api_url(v)));
     let api_key = b.api_key.as_deref().and_then(|v| f.check("api_key", parse_api_key(v)));
     let instance_name = b

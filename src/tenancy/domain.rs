@@ -71,16 +71,15 @@ impl Role {
     }
 }
 
-/// A non-blank display name of at most `max` characters, trimmed.
+/// A non-blank display name of at most `max` characters (usually [`crate::text::MAX_NAME`])
+/// that obeys the text rule, trimmed.
 pub fn parse_name(raw: &str, max: usize) -> Result<String, String> {
     let s = raw.trim();
     if s.is_empty() {
-        Err("must not be blank".into())
-    } else if s.chars().count() > max {
-        Err(format!("must have at most {max} characters"))
-    } else {
-        Ok(s.to_owned())
+        return Err("must not be blank".into());
     }
+    crate::text::check(s, max).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
 }
 
 #[cfg(test)]

@@ -67,8 +67,12 @@ impl From<users::Model> for UserView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"tenant_name": "Loja da Ana", "email": "ana@loja.com", "password": "correct horse", "timezone": "America/Sao_Paulo", "default_country": "BR"}))]
 pub struct SignupRequest {
+    #[schema(max_length = 200)]
     pub tenant_name: String,
+    #[schema(max_length = 254)]
     pub email: String,
+    /// 8 to 128 characters.
+    #[schema(max_length = 128)]
     pub password: String,
     /// IANA time zone; default `America/Sao_Paulo`.
     pub timezone: Option<String>,
@@ -127,7 +131,7 @@ async fn ensure_email_free(state: &AppState, email: &Email, except: Option<Uuid>
 pub async fn signup(state: web::Data<AppState>, body: ApiJson<SignupRequest>) -> AppResult<HttpResponse> {
     let body = body.0;
     let mut f = Fields::default();
-    let name = f.check("tenant_name", parse_name(&body.tenant_name, 200));
+    let name = f.check("tenant_name", parse_name(&body.tenant_name, crate::text::MAX_NAME));
     let email = f.check("email", Email::parse(&body.email));
     let password = f.check("password", Password::parse(&body.password));
     let timezone = body.timezone.unwrap_or_else(|| "America/Sao_Paulo".into());

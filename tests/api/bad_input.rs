@@ -283,3 +283,184 @@ async fn an_id_that_does_not_exist_is_the_same_404() {
         .clone();
     assert_eq!(r["detail"], "contact not found");
 }
+
+/// Rows in every table a body route writes, to prove a refused request wrote nothing.
+async fn table_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
+    let mut counts = vec![];
+    for table in [
+        "tenants",
+        "users",
+        "instances",
+        "contacts",
+        "groups",
+        "tags",
+        "holidays",
+        "templates",
+        "campaigns",
+        "audit_logs",
+    ] {
+        counts.push((table, crate::auth::count(app, table).await));
+    }
+    counts
+}
+
+/// Sends `body` to `m path` and asserts a 422 that names exactly `field`.
+async fn assert_names(app: &TestApp, t: &Tenant, m: &str, path: &str, body: Value, field: &str) {
+    let r = app.call(method(m), path, Some(&t.token), Some(body)).await;
+    assert_eq!(r.fields(), [field], "{m} {path}: {}", r.body);
+}
+
+#[tokio::test]
+async fn nul_in_any_text_is_a_422_naming_the_field_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let t = app.signup("Acme").await;
+    let owned = Owned::create(&app, &t).await;
+    let p = |template: &str| owned.path(template);
+    let bad = "J\u{0}oão";
+    let instance = owned.path("{instance}");
+    let before = table_counts(&app).await;
+    let signup = json!({"tenant_name": bad, "email": "nul@example.com", "password": "correct horse battery"});
+    let r = app.call(Method::POST, "/api/v1/auth/signup", None, Some(signup)).await;
+    assert_eq!(r.fields(), ["tenant_name"], "{}", r.body);
+    let cases: Vec<(&str, String, Value, &str)> = vec![
+        (
+            "POST",
+            p("/api/v1/users"),
+            json!({"email": format!("a{bad}@x.com"), "password": "long enough", "role": "member"}),
+            "email",
+        ),
+        (
+            "POST",
+            p("/api/v1/instances"),
+            json!({"name": bad, "api_url": "http://127.0.0.1:9", "api_key": "k", "instance_name": "x"}),
+            "name",
+        ),
+        (
+            "PATCH",
+            p("/api/v1/instances/{instance}"),
+            json!({"api_key": bad}),
+            "api_key",
+        ),
+        (
+            "POST",
+            p("/api/v1/contacts"),
+            json!({"phone": "11987654322", "name": bad}),
+            "name",
+        ),
+        (
+            "POST",
+            p("/api/v1/contacts"),
+            json!({"phone": "11987654322", "fields": {"nota": bad}}),
+            "fields.nota",
+        ),
+        ("PATCH", p("/api/v1/contacts/{contact}"), json!({"name": bad}), "name"),
+        (
+            "POST",
+            p("/api/v1/contacts/bulk"),
+            json!({"contacts": [{"phone": "11987654323"}, {"phone": "11987654324", "name": bad}]}),
+            "contacts[1].name",
+        ),
+        ("POST", p("/api/v1/groups"), json!({"name": bad}), "name"),
+        (
+            "PATCH",
+            p("/api/v1/groups/{group}"),
+            json!({"description": bad}),
+            "description",
+        ),
+        ("POST", p("/api/v1/tags"), json!({"name": bad}), "name"),
+        ("PATCH", p("/api/v1/tags/{tag}"), json!({"name": bad}), "name"),
+        (
+            "POST",
+            p("/api/v1/holidays"),
+            json!({"date": "2026-12-31", "name": bad}),
+            "name",
+        ),
+        (
+            "POST",
+            p("/api/v1/templates"),
+            json!({"name": "Oi", "text": bad}),
+            "text",
+        ),
+        ("PATCH", p("/api/v1/templates/{template}"), json!({"text": bad}), "text"),
+        (
+            "POST",
+            p("/api/v1/campaigns"),
+            json!({"name": "C2", "instance_id": instance, "messages": [{"text": "Oi"}, {"text": bad}], "audience": {"contact_ids": [p("{contact}")]}}),
+            "messages[1].text",
+        ),
+        ("PATCH", p("/api/v1/campaigns/{campaign}"), json!({"name": bad}), "name"),
+    ];
+    for (m, path, body, field) in cases {
+        assert_names(&app, &t, m, &path, body, field).await;
+    }
+    let r = app.get("/api/v1/contacts?q=J%00", &t).await;
+    assert_eq!(r.fields(), ["q"], "{}", r.body);
+    assert_eq!(table_counts(&app).await, before);
+    assert_eq!(
+        app.get(&p("/api/v1/contacts/{contact}"), &t).await.ok(200)["name"],
+        "Ana"
+    );
+    assert_eq!(
+        app.get(&p("/api/v1/templates/{template}"), &t).await.ok(200)["text"],
+        "Oi"
+    );
+}
+
+#[tokio::test]
+async fn oversized_text_and_noncharacters_are_422s_naming_the_field() {
+    let app = spawn_app().await;
+    let t = app.signup("Acme").await;
+    let owned = Owned::create(&app, &t).await;
+    let p = |template: &str| owned.path(template);
+    let instance = owned.path("{instance}");
+    let before = table_counts(&app).await;
+    let text = "x".repeat(4097);
+    let name = "é".repeat(201);
+    let cases: Vec<(&str, String, Value, &str)> = vec![
+        (
+            "POST",
+            p("/api/v1/templates"),
+            json!({"name": "Oi", "text": text}),
+            "text",
+        ),
+        (
+            "POST",
+            p("/api/v1/campaigns"),
+            json!({"name": "C2", "instance_id": instance, "messages": [{"text": "Oi"}, {"text": text}], "audience": {"contact_ids": [p("{contact}")]}}),
+            "messages[1].text",
+        ),
+        ("POST", p("/api/v1/groups"), json!({"name": name}), "name"),
+        (
+            "POST",
+            p("/api/v1/holidays"),
+            json!({"date": "2026-12-31", "name": name}),
+            "name",
+        ),
+        (
+            "PATCH",
+            p("/api/v1/instances/{instance}"),
+            json!({"name": name}),
+            "name",
+        ),
+        (
+            "PATCH",
+            p("/api/v1/contacts/{contact}"),
+            json!({"fields": {"nota": "y".repeat(1001)}}),
+            "fields.nota",
+        ),
+        ("POST", p("/api/v1/tags"), json!({"name": "a\u{FFFF}"}), "name"),
+    ];
+    for (m, path, body, field) in cases {
+        assert_names(&app, &t, m, &path, body, field).await;
+    }
+    let r = app.get(&format!("/api/v1/contacts?q={}", "a".repeat(1001)), &t).await;
+    assert_eq!(r.fields(), ["q"], "{}", r.body);
+    // Exactly at the limits is fine.
+    let at_limit = json!({"name": "é".repeat(200), "text": "x".repeat(4096)});
+    app.post("/api/v1/templates", &t, at_limit).await.ok(201);
+    let added: Vec<_> = before
+        .iter()
+        .map(|&(table, n)| (table, if table == "templates" { n + 1 } else { n }))
+        .collect();
+    assert_eq!(table_counts(&app).await, added);
+}

@@ -114,7 +114,7 @@ async fn every_invalid_part_of_a_campaign_is_named_by_its_path_and_nothing_is_wr
         "instance_id": foreign_instance,
         "messages": [
             {"text": "Oi {{nome"},
-            {"text": "x".repeat(4097)},
+            {"text": " "},
             {"text": "Oi {{apelido}}"},
             {"text": "ok", "media": {"type": "image", "url": "not a url"}},
         ],
