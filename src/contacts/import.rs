@@ -1,14 +1,15 @@
-//! `POST /contacts/import`: a CSV file (`phone,name,<extra columns become fields>`),
-//! parsed as it streams in and upserted in batches inside one transaction, so memory stays
-//! flat and a broken upload writes nothing.
+//! `POST /contacts/import`: a CSV file as spreadsheets write it (`telefone;nome;…`, see
+//! [`super::csv_format`]), parsed as it streams in and upserted in batches inside one
+//! transaction, so memory stays flat and a broken upload writes nothing.
 
 use actix_web::{http::header, post, web, HttpMessage, HttpRequest, HttpResponse};
-use csv_async::{AsyncReaderBuilder, StringRecord, Trim};
+use csv_async::{AsyncReaderBuilder, ByteRecord, Trim};
 use futures_util::StreamExt;
 use sea_orm::TransactionTrait;
-use serde_json::{Map, Value};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
-use super::domain::{is_field_key, ContactRequest, NewContact};
+use super::csv_format::{sniff_delimiter, Charset, Columns, CsvFormat};
+use super::domain::NewContact;
 use super::repo;
 use super::routes::{default_country, describe, ImportResult, InvalidRow};
 use crate::error::{AppError, AppResult, FieldError};
@@ -19,73 +20,49 @@ use crate::tenancy::auth::AuthUser;
 const BATCH: usize = 2_000;
 /// Largest import accepted, in data rows.
 pub const MAX_ROWS: u64 = 2_000_000;
+/// Longest header line, in bytes.
+const MAX_HEADER_BYTES: u64 = 64 * 1024;
 
-/// Where each kind of column is.
-struct Columns {
-    phone: usize,
-    name: Option<usize>,
-    fields: Vec<(usize, String)>,
-}
-
-impl Columns {
-    fn from_header(header: &StringRecord) -> AppResult<Self> {
-        let mut phone = None;
-        let mut name = None;
-        let mut fields = vec![];
-        for (i, raw) in header.iter().enumerate() {
-            let key = raw.trim().trim_start_matches('\u{feff}');
-            match key.to_lowercase().as_str() {
-                "phone" | "telefone" => phone = phone.or(Some(i)),
-                "name" | "nome" => name = name.or(Some(i)),
-                "" => {}
-                _ if is_field_key(key) => fields.push((i, key.to_owned())),
-                _ => {
-                    return Err(AppError::field(
-                        format!("header[{i}]"),
-                        format!("column {key:?} cannot be a field name: use letters, digits and '_'"),
-                    ))
-                }
-            }
-        }
-        let phone = phone.ok_or_else(|| AppError::field("header", "the first line must name a phone column"))?;
-        Ok(Self { phone, name, fields })
-    }
-
-    fn contact(&self, record: &StringRecord) -> ContactRequest {
-        let cell = |i: usize| record.get(i).unwrap_or("").trim();
-        let fields: Map<String, Value> = self
-            .fields
-            .iter()
-            .filter(|(i, _)| !cell(*i).is_empty())
-            .map(|(i, key)| (key.clone(), Value::String(cell(*i).to_owned())))
-            .collect();
-        ContactRequest {
-            phone: cell(self.phone).to_owned(),
-            name: self.name.map(|i| cell(i).to_owned()),
-            fields: Some(fields),
-            tag_ids: None,
-        }
-    }
-}
-
-fn require_csv(req: &HttpRequest) -> AppResult<()> {
-    let is_csv = req
-        .mime_type()
-        .ok()
-        .flatten()
+/// A CSV media type (or none), and the charset it declares.
+fn csv_charset(req: &HttpRequest) -> AppResult<Charset> {
+    let mime = req.mime_type().ok().flatten();
+    let is_csv = mime
+        .as_ref()
         .is_some_and(|m| m.subtype() == "csv" || m.essence_str() == "application/vnd.ms-excel");
-    if is_csv || !req.headers().contains_key(header::CONTENT_TYPE) {
-        Ok(())
-    } else {
-        Err(AppError::UnsupportedMediaType("the body must be text/csv".into()))
+    if !is_csv && req.headers().contains_key(header::CONTENT_TYPE) {
+        return Err(AppError::UnsupportedMediaType("the body must be text/csv".into()));
     }
+    let label = mime
+        .as_ref()
+        .and_then(|m| m.get_param("charset"))
+        .map(|v| v.as_str().to_owned());
+    Charset::declared(label.as_deref()).map_err(AppError::UnsupportedMediaType)
 }
 
-/// Imports contacts from CSV, upserting by phone. `invalid` lists the rows not written
-/// (`row` is the 1-based line in the file; the header is line 1).
+/// The header line (up to 64 KiB), read to sniff the byte-order mark and the delimiter.
+async fn read_head(reader: &mut (impl AsyncBufRead + Unpin)) -> AppResult<Vec<u8>> {
+    let mut head = Vec::new();
+    reader
+        .take(MAX_HEADER_BYTES)
+        .read_until(b'\n', &mut head)
+        .await
+        .map_err(|e| AppError::BadRequest(format!("could not read the body: {e}")))?;
+    if head.len() as u64 >= MAX_HEADER_BYTES && !head.ends_with(b"\n") {
+        return Err(AppError::field(
+            "header",
+            format!("the first line must be shorter than {MAX_HEADER_BYTES} bytes"),
+        ));
+    }
+    Ok(head)
+}
+
+/// Imports contacts from CSV, upserting by phone, as spreadsheets write it: `,` `;` or tab,
+/// UTF-8 (with or without BOM) or Windows-1252, Portuguese headers (see
+/// [`super::csv_format`]). `invalid` lists the rows not written (`row` is the 1-based line in
+/// the file; the header is line 1); `format` says how the file was read.
 #[utoipa::path(operation_id = "importContacts", tag = "contacts",
     request_body(content = String, content_type = "text/csv",
-        description = "`phone,name,<extra columns become fields>`"),
+        description = "A header line naming a phone column (`phone`, `telefone`, `celular`, `whatsapp`, `número`, `fone`), optionally a name column (`name`, `nome`) and any other columns, which become contact fields keyed by their normalised header. Delimiter `,`, `;` or tab (sniffed from the header). UTF-8 with or without BOM, or the `charset` declared (`windows-1252`, `iso-8859-1`); with none declared, rows that are not UTF-8 are read as Windows-1252."),
     responses(
         (status = 200, body = ImportResult),
         (status = 413, body = crate::error::Problem),
@@ -101,7 +78,7 @@ pub async fn import(
     req: HttpRequest,
     mut payload: web::Payload,
 ) -> AppResult<HttpResponse> {
-    require_csv(&req)?;
+    let declared = csv_charset(&req)?;
     let country = default_country(&state.db, user.tenant_id).await?;
     // The csv reader needs a `Send` source and actix's payload is not one: pump the
     // chunks through a small bounded channel (back-pressure keeps memory flat).
@@ -116,22 +93,33 @@ pub async fn import(
         }
     };
     let chunks = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    let reader = tokio_util::io::StreamReader::new(Box::pin(chunks));
+    let mut reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(Box::pin(chunks)));
     let work = async move {
+        let head = read_head(&mut reader).await?;
+        let (charset, bom) = declared.with_bom(&head).map_err(AppError::UnsupportedMediaType)?;
+        let delimiter = sniff_delimiter(&head[bom..]);
+        // The header line again, without its byte-order mark, then the rest of the stream.
+        let mut head = std::io::Cursor::new(head);
+        head.set_position(bom as u64);
         let mut csv = AsyncReaderBuilder::new()
             .flexible(true)
             .trim(Trim::All)
-            .create_reader(reader);
+            .delimiter(delimiter)
+            .create_reader(head.chain(reader));
+        let mut fell_back = false;
         let header = csv
-            .headers()
+            .byte_headers()
             .await
             .map_err(|e| AppError::BadRequest(format!("could not read the CSV header: {e}")))?
             .clone();
-        let columns = Columns::from_header(&header)?;
+        let header = charset
+            .decode(&header, &mut fell_back)
+            .map_err(|e| AppError::field("header", e))?;
+        let columns = Columns::from_header(&header).map_err(|e| AppError::Validation(vec![e]))?;
         let txn = state.db.begin().await?;
         let mut result = ImportResult::default();
         let mut batch = Vec::with_capacity(BATCH);
-        let mut record = StringRecord::new();
+        let mut record = ByteRecord::new();
         let mut rows = 0u64;
         let flush = |batch: &mut Vec<NewContact>, result: &mut ImportResult| {
             let repeated = repo::dedup_by_phone(batch);
@@ -139,7 +127,7 @@ pub async fn import(
             std::mem::take(batch)
         };
         loop {
-            match csv.read_record(&mut record).await {
+            match csv.read_byte_record(&mut record).await {
                 Ok(false) => break,
                 Ok(true) => {
                     rows += 1;
@@ -149,7 +137,12 @@ pub async fn import(
                         )));
                     }
                     let line = record.position().map_or(rows + 1, |p| p.line());
-                    match NewContact::parse(columns.contact(&record), &country) {
+                    let parsed = charset
+                        .decode(&record, &mut fell_back)
+                        .map_err(|e| vec![FieldError::new("row", e)])
+                        .and_then(|cells| columns.contact(&cells))
+                        .and_then(|request| NewContact::parse(request, &country));
+                    match parsed {
                         Ok(c) => batch.push(c),
                         Err(errors) => result.invalid.push(InvalidRow {
                             row: line,
@@ -181,6 +174,11 @@ pub async fn import(
         result.created += c;
         result.updated += u;
         txn.commit().await?;
+        result.format = Some(CsvFormat {
+            encoding: charset.report(fell_back),
+            delimiter: char::from(delimiter).to_string(),
+            columns: columns.report(),
+        });
         Ok::<_, AppError>(result)
     };
     let ((), result) = futures_util::join!(pump, work);

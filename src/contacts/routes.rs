@@ -219,6 +219,9 @@ pub struct ImportResult {
     pub created: u64,
     pub updated: u64,
     pub invalid: Vec<InvalidRow>,
+    /// CSV import only: how the file was read (encoding, delimiter, column mapping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<super::csv_format::CsvFormat>,
 }
 
 pub fn describe(errors: &[FieldError]) -> String {

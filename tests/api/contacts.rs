@@ -1,5 +1,5 @@
 use crate::auth::count;
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, Tenant, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -243,10 +243,10 @@ async fn a_csv_without_a_phone_column_or_of_another_type_is_refused() {
             "/api/v1/contacts/import",
             Some(&t.token),
             "text/csv",
-            "phone,bad-key\n1,2\n".into(),
+            "phone,Cidade,cidade\n1,2,3\n".into(),
         )
         .await;
-    assert_eq!(r.fields(), ["header[1]"]);
+    assert_eq!(r.fields(), ["header[2]"], "two columns would be the same field");
     let r = app
         .call_raw(
             Method::POST,
@@ -258,4 +258,125 @@ async fn a_csv_without_a_phone_column_or_of_another_type_is_refused() {
         .await;
     r.problem(415);
     assert_eq!(count(&app, "contacts").await, 0);
+}
+
+async fn import(app: &TestApp, t: &Tenant, content_type: &str, body: &[u8]) -> crate::helpers::Resp {
+    app.call_raw(
+        Method::POST,
+        "/api/v1/contacts/import",
+        Some(&t.token),
+        content_type,
+        body.to_vec(),
+    )
+    .await
+}
+
+async fn contact_by_phone(app: &TestApp, t: &Tenant, phone: &str) -> Value {
+    let r = app.get(&format!("/api/v1/contacts?q={phone}"), t).await;
+    r.ok(200)["items"][0].clone()
+}
+
+#[tokio::test]
+async fn an_excel_export_in_portuguese_imports_in_its_declared_windows_1252() {
+    let app = spawn_app().await;
+    let t = app.signup("Acme").await;
+    let csv = b"telefone;nome;Cidade;Quem indicou\r\n11987654321;Jo\xe3o;S\xe3o Paulo;Concei\xe7\xe3o\r\n(21) 98765-4321;\"Lima; Bia\";;\r\n";
+    let r = import(&app, &t, "text/csv; charset=windows-1252", csv).await;
+    let b = r.ok(200);
+    assert_eq!(b["created"], 2, "{b}");
+    assert_eq!(
+        b["format"],
+        json!({"encoding": "windows-1252", "delimiter": ";", "columns": {
+            "telefone": "phone", "nome": "name", "Cidade": "fields.cidade", "Quem indicou": "fields.quem_indicou"}})
+    );
+    let joao = contact_by_phone(&app, &t, "5511987654321").await;
+    assert_eq!(joao["name"], "João");
+    assert_eq!(
+        joao["fields"],
+        json!({"cidade": "São Paulo", "quem_indicou": "Conceição"})
+    );
+    assert_eq!(contact_by_phone(&app, &t, "5521987654321").await["name"], "Lima; Bia");
+}
+
+#[tokio::test]
+async fn without_a_charset_rows_that_are_not_utf8_are_read_as_windows_1252() {
+    let app = spawn_app().await;
+    let t = app.signup("Acme").await;
+    let csv = b"Telefone;Nome\n11987654321;Jo\xe3o\n21987654321;Ana\n";
+    let b = import(&app, &t, "text/csv", csv).await.ok(200).clone();
+    assert_eq!(b["created"], 2, "{b}");
+    assert_eq!(b["format"]["encoding"], "windows-1252");
+    assert_eq!(contact_by_phone(&app, &t, "5511987654321").await["name"], "João");
+}
+
+#[tokio::test]
+async fn a_utf8_file_with_a_byte_order_mark_imports_whatever_the_declared_charset() {
+    let app = spawn_app().await;
+    let t = app.signup("Acme").await;
+    let csv = "\u{feff}Número;Nome\r\n11987654321;João\r\n";
+    for content_type in ["text/csv", "text/csv; charset=windows-1252"] {
+        let b = import(&app, &t, content_type, csv.as_bytes()).await.ok(200).clone();
+        assert_eq!(
+            b["created"].as_u64().unwrap() + b["updated"].as_u64().unwrap(),
+            1,
+            "{b}"
+        );
+        assert_eq!(
+            b["format"],
+            json!({"encoding": "utf-8", "delimiter": ";", "columns": {"Número": "phone", "Nome": "name"}})
+        );
+        assert_eq!(contact_by_phone(&app, &t, "5511987654321").await["name"], "João");
+    }
+}
+
+#[tokio::test]
+async fn a_tab_delimited_file_imports() {
+    let app = spawn_app().await;
+    let t = app.signup("Acme").await;
+    let csv = "Celular\tNome completo\tObservação\n11987654321\tAna Souza\tcliente, antiga\n";
+    let b = import(&app, &t, "text/csv", csv.as_bytes()).await.ok(200).clone();
+    assert_eq!(b["created"], 1, "{b}");
+    assert_eq!(b["format"]["delimiter"], "\t");
+    assert_eq!(b["format"]["encoding"], "utf-8");
+    let ana = contact_by_phone(&app, &t, "5511987654321").await;
+    assert_eq!(ana["name"], "Ana Souza");
+    assert_eq!(ana["fields"]["observacao"], "cliente, antiga");
+}
+
+#[tokio::test]
+async fn a_cell_with_nul_makes_only_its_row_invalid() {
+    let app = spawn_app().await;
+    let t = app.signup("Acme").await;
+    let csv = b"telefone,nome,nota\n11987654321,A\0na,\n21987654321,Bia,ok\n31987654321,Caio,x\x01y\n";
+    let b = import(&app, &t, "text/csv", csv).await.ok(200).clone();
+    assert_eq!(b["created"], 1, "{b}");
+    let invalid = b["invalid"].as_array().unwrap();
+    assert_eq!(invalid.len(), 2, "{b}");
+    assert_eq!(invalid[0]["row"], 2);
+    assert!(
+        invalid[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("nome: must not contain the character U+0000"),
+        "{b}"
+    );
+    assert_eq!(invalid[1]["row"], 4);
+    assert!(invalid[1]["error"].as_str().unwrap().starts_with("nota:"), "{b}");
+    assert_eq!(count(&app, "contacts").await, 1);
+}
+
+#[tokio::test]
+async fn a_declared_charset_is_honoured_or_refused() {
+    let app = spawn_app().await;
+    let t = app.signup("Acme").await;
+    let latin = b"telefone,nome\n11987654321,Jo\xe3o\n21987654321,Ana\n";
+    let b = import(&app, &t, "text/csv; charset=utf-8", latin).await.ok(200).clone();
+    assert_eq!(b["created"], 1, "{b}");
+    assert_eq!(b["invalid"][0]["row"], 2);
+    import(&app, &t, "text/csv; charset=utf-16le", b"t\0")
+        .await
+        .problem(415);
+    import(&app, &t, "text/csv; charset=klingon", latin).await.problem(415);
+    import(&app, &t, "text/csv", b"\xff\xfet\0e\0l\0").await.problem(415);
+    assert_eq!(count(&app, "contacts").await, 1);
 }
