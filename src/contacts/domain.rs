@@ -115,11 +115,10 @@ pub fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids
 }
 
-/// A contact's name, trimmed (may be empty): at most [`MAX_NAME`] characters of text.
+/// A contact's name, trimmed (may be empty): at most [`MAX_NAME`] characters of text as sent.
 pub fn parse_contact_name(raw: &str) -> Result<String, String> {
-    let s = raw.trim();
-    text::check(s, MAX_NAME).map_err(|e| e.to_string())?;
-    Ok(s.to_owned())
+    text::check(raw, MAX_NAME).map_err(|e| e.to_string())?;
+    Ok(raw.trim().to_owned())
 }
 
 /// A field key: usable as a template variable (`{{quem_indicou}}`).

@@ -71,14 +71,14 @@ impl Role {
     }
 }
 
-/// A non-blank display name of at most `max` characters (usually [`crate::text::MAX_NAME`])
-/// that obeys the text rule, trimmed.
+/// A non-blank display name that obeys the text rule, of at most `max` characters as sent
+/// (usually [`crate::text::MAX_NAME`], the `maxLength` the OpenAPI document states), trimmed.
 pub fn parse_name(raw: &str, max: usize) -> Result<String, String> {
+    crate::text::check(raw, max).map_err(|e| e.to_string())?;
     let s = raw.trim();
     if s.is_empty() {
         return Err("must not be blank".into());
     }
-    crate::text::check(s, max).map_err(|e| e.to_string())?;
     Ok(s.to_owned())
 }
 
