@@ -87,6 +87,12 @@ async fn api(settings: Settings) -> anyhow::Result<()> {
 
 /// Runs a beat and/or a worker until SIGTERM or Ctrl-C, then drains them.
 async fn engine(settings: Settings, beat: bool, worker: bool) -> anyhow::Result<()> {
+    // `all` serves the metrics on the API's `/metrics`; a lone beat or worker on its own port.
+    if let (Some(port), false) = (settings.server.metrics_port, beat && worker) {
+        let server = crate::observability::serve(&settings.server.host, port)?;
+        tracing::info!(port, "metrics listening");
+        tokio::spawn(server);
+    }
     let state = AppState::build(settings, Arc::new(SystemClock)).await?;
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();

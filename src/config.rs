@@ -41,6 +41,10 @@ pub struct ServerSettings {
     pub json_limit_bytes: usize,
     /// Largest JSON body accepted by bulk routes, in bytes.
     pub bulk_json_limit_bytes: usize,
+    /// Port on which a lone `beat` or `worker` process serves `GET /metrics` (Prometheus
+    /// text); none when unset. The API (and `all`) serves it on its own port.
+    #[serde(default)]
+    pub metrics_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

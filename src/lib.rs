@@ -17,6 +17,7 @@ pub mod entities;
 pub mod error;
 pub mod gateway;
 pub mod instances;
+pub mod observability;
 pub mod recipients;
 pub mod redis;
 pub mod scheduler;

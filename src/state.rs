@@ -44,6 +44,8 @@ impl AppState {
         redis: fred::prelude::Client,
         calendars: Arc<Calendars>,
     ) -> anyhow::Result<Self> {
+        // Every process builds one state: its metrics recorder is installed first.
+        crate::observability::init();
         let secret = match settings.jwt_secret() {
             Some(s) => s.as_bytes().to_vec(),
             None => {

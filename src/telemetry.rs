@@ -52,6 +52,17 @@ pub async fn request_span(
             span.record("route", route.as_str());
             span.record("status", res.status().as_u16());
             span.record("latency_ms", latency_ms);
+            let route = if route.is_empty() {
+                "unmatched".to_owned()
+            } else {
+                route
+            };
+            crate::observability::record_request(
+                res.request().method().as_str(),
+                &route,
+                res.status().as_u16(),
+                latency_ms / 1000.0,
+            );
             tracing::info!("request finished");
         }
         Err(e) => {

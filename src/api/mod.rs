@@ -12,6 +12,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PathConfig::default().error_handler(extract::path_error))
         .configure(health::configure)
+        .configure(crate::observability::configure)
         .configure(openapi::configure)
         .service(
             web::scope("/api/v1")

@@ -74,7 +74,7 @@ pub struct ApiDoc;
 /// Health routes live outside `/api/v1`; they are documented in a second document merged
 /// with a server of `/`.
 #[derive(OpenApi)]
-#[openapi(paths(api::health::health, api::health::ready))]
+#[openapi(paths(api::health::health, api::health::ready, crate::observability::metrics_route))]
 struct RootDoc;
 
 struct BearerAuth;
@@ -141,8 +141,8 @@ impl OperationKind {
             body: op.request_body.is_some(),
             path_id: params.iter().any(|p| p.parameter_in == ParameterIn::Path),
             query: params.iter().any(|p| p.parameter_in == ParameterIn::Query),
-            // Only liveness answers without Postgres (and so without a possible 503).
-            database: path != "/health",
+            // Only liveness and the metrics answer without Postgres (no possible 503).
+            database: path != "/health" && path != "/metrics",
         }
     }
 

@@ -165,7 +165,6 @@ fn csv_response<R: ExportRows>(
         .streaming(body)
 }
 
-
 #[derive(FromQueryResult)]
 struct RecipientRow {
     position: i64,

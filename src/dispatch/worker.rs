@@ -336,6 +336,7 @@ impl Worker {
         let phone_lock = match lock::acquire(&self.redis, phone_key, self.settings.dispatch.phone_lock_ms).await? {
             Acquired::Yes(l) => l,
             Acquired::HeldFor(ms) => {
+                metrics::counter!("arauto_phone_lock_busy_total").increment(1);
                 self.defer(entry, job, ms).await;
                 return Ok(());
             }
@@ -360,7 +361,7 @@ impl Worker {
             self.ack(entry).await;
             return Ok(());
         };
-        let record = self.send(&ctx, &r, reserved).await;
+        let record = self.send(&ctx, &r, job.planned_at, reserved).await;
         if record.outcome == Outcome::Unsent {
             // Nothing went out: free the phone for the recipient's next turn.
             self.release(&phone_lock).await;
@@ -430,7 +431,13 @@ impl Worker {
     /// backoff; every attempt (the first and each retry) goes through
     /// [`Self::prepare_attempt`], so pacing, the window and pause/cancel hold at the instant
     /// each request leaves. Errors that prove nothing was sent never fail the recipient.
-    async fn send(&self, ctx: &CampaignContext, r: &Claimed, reserved: Option<tokio::time::Instant>) -> Record {
+    async fn send(
+        &self,
+        ctx: &CampaignContext,
+        r: &Claimed,
+        planned_at: chrono::DateTime<chrono::Utc>,
+        reserved: Option<tokio::time::Instant>,
+    ) -> Record {
         let mut reserved = reserved;
         let n = ctx.variants.len().max(1);
         let variant = r.variant.map_or(0, |v| v.max(0) as usize) % n;
@@ -468,6 +475,7 @@ impl Worker {
         let max_attempts = self.gateway.max_attempts();
         loop {
             if record.attempts > 0 {
+                metrics::counter!("arauto_gateway_retries_total").increment(1);
                 tokio::time::sleep(self.gateway.backoff(record.attempts)).await;
             }
             let pass = match self.prepare_attempt(ctx, reserved.take()).await {
@@ -481,7 +489,13 @@ impl Worker {
                 }
             };
             record.attempts += 1;
+            if record.attempts == 1 {
+                let late = (self.clock.now() - planned_at).num_milliseconds().max(0) as f64 / 1000.0;
+                metrics::histogram!("arauto_pacing_lateness_seconds").record(late);
+            }
+            let call = Instant::now();
             let result = self.gateway.send_once(ctx.target(), &r.phone, &message).await;
+            metrics::histogram!("arauto_send_duration_seconds").record(call.elapsed().as_secs_f64());
             if let Err(e) = gate::leave(&self.redis, &self.keys, &pass).await {
                 tracing::warn!(error = %e, "leaving the send gate failed; the entry expires by itself");
             }
@@ -519,6 +533,15 @@ impl Worker {
         }
         record.duration_ms = started.elapsed().as_millis() as u64;
         record.at = self.clock.now();
+        let error_class = match &record.pause {
+            Some(reason) if reason == GATEWAY_UNREACHABLE => "transient",
+            Some(_) => "instance",
+            None if record.outcome == Outcome::Failed => "recipient",
+            None if record.outcome == Outcome::Unknown => "unknown",
+            None => "none",
+        };
+        metrics::counter!("arauto_sends_total", "outcome" => record.outcome.as_str(), "error_class" => error_class)
+            .increment(1);
         record
     }
 }

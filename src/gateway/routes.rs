@@ -72,6 +72,12 @@ pub async fn evolution_webhook(
     let mut handled = 0;
     for event in events {
         handled += 1;
+        let kind = match &event {
+            GatewayEvent::Receipt { .. } => "messages.update",
+            GatewayEvent::Inbound { .. } => "messages.upsert",
+            GatewayEvent::Connection { .. } => "connection.update",
+        };
+        metrics::counter!("arauto_webhook_events_total", "event" => kind).increment(1);
         match event {
             GatewayEvent::Receipt { message_id, status, .. } => {
                 let delivered = status.rank() >= ReceiptStatus::DeliveryAck.rank();

@@ -367,6 +367,18 @@ pub enum Outcome {
     Unsent,
 }
 
+impl Outcome {
+    /// As stored in a send log's `outcome` (and as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Unknown => "outcome_unknown",
+            Self::Unsent => "unsent",
+        }
+    }
+}
+
 /// One send's result, for the recipient row and the log.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {

@@ -434,6 +434,7 @@ impl Beat {
                 let (beat, lease, running) = (beat.clone(), lease.clone(), running.clone());
                 Box::pin(async move {
                     if running.swap(true, Ordering::SeqCst) {
+                        metrics::counter!("arauto_beat_ticks_skipped_total").increment(1);
                         tracing::warn!("previous tick still running: skipping this one");
                         return;
                     }
@@ -466,9 +467,14 @@ impl Beat {
                 self.spawn_probe_round();
                 self.spawn_preparation_round();
                 let now = self.clock.now();
+                let started = std::time::Instant::now();
                 match self.tick(now).await {
                     Ok(report) => tracing::debug!(fence, ?report, "tick"),
                     Err(e) => tracing::error!(fence, error = ?e, "tick failed"),
+                }
+                metrics::histogram!("arauto_beat_tick_duration_seconds").record(started.elapsed().as_secs_f64());
+                if let Err(e) = self.record_gauges(now).await {
+                    tracing::debug!(error = %e, "gauges not recorded");
                 }
             }
             Ok(None) => tracing::trace!("standing by: another beat leads"),
@@ -476,6 +482,42 @@ impl Beat {
                 tracing::warn!(error = %e, "cannot reach Redis for the lease: skipping this tick")
             }
         }
+    }
+
+    /// The leader's gauges, once per tick: due-queue depth and oldest `queued` age,
+    /// campaigns by status (see [`crate::observability`]).
+    async fn record_gauges(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        #[derive(FromQueryResult)]
+        struct ByStatus {
+            status: String,
+            n: i64,
+        }
+        #[derive(FromQueryResult)]
+        struct Oldest {
+            at: Option<DateTime<Utc>>,
+        }
+        let depth = stream::due_len(&self.redis, &self.keys).await?;
+        metrics::gauge!("arauto_due_queue_depth").set(depth as f64);
+        let oldest = Oldest::find_by_statement(stmt(
+            "SELECT min(queued_at) AS at FROM recipients WHERE status = 'queued'",
+            vec![],
+        ))
+        .one(&self.db)
+        .await?
+        .and_then(|o| o.at);
+        let age = oldest.map_or(0.0, |at| (now - at).num_milliseconds().max(0) as f64 / 1000.0);
+        metrics::gauge!("arauto_due_queue_oldest_seconds").set(age);
+        let rows = ByStatus::find_by_statement(stmt(
+            "SELECT status, count(*) AS n FROM campaigns GROUP BY status",
+            vec![],
+        ))
+        .all(&self.db)
+        .await?;
+        for status in crate::campaigns::domain::CampaignStatus::ALL {
+            let n = rows.iter().find(|r| r.status == status.as_str()).map_or(0, |r| r.n);
+            metrics::gauge!("arauto_campaigns", "status" => status.as_str()).set(n as f64);
+        }
+        Ok(())
     }
 
     /// Takes up unfinished audience preparations (a preparer that died with its API

@@ -12,6 +12,7 @@ mod exports;
 mod health;
 mod holidays;
 mod instances;
+mod metrics;
 mod migrations;
 mod observability;
 mod openapi;
