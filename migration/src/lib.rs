@@ -33,6 +33,7 @@ mod m20261126_000005_recipient_keys;
 mod m20261126_000006_recipient_counts;
 mod m20261130_000007_outcome_unknown;
 mod m20261130_000008_preparing;
+mod m20261130_000009_contact_counts;
 mod m20261130_000010_early_receipts;
 mod m20261130_000012_reply_lookup;
 mod m20261130_000013_variant_counts;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_recipient_counts::Migration),
             Box::new(m20261130_000007_outcome_unknown::Migration),
             Box::new(m20261130_000008_preparing::Migration),
+            Box::new(m20261130_000009_contact_counts::Migration),
             Box::new(m20261130_000010_early_receipts::Migration),
             Box::new(m20261130_000012_reply_lookup::Migration),
             Box::new(m20261130_000013_variant_counts::Migration),

@@ -1,5 +1,6 @@
 //! Contacts and their audiences: groups (static lists) and tags.
 
+pub mod counts;
 pub mod csv_format;
 pub mod domain;
 pub mod groups;

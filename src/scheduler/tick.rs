@@ -39,6 +39,8 @@ pub struct TickReport {
     pub folded: u64,
     /// Receipts that had arrived before their send's outcome, applied now.
     pub early_receipts: u64,
+    /// Tenants whose contact total deltas were folded (and still have contacts).
+    pub folded_contact_totals: u64,
 }
 
 #[derive(Clone)]
@@ -109,7 +111,7 @@ impl Beat {
 
     /// One tick at `now`: promote due scheduled campaigns, time out stuck sends, re-queue
     /// lost jobs, plan every send that falls before the next tick, complete finished
-    /// campaigns, fold the recipient count deltas. Postgres first, then Redis: a crash in between leaves `queued` rows that
+    /// campaigns, fold the recipient count and contact total deltas. Postgres first, then Redis: a crash in between leaves `queued` rows that
     /// a later tick re-queues.
     #[tracing::instrument(skip(self), fields(promoted, queued))]
     pub async fn tick(&self, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
@@ -130,6 +132,7 @@ impl Beat {
         report.early_receipts = recipients::apply_early_receipts(&self.db, None).await?;
         recipients::drop_early_receipts(&self.db, now - Duration::days(1)).await?;
         report.folded = crate::campaigns::counts::fold(&self.db).await?;
+        report.folded_contact_totals = crate::contacts::counts::fold(&self.db).await?;
         tracing::Span::current().record("queued", report.queued);
         Ok(report)
     }
