@@ -1,7 +1,7 @@
 //! The database layer's shared pieces: the statement helper, the tenant-scoped lookups every
 //! tenant-owned query starts from, and housekeeping outside the migrations.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, Database, DbBackend, QueryFilter, Select, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, Database, DbBackend, FromQueryResult, QueryFilter, Select, Statement};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -12,6 +12,30 @@ use crate::error::{AppError, AppResult};
 /// A Postgres statement with bound values: how every hand-written query in Arauto is made.
 pub fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = sea_orm::Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+#[derive(FromQueryResult)]
+struct Counted {
+    n: i64,
+}
+
+/// `count(*)` of the rows `from_where` (a `FROM … WHERE …` clause, with its bound `values`)
+/// selects, stopping after `cap + 1` rows: the cost is bounded however many rows match.
+/// A result above `cap` means "more than `cap`" (see `api::cursor::Total::bounded`).
+pub async fn bounded_count(
+    db: &impl ConnectionTrait,
+    from_where: &str,
+    values: Vec<sea_orm::Value>,
+    cap: u64,
+) -> Result<u64, sea_orm::DbErr> {
+    let sql = format!(
+        "SELECT count(*) AS n FROM (SELECT 1 {from_where} LIMIT {}) AS bounded",
+        cap + 1
+    );
+    Ok(Counted::find_by_statement(stmt(sql, values))
+        .one(db)
+        .await?
+        .map_or(0, |c| c.n.max(0) as u64))
 }
 
 /// Creates the database named in `database.url` when it does not exist, connecting to the

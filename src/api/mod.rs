@@ -1,5 +1,6 @@
 //! The HTTP surface: `/api/v1` routes, health, OpenAPI and Swagger UI, CORS.
 
+pub mod cursor;
 pub mod extract;
 pub mod health;
 pub mod openapi;

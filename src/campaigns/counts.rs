@@ -6,6 +6,7 @@
 //! variant (migration `m20261130_000013_variant_counts`), for per-variant results.
 
 use crate::db::stmt;
+use crate::recipients::RecipientStatus;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use uuid::Uuid;
@@ -29,16 +30,40 @@ pub struct Counts {
     pub sent_since: i64,
 }
 
+/// The summed count columns of a campaign's `recipient_counts` rows.
+const SUMS: &str = "COALESCE(sum(pending), 0)::bigint AS pending, COALESCE(sum(queued), 0)::bigint AS queued, \
+    COALESCE(sum(sending), 0)::bigint AS sending, COALESCE(sum(sent), 0)::bigint AS sent, \
+    COALESCE(sum(failed), 0)::bigint AS failed, COALESCE(sum(skipped), 0)::bigint AS skipped, \
+    COALESCE(sum(cancelled), 0)::bigint AS cancelled, COALESCE(sum(delivered), 0)::bigint AS delivered, \
+    COALESCE(sum(read), 0)::bigint AS read, COALESCE(sum(replied), 0)::bigint AS replied";
+
+impl Counts {
+    /// Recipients in `status`.
+    pub fn in_status(&self, status: RecipientStatus) -> i64 {
+        match status {
+            RecipientStatus::Pending => self.pending,
+            RecipientStatus::Queued => self.queued,
+            RecipientStatus::Sending => self.sending,
+            RecipientStatus::Sent => self.sent,
+            RecipientStatus::Failed => self.failed,
+            RecipientStatus::Skipped => self.skipped,
+            RecipientStatus::Cancelled => self.cancelled,
+        }
+    }
+
+    /// All the campaign's recipients (every status).
+    pub fn total(&self) -> i64 {
+        RecipientStatus::ALL.iter().map(|s| self.in_status(*s)).sum()
+    }
+}
+
 /// The campaign's counts, and how many were sent after `since`.
 pub async fn of(db: &impl ConnectionTrait, campaign_id: Uuid, since: DateTime<Utc>) -> Result<Counts, sea_orm::DbErr> {
     let found = Counts::find_by_statement(stmt(
-        "SELECT COALESCE(sum(pending), 0)::bigint AS pending, COALESCE(sum(queued), 0)::bigint AS queued, \
-                COALESCE(sum(sending), 0)::bigint AS sending, COALESCE(sum(sent), 0)::bigint AS sent, \
-                COALESCE(sum(failed), 0)::bigint AS failed, COALESCE(sum(skipped), 0)::bigint AS skipped, \
-                COALESCE(sum(cancelled), 0)::bigint AS cancelled, COALESCE(sum(delivered), 0)::bigint AS delivered, \
-                COALESCE(sum(read), 0)::bigint AS read, COALESCE(sum(replied), 0)::bigint AS replied, \
-                (SELECT count(*) FROM recipients WHERE campaign_id = $1 AND sent_at > $2) AS sent_since \
-         FROM recipient_counts WHERE campaign_id = $1",
+        format!(
+            "SELECT {SUMS}, (SELECT count(*) FROM recipients WHERE campaign_id = $1 AND sent_at > $2) AS sent_since \
+             FROM recipient_counts WHERE campaign_id = $1"
+        ),
         vec![campaign_id.into(), since.into()],
     ))
     .one(db)
@@ -68,6 +93,17 @@ pub async fn by_variant(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<
     ))
     .all(db)
     .await
+}
+
+/// The campaign's counts by status and receipts, without the recent pace (`sent_since` 0).
+pub async fn by_status(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<Counts, sea_orm::DbErr> {
+    let found = Counts::find_by_statement(stmt(
+        format!("SELECT {SUMS}, 0::bigint AS sent_since FROM recipient_counts WHERE campaign_id = $1"),
+        vec![campaign_id.into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(found.unwrap_or_default())
 }
 
 /// Merges the deltas of up to `FOLD_BATCH` campaigns into one row per campaign and variant;

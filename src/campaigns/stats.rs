@@ -12,28 +12,16 @@ use uuid::Uuid;
 use super::counts;
 use super::domain::CampaignStatus;
 use super::preparation::Progress;
-use crate::api::extract::{ApiQuery, Page, Pagination};
+use crate::api::cursor::{CursorPage, CursorParam, Keyed, Keyset, Total, COUNT_CAP};
+use crate::api::extract::{ApiQuery, Pagination};
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
-use crate::db::find_owned;
-use crate::db::stmt;
+use crate::db::{bounded_count, find_owned, stmt};
 use crate::dispatch::{stream, worker};
 use crate::entities::campaigns;
 use crate::error::{AppError, AppResult};
 use crate::recipients::RecipientStatus;
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
-
-#[derive(FromQueryResult)]
-struct Count {
-    n: i64,
-}
-
-async fn count(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Result<u64, sea_orm::DbErr> {
-    Ok(Count::find_by_statement(stmt(sql, values))
-        .one(db)
-        .await?
-        .map_or(0, |c| c.n as u64))
-}
 
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct StatusCounts {
@@ -200,6 +188,28 @@ pub struct RecipientView {
     pub delivered_at: Option<DateTime<Utc>>,
     pub read_at: Option<DateTime<Utc>>,
     pub message_id: Option<String>,
+    /// Send order (the list's sort key; not shown).
+    #[serde(skip)]
+    pub position: i32,
+}
+
+/// The sort key of a campaign's recipients (send order, then id): what its cursors encode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientKey {
+    pub position: i32,
+    pub id: Uuid,
+}
+
+impl Keyed for RecipientView {
+    type Key = RecipientKey;
+
+    fn key(&self) -> RecipientKey {
+        RecipientKey {
+            position: self.position,
+            id: self.id,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -210,9 +220,10 @@ pub struct RecipientFilter {
     pub status: Option<String>,
 }
 
-/// The campaign's recipients in send order, optionally by status.
-#[utoipa::path(operation_id = "listCampaignRecipients", tag = "campaigns", params(("id" = Uuid, Path), RecipientFilter, Pagination), responses(
-    (status = 200, body = Page<RecipientView>),
+/// The campaign's recipients in send order, optionally by status; by page or after a
+/// cursor. `total` is exact (the kept per-status counts).
+#[utoipa::path(operation_id = "listCampaignRecipients", tag = "campaigns", params(("id" = Uuid, Path), RecipientFilter, Pagination, CursorParam), responses(
+    (status = 200, body = CursorPage<RecipientView>),
     (status = 404, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),
 ), security(("bearer" = [])))]
@@ -222,7 +233,7 @@ pub async fn recipients(
     user: AuthUser,
     id: web::Path<Uuid>,
     filter: ApiQuery<RecipientFilter>,
-    page: Pagination,
+    page: Keyset<RecipientKey>,
 ) -> AppResult<HttpResponse> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
     let status = match filter.0.status.as_deref() {
@@ -231,29 +242,35 @@ pub async fn recipients(
             let all: Vec<&str> = RecipientStatus::ALL.iter().map(|v| v.as_str()).collect();
             AppError::field("status", format!("must be one of {}", all.join(", ")))
         })?),
+    };
+    let counts = counts::by_status(&state.db, c.id).await?;
+    let total = status.map_or_else(|| counts.total(), |s| counts.in_status(s));
+    let mut clause = String::from("tenant_id = $1 AND campaign_id = $2");
+    let mut values: Vec<sea_orm::Value> = vec![user.tenant_id.into(), c.id.into()];
+    if let Some(s) = status {
+        values.push(s.as_str().into());
+        clause += &format!(" AND status = ${}", values.len());
     }
-    .map(|s| s.as_str().to_owned());
-    let filter_sql = "tenant_id = $1 AND campaign_id = $2 AND ($3::text IS NULL OR status = $3)";
-    let base = vec![user.tenant_id.into(), c.id.into(), status.into()];
-    let total = count(
-        &state.db,
-        &format!("SELECT count(*) AS n FROM recipients WHERE {filter_sql}"),
-        base.clone(),
-    )
-    .await?;
-    let mut values = base;
-    values.push((page.per_page as i64).into());
-    values.push((page.offset() as i64).into());
+    if let Some(after) = &page.after {
+        values.push(after.position.into());
+        values.push(after.id.into());
+        clause += &format!(" AND (position, id) > (${}, ${})", values.len() - 1, values.len());
+    }
+    values.push(page.limit().into());
+    values.push(page.offset().into());
+    let n = values.len();
     let items = RecipientView::find_by_statement(stmt(
         format!(
-            "SELECT id, contact_id, phone, name, status, reason, outcome_unknown, variant, queued_at, sent_at, delivered_at, read_at, message_id \
-             FROM recipients WHERE {filter_sql} ORDER BY position LIMIT $4 OFFSET $5"
+            "SELECT id, contact_id, phone, name, status, reason, outcome_unknown, variant, queued_at, sent_at, delivered_at, \
+                    read_at, message_id, position \
+             FROM recipients WHERE {clause} ORDER BY position, id LIMIT ${} OFFSET ${n}",
+            n - 1
         ),
         values,
     ))
     .all(&state.db)
     .await?;
-    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+    Ok(HttpResponse::Ok().json(page.page_of(items, Total::Exact(total.max(0) as u64))))
 }
 
 #[derive(Debug, Serialize, ToSchema, FromQueryResult)]
@@ -273,9 +290,25 @@ pub struct SendLogView {
     pub created_at: DateTime<Utc>,
 }
 
-/// Every send attempt of the campaign, newest first.
-#[utoipa::path(operation_id = "listCampaignLogs", tag = "campaigns", params(("id" = Uuid, Path), Pagination), responses(
-    (status = 200, body = Page<SendLogView>),
+/// The sort key of a campaign's send logs (newest first, by id): what its cursors encode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendLogKey {
+    pub log_id: i64,
+}
+
+impl Keyed for SendLogView {
+    type Key = SendLogKey;
+
+    fn key(&self) -> SendLogKey {
+        SendLogKey { log_id: self.id }
+    }
+}
+
+/// Every send attempt of the campaign, newest first; by page or after a cursor. `total`
+/// is counted up to 10,000 (`total_is_estimate`).
+#[utoipa::path(operation_id = "listCampaignLogs", tag = "campaigns", params(("id" = Uuid, Path), Pagination, CursorParam), responses(
+    (status = 200, body = CursorPage<SendLogView>),
     (status = 404, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[get("/campaigns/{id}/logs")]
@@ -283,27 +316,31 @@ pub async fn logs(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
-    page: Pagination,
+    page: Keyset<SendLogKey>,
 ) -> AppResult<HttpResponse> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    let scope = vec![user.tenant_id.into(), c.id.into()];
-    let total = count(
-        &state.db,
-        "SELECT count(*) AS n FROM send_logs WHERE tenant_id = $1 AND campaign_id = $2",
-        scope.clone(),
-    )
-    .await?;
-    let mut values = scope;
-    values.push((page.per_page as i64).into());
-    values.push((page.offset() as i64).into());
+    let scope = "FROM send_logs WHERE tenant_id = $1 AND campaign_id = $2";
+    let mut values: Vec<sea_orm::Value> = vec![user.tenant_id.into(), c.id.into()];
+    let counted = bounded_count(&state.db, scope, values.clone(), COUNT_CAP).await?;
+    let mut clause = String::new();
+    if let Some(after) = &page.after {
+        values.push(after.log_id.into());
+        clause = format!(" AND id < ${}", values.len());
+    }
+    values.push(page.limit().into());
+    values.push(page.offset().into());
+    let n = values.len();
     let items = SendLogView::find_by_statement(stmt(
-        "SELECT id, recipient_id, variant, rendered, attempts, gateway_status, body_excerpt, duration_ms, outcome, reason, created_at \
-         FROM send_logs WHERE tenant_id = $1 AND campaign_id = $2 ORDER BY id DESC LIMIT $3 OFFSET $4",
+        format!(
+            "SELECT id, recipient_id, variant, rendered, attempts, gateway_status, body_excerpt, duration_ms, outcome, reason, created_at \
+             {scope}{clause} ORDER BY id DESC LIMIT ${} OFFSET ${n}",
+            n - 1
+        ),
         values,
     ))
     .all(&state.db)
     .await?;
-    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+    Ok(HttpResponse::Ok().json(page.page_of(items, Total::bounded(counted, COUNT_CAP))))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

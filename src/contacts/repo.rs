@@ -2,15 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult, Value as DbValue};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::domain::NewContact;
-use crate::api::extract::Pagination;
-use crate::db::stmt;
+use crate::api::cursor::{CursorPage, Keyed, Keyset, Total, COUNT_CAP};
+use crate::db::{bounded_count, stmt};
 use crate::error::FieldError;
 
 /// A contact as the API shows it.
@@ -43,11 +43,23 @@ const VIEW_COLUMNS: &str = "c.id, c.phone, c.name, c.fields, c.opted_out_at, c.c
     COALESCE((SELECT jsonb_agg(ct.tag_id ORDER BY ct.tag_id) FROM contact_tags ct \
               WHERE ct.tenant_id = c.tenant_id AND ct.contact_id = c.id), '[]'::jsonb) AS tag_ids";
 
+impl ContactFilter {
+    /// The search text, when there is one (blank counts as none).
+    fn query(&self) -> Option<&str> {
+        self.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
+    }
+
+    /// True when nothing filters: every contact of the tenant is listed.
+    pub fn is_empty(&self) -> bool {
+        self.query().is_none() && self.tag_id.is_none() && self.group_id.is_none()
+    }
+}
+
 /// The WHERE clause of a filtered contact query, with its values ($1 is the tenant).
 fn filter_clause(tenant_id: Uuid, f: &ContactFilter) -> (String, Vec<DbValue>) {
     let mut sql = String::from("c.tenant_id = $1");
     let mut values: Vec<DbValue> = vec![tenant_id.into()];
-    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+    if let Some(q) = f.query() {
         let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         values.push(format!("%{escaped}%").into());
         let name_param = values.len();
@@ -76,28 +88,48 @@ fn filter_clause(tenant_id: Uuid, f: &ContactFilter) -> (String, Vec<DbValue>) {
     (sql, values)
 }
 
-#[derive(FromQueryResult)]
-struct Count {
-    n: i64,
+/// The sort key of `GET /contacts` (creation order, then id): what its cursors encode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactKey {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
 }
 
+impl Keyed for ContactView {
+    type Key = ContactKey;
+
+    fn key(&self) -> ContactKey {
+        ContactKey {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+/// A page of the tenant's contacts in creation order, after the cursor or at the page's
+/// offset. `total`: without filters, the tenant's kept total (`contact_counts`, exact);
+/// with `q`, `tag_id` or `group_id`, the matches counted up to [`COUNT_CAP`].
 pub async fn list(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     filter: &ContactFilter,
-    page: &Pagination,
-) -> Result<(Vec<ContactView>, u64), sea_orm::DbErr> {
-    let (clause, values) = filter_clause(tenant_id, filter);
-    let total = Count::find_by_statement(stmt(
-        format!("SELECT count(*) AS n FROM contacts c WHERE {clause}"),
-        values.clone(),
-    ))
-    .one(db)
-    .await?
-    .map_or(0, |c| c.n as u64);
-    let mut values = values;
-    values.push((page.per_page as i64).into());
-    values.push((page.offset() as i64).into());
+    page: &Keyset<ContactKey>,
+) -> Result<CursorPage<ContactView>, sea_orm::DbErr> {
+    let (mut clause, mut values) = filter_clause(tenant_id, filter);
+    let total = if filter.is_empty() {
+        Total::Exact(super::counts::of(db, tenant_id).await?)
+    } else {
+        let from = format!("FROM contacts c WHERE {clause}");
+        Total::bounded(bounded_count(db, &from, values.clone(), COUNT_CAP).await?, COUNT_CAP)
+    };
+    if let Some(after) = &page.after {
+        values.push(after.created_at.into());
+        values.push(after.id.into());
+        clause += &format!(" AND (c.created_at, c.id) > (${}, ${})", values.len() - 1, values.len());
+    }
+    values.push(page.limit().into());
+    values.push(page.offset().into());
     let n = values.len();
     let items = ContactView::find_by_statement(stmt(
         format!(
@@ -108,7 +140,7 @@ pub async fn list(
     ))
     .all(db)
     .await?;
-    Ok((items, total))
+    Ok(page.page_of(items, total))
 }
 
 pub async fn get(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<Option<ContactView>, sea_orm::DbErr> {

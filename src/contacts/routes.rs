@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use super::domain::{dedup, parse_contact_name, validate_fields, ContactFields, ContactRequest, NewContact};
 use super::phone::Phone;
-use super::repo::{self, ContactFilter, ContactView, Owned};
-use crate::api::extract::{ApiJson, ApiQuery, BulkJson, Page, Pagination};
+use super::repo::{self, ContactFilter, ContactKey, ContactView, Owned};
+use crate::api::cursor::{CursorPage, CursorParam, Keyset};
+use crate::api::extract::{ApiJson, ApiQuery, BulkJson, Pagination};
 use crate::audit::{self, Event};
 use crate::db::find_owned;
 use crate::entities::{contacts, tenants};
@@ -69,9 +70,11 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view(&state, user.tenant_id, created.id).await?))
 }
 
-/// Lists contacts, filtered by `q` (name or phone), `tag_id` and `group_id`.
-#[utoipa::path(operation_id = "listContacts", tag = "contacts", params(ContactFilter, Pagination), responses(
-    (status = 200, body = Page<ContactView>),
+/// Lists contacts in creation order, filtered by `q` (name or phone), `tag_id` and
+/// `group_id`; by page or after a cursor. Unfiltered, `total` is exact; filtered, it is
+/// counted up to 10,000 (`total_is_estimate`).
+#[utoipa::path(operation_id = "listContacts", tag = "contacts", params(ContactFilter, Pagination, CursorParam), responses(
+    (status = 200, body = CursorPage<ContactView>),
     (status = 422, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[get("/contacts")]
@@ -79,10 +82,9 @@ pub async fn list(
     state: web::Data<AppState>,
     user: AuthUser,
     filter: ApiQuery<ContactFilter>,
-    page: Pagination,
+    page: Keyset<ContactKey>,
 ) -> AppResult<HttpResponse> {
-    let (items, total) = repo::list(&state.db, user.tenant_id, &filter.0, &page).await?;
-    Ok(HttpResponse::Ok().json(page.page_of(items, total)))
+    Ok(HttpResponse::Ok().json(repo::list(&state.db, user.tenant_id, &filter.0, &page).await?))
 }
 
 /// One contact.
