@@ -45,6 +45,15 @@ pub struct ServerSettings {
     /// text); none when unset. The API (and `all`) serves it on its own port.
     #[serde(default)]
     pub metrics_port: Option<u16>,
+    /// How long, in milliseconds, a process answers from its memory the caller's user and
+    /// role and a tenant's holidays (at least 1). Changes made through this process apply
+    /// at once; changes made through another replica (or in the database) within this time.
+    #[serde(default = "default_read_cache_ttl_ms")]
+    pub read_cache_ttl_ms: u64,
+}
+
+fn default_read_cache_ttl_ms() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +183,9 @@ impl Settings {
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return fail("log.format", "must be \"text\" or \"json\"");
+        }
+        if self.server.read_cache_ttl_ms == 0 {
+            return fail("server.read_cache_ttl_ms", "must be at least 1");
         }
         if self.beat.tick_seconds == 0 {
             return fail("beat.tick_seconds", "must be at least 1");

@@ -7,12 +7,14 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use secrecy::ExposeSecret;
 use std::{sync::Arc, time::Duration};
 
+use crate::calendar::tenant::HolidayCache;
 use crate::calendar::Calendars;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::gateway::GatewayClient;
 use crate::redis::Keys;
+use crate::tenancy::auth::UserCache;
 use crate::tenancy::jwt::JwtKeys;
 
 /// Everything a request handler may need, built once per process.
@@ -27,6 +29,10 @@ pub struct AppState {
     /// The shipped holiday calendars, read once at start-up from `holidays.dir`.
     pub calendars: Arc<Calendars>,
     pub gateway: GatewayClient,
+    /// Callers' users and roles, for `server.read_cache_ttl_ms`.
+    pub users: UserCache,
+    /// Tenants' own holidays, for `server.read_cache_ttl_ms`.
+    pub holidays: HolidayCache,
 }
 
 impl AppState {
@@ -57,7 +63,10 @@ impl AppState {
         };
         // `Settings::load` refuses a malformed key, so this is the validated key.
         let key = settings.crypto_key().unwrap_or([0; 32]);
+        let cache_ttl = Duration::from_millis(settings.server.read_cache_ttl_ms.max(1));
         Ok(Self {
+            users: UserCache::new(cache_ttl),
+            holidays: HolidayCache::new(cache_ttl),
             gateway: GatewayClient::new(&settings.gateway)?,
             db,
             redis,

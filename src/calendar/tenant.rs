@@ -8,6 +8,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -21,7 +22,50 @@ use crate::error::{AppError, AppResult, Fields};
 use crate::state::AppState;
 use crate::tenancy::{auth::AuthUser, domain::parse_name};
 
-/// Every date the tenant closes on, sorted.
+/// Each tenant's own holiday dates, remembered by this process for
+/// `server.read_cache_ttl_ms` (the API reads them for every stats, preview and campaign
+/// validation). Adding or deleting a holiday through this process forgets the tenant's at
+/// once; a change through another replica shows here within the TTL. The beat and the
+/// workers read holidays themselves, uncached.
+#[derive(Clone)]
+pub struct HolidayCache {
+    tenants: moka::future::Cache<Uuid, Arc<[NaiveDate]>>,
+}
+
+impl HolidayCache {
+    /// Tenants remembered at most: beyond it the least used are dropped.
+    const CAPACITY: u64 = 10_000;
+
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            tenants: moka::future::Cache::builder()
+                .max_capacity(Self::CAPACITY)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// Every date the tenant closes on, sorted: from memory, or read with [`dates`].
+    pub async fn dates(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        tenant_id: Uuid,
+    ) -> Result<Arc<[NaiveDate]>, sea_orm::DbErr> {
+        if let Some(found) = self.tenants.get(&tenant_id).await {
+            return Ok(found);
+        }
+        let found: Arc<[NaiveDate]> = dates(db, tenant_id).await?.into();
+        self.tenants.insert(tenant_id, found.clone()).await;
+        Ok(found)
+    }
+
+    /// Drops the tenant's remembered dates: call after adding or deleting one.
+    pub async fn forget(&self, tenant_id: Uuid) {
+        self.tenants.invalidate(&tenant_id).await;
+    }
+}
+
+/// Every date the tenant closes on, sorted (from the database).
 pub async fn dates(db: &impl sea_orm::ConnectionTrait, tenant_id: Uuid) -> Result<Vec<NaiveDate>, sea_orm::DbErr> {
     scoped::<holidays::Entity>(tenant_id)
         .select_only()
@@ -182,6 +226,7 @@ pub async fn create(
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     crate::campaigns::repo::replan(&txn, Replan::Tenant(user.tenant_id), state.clock.now()).await?;
     txn.commit().await?;
+    state.holidays.forget(user.tenant_id).await;
     Ok(HttpResponse::Created().json(HolidayView::from(created)))
 }
 
@@ -199,6 +244,7 @@ pub async fn remove(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     crate::campaigns::repo::replan(&txn, Replan::Tenant(user.tenant_id), state.clock.now()).await?;
     txn.commit().await?;
+    state.holidays.forget(user.tenant_id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

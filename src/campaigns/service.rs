@@ -199,7 +199,7 @@ async fn parse_schedule(
         Ok(s) => s,
         Err(e) => return Ok(Err(e.into_iter().map(|e| e.under("schedule")).collect())),
     };
-    let dates = calendar::tenant::dates(&state.db, tenant_id).await?;
+    let dates = state.holidays.dates(&state.db, tenant_id).await?;
     let lookup = schedule.holiday_lookup(&state.calendars, &dates);
     if calendar::next_open(&schedule, &lookup, state.clock.now()).is_none() {
         return Ok(Err(vec![FieldError::new(
@@ -236,7 +236,7 @@ pub async fn preview(
     let spec: ScheduleSpec = serde_json::from_value(campaign.schedule.clone()).map_err(AppError::internal)?;
     let schedule = Schedule::parse(spec, &state.calendars)
         .map_err(|e| AppError::internal(anyhow::anyhow!("stored schedule no longer parses: {e:?}")))?;
-    let dates = calendar::tenant::dates(&state.db, tenant_id).await?;
+    let dates = state.holidays.dates(&state.db, tenant_id).await?;
     let lookup = schedule.holiday_lookup(&state.calendars, &dates);
     let now = state.clock.now();
     let at = calendar::next_open(&schedule, &lookup, now);

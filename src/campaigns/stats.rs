@@ -130,7 +130,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
             let pacing: Pacing = serde_json::from_value(c.pacing.clone()).map_err(AppError::internal)?;
             match Schedule::parse(spec, &state.calendars) {
                 Ok(schedule) => {
-                    let dates = calendar::tenant::dates(&state.db, user.tenant_id).await?;
+                    let dates = state.holidays.dates(&state.db, user.tenant_id).await?;
                     let lookup = schedule.holiday_lookup(&state.calendars, &dates);
                     let from = c.next_send_at.unwrap_or(now).max(now);
                     let next = calendar::next_open(&schedule, &lookup, from);

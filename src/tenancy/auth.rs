@@ -1,4 +1,5 @@
-//! Passwords (argon2) and the [`AuthUser`] extractor (tokens: [`super::jwt`]).
+//! Passwords (argon2), the [`AuthUser`] extractor (tokens: [`super::jwt`]) and the
+//! short-lived [`UserCache`] it reads users through.
 
 use actix_web::{dev::Payload, http::header, FromRequest, HttpRequest};
 use argon2::{
@@ -7,6 +8,7 @@ use argon2::{
 };
 use futures_util::future::LocalBoxFuture;
 use sea_orm::EntityTrait;
+use std::time::Duration;
 use uuid::Uuid;
 
 use super::domain::Role;
@@ -60,6 +62,50 @@ impl AuthUser {
     }
 }
 
+/// Users seen by this process, by id, for `server.read_cache_ttl_ms`, so that a request
+/// does not read its caller's row every time. A user changed or deleted through this
+/// process is forgotten at once ([`UserCache::forget`]); one changed through another replica
+/// keeps its old role (or, deleted, keeps being let in) here for at most the TTL. Unknown
+/// ids are remembered too, as absent.
+#[derive(Clone)]
+pub struct UserCache {
+    users: moka::future::Cache<Uuid, Option<AuthUser>>,
+}
+
+impl UserCache {
+    /// Users remembered at most: beyond it the least used are dropped.
+    const CAPACITY: u64 = 100_000;
+
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            users: moka::future::Cache::builder()
+                .max_capacity(Self::CAPACITY)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// The user with this id (any tenant), from memory or from the database.
+    pub async fn get(&self, db: &sea_orm::DatabaseConnection, user_id: Uuid) -> Result<Option<AuthUser>, AppError> {
+        if let Some(found) = self.users.get(&user_id).await {
+            return Ok(found);
+        }
+        let found = users::Entity::find_by_id(user_id).one(db).await?.map(|u| AuthUser {
+            user_id: u.id,
+            tenant_id: u.tenant_id,
+            role: Role::from_db(&u.role),
+            email: u.email,
+        });
+        self.users.insert(user_id, found.clone()).await;
+        Ok(found)
+    }
+
+    /// Drops what this process remembers of the user: call after changing or deleting them.
+    pub async fn forget(&self, user_id: Uuid) {
+        self.users.invalidate(&user_id).await;
+    }
+}
+
 impl FromRequest for AuthUser {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
@@ -77,18 +123,14 @@ impl FromRequest for AuthUser {
             let token = token.ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
             let invalid = || AppError::Unauthorized("the token is invalid or expired".into());
             let claims = state.jwt.verify(&token, state.clock.now()).ok_or_else(invalid)?;
-            let user = users::Entity::find_by_id(claims.sub)
-                .one(&state.db)
+            let user = state
+                .users
+                .get(&state.db, claims.sub)
                 .await?
                 .filter(|u| u.tenant_id == claims.tid)
                 .ok_or_else(invalid)?;
             tracing::Span::current().record("tenant_id", tracing::field::display(user.tenant_id));
-            Ok(AuthUser {
-                user_id: user.id,
-                tenant_id: user.tenant_id,
-                role: Role::from_db(&user.role),
-                email: user.email,
-            })
+            Ok(user)
         })
     }
 }

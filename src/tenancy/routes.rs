@@ -383,6 +383,7 @@ pub async fn update_user(
         .with(json!({"email": updated.email, "role": updated.role, "password_changed": body.password.is_some()}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
+    state.users.forget(updated.id).await;
     Ok(HttpResponse::Ok().json(UserView::from(updated)))
 }
 
@@ -405,6 +406,7 @@ pub async fn delete_user(state: web::Data<AppState>, user: AuthUser, id: web::Pa
     let event = Event::new("user.delete", "user", target.id).with(json!({"email": target.email}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
+    state.users.forget(target.id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
