@@ -17,6 +17,7 @@ mod migrations;
 mod observability;
 mod openapi;
 mod preparing;
+mod reads;
 mod receipts;
 mod sets;
 mod users;
