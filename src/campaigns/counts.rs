@@ -106,8 +106,9 @@ pub async fn by_status(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<C
     Ok(found.unwrap_or_default())
 }
 
-/// Merges the deltas of up to `FOLD_BATCH` campaigns into one row per campaign and variant;
-/// returns how many such running totals were written. Safe beside writers (their new deltas are left for next time) and
+/// Merges the deltas of up to `FOLD_BATCH` campaigns into one row per campaign and variant
+/// (totals that came back to zero — the not-yet-planned rows once all are planned — are
+/// dropped); returns how many running totals were written. Safe beside writers (their new deltas are left for next time) and
 /// beside another fold (rows are taken by exactly one `DELETE`).
 pub async fn fold(db: &impl ConnectionTrait) -> Result<u64, sea_orm::DbErr> {
     let done = db
@@ -118,7 +119,9 @@ pub async fn fold(db: &impl ConnectionTrait) -> Result<u64, sea_orm::DbErr> {
                (campaign_id, variant, pending, queued, sending, sent, failed, skipped, cancelled, delivered, read, replied, folded) \
              SELECT campaign_id, variant, sum(pending), sum(queued), sum(sending), sum(sent), sum(failed), sum(skipped), \
                     sum(cancelled), sum(delivered), sum(read), sum(replied), true \
-             FROM taken GROUP BY campaign_id, variant",
+             FROM taken GROUP BY campaign_id, variant \
+             HAVING sum(abs(pending) + abs(queued) + abs(sending) + abs(sent) + abs(failed) + abs(skipped) \
+                        + abs(cancelled) + abs(delivered) + abs(read) + abs(replied)) > 0",
             vec![FOLD_BATCH.into()],
         ))
         .await?;
