@@ -78,6 +78,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/campaigns/{id}/stats"),
     ("get", "/api/v1/campaigns/{id}/recipients"),
     ("get", "/api/v1/campaigns/{id}/logs"),
+    ("post", "/api/v1/campaigns/{id}/duplicate"),
+    ("get", "/api/v1/campaigns/{id}/recipients.csv"),
+    ("get", "/api/v1/campaigns/{id}/logs.csv"),
     ("get", "/api/v1/dashboard/stats"),
     ("get", "/api/v1/queue"),
     ("post", "/api/v1/webhooks/evolution/{webhook_token}"),
@@ -86,6 +89,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/instances/{id}/logout"),
     ("get", "/health"),
     ("get", "/ready"),
+    ("get", "/metrics"),
 ];
 
 #[tokio::test]
