@@ -26,6 +26,7 @@ impl Application {
         let state = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(crate::api::security_headers())
                 .wrap(crate::api::cors(&state.settings.server.cors_origins))
                 .wrap(from_fn(crate::telemetry::request_span))
                 .app_data(state.clone())

@@ -61,8 +61,11 @@ impl AppState {
                 s
             }
         };
-        // `Settings::load` refuses a malformed key, so this is the validated key.
-        let key = settings.crypto_key().unwrap_or([0; 32]);
+        // `Settings::load` refuses a malformed key; settings built another way (tests,
+        // benches, embedding) are refused here rather than encrypting with a zero key.
+        let key = settings
+            .crypto_key()
+            .ok_or_else(|| anyhow::anyhow!("crypto.key: must be the base64 encoding of exactly 32 bytes"))?;
         let cache_ttl = Duration::from_millis(settings.server.read_cache_ttl_ms.max(1));
         Ok(Self {
             users: UserCache::new(cache_ttl),

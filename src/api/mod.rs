@@ -43,6 +43,16 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
     }
 }
 
+/// Headers on every answer (OWASP Secure Headers): no MIME sniffing, no framing, no
+/// referrer leaks, and API answers never cached by intermediaries (they carry tenant data).
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::CACHE_CONTROL, "no-store"))
+}
+
 pub fn cors(origins: &[String]) -> Cors {
     let cors = Cors::default()
         .allow_any_method()

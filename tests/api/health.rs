@@ -166,3 +166,16 @@ async fn cors_allows_the_configured_origins() {
     let res = actix_web::test::call_service(&app, req).await;
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = spawn_app().await;
+    for path in ["/health", "/api/v1/me", "/api/v1/openapi.json"] {
+        let r = app.http.get(format!("{}{path}", app.address)).send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+    }
+}
