@@ -20,4 +20,5 @@ mod preparing;
 mod reads;
 mod receipts;
 mod sets;
+mod shutdown;
 mod users;
