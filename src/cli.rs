@@ -34,6 +34,21 @@ pub enum Command {
     /// Operator check of the invariants: counts recipients left non-terminal in a finished
     /// or cancelled campaign (exit status 1 when there is any).
     Check,
+    /// Operator check of everything Arauto needs: Postgres, Redis, migrations, a leading
+    /// beat, each busy instance's gateway, stuck rows (exit status 1 on a problem).
+    Doctor,
+    /// Operator views of campaigns.
+    Campaigns {
+        #[command(subcommand)]
+        command: CampaignsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignsCommand {
+    /// One campaign as the engine sees it: status, counts, preparation, next send, send
+    /// gate, stuck sends (exit status 1 on a problem).
+    Inspect { id: uuid::Uuid },
 }
 
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
@@ -42,6 +57,19 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Sandbox => crate::gateway::run_sandbox(&settings.sandbox.host, settings.sandbox.port).await,
         Command::Api => api(settings).await,
         Command::Check => check(&settings).await,
+        Command::Doctor => {
+            let state = AppState::build(settings, Arc::new(SystemClock)).await?;
+            report(crate::ops::doctor(&state, chrono::Utc::now()).await)
+        }
+        Command::Campaigns {
+            command: CampaignsCommand::Inspect { id },
+        } => {
+            let state = AppState::build(settings, Arc::new(SystemClock)).await?;
+            match crate::ops::inspect(&state, id).await? {
+                Some(findings) => report(findings),
+                None => anyhow::bail!("no campaign {id}"),
+            }
+        }
         Command::Beat => engine(settings, true, false).await,
         Command::Worker => engine(settings, false, true).await,
         Command::All => {
@@ -65,6 +93,16 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let db = crate::state::connect_db(settings).await?;
     migration::Migrator::up(&db, None).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// Prints the findings; an error (exit status 1) when one is a problem.
+fn report(findings: Vec<crate::ops::Finding>) -> anyhow::Result<()> {
+    print!("{}", crate::ops::render(&findings));
+    let problems = findings.iter().filter(|f| !f.ok).count();
+    if problems > 0 {
+        anyhow::bail!("{problems} problem(s) found");
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ pub mod error;
 pub mod gateway;
 pub mod instances;
 pub mod observability;
+pub mod ops;
 pub mod recipients;
 pub mod redis;
 pub mod scheduler;

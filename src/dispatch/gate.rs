@@ -99,6 +99,14 @@ async fn eval(redis: &Client, script: &'static str, keys: Vec<String>, args: Vec
     redis.eval(script, keys, args).await
 }
 
+/// The campaign's gate as operators see it (`arauto campaigns inspect`): whether it is
+/// closed (the reason) and how many attempts are in flight.
+pub async fn inspect(redis: &Client, keys: &Keys, campaign_id: Uuid) -> Result<(Option<String>, i64), Error> {
+    let stop: Option<String> = redis.get(key(keys, campaign_id, "stop")).await?;
+    let in_flight = eval(redis, IN_FLIGHT, vec![key(keys, campaign_id, "inflight")], vec![]).await?;
+    Ok((stop, in_flight))
+}
+
 fn key(keys: &Keys, campaign_id: Uuid, what: &str) -> String {
     keys.key(&["campaign", &format!("{{{campaign_id}}}"), what])
 }

@@ -29,6 +29,11 @@ pub struct Lease {
     fence_key: String,
 }
 
+/// The beat that leads now (its holder id), if any: for operators (`arauto doctor`).
+pub async fn holder(redis: &Client, keys: &Keys) -> Result<Option<String>, Error> {
+    redis.get(keys.key(&["beat", "leader"])).await
+}
+
 impl Lease {
     pub fn new(keys: &Keys, ttl_ms: u64) -> Self {
         Self {

@@ -16,6 +16,7 @@ mod metrics;
 mod migrations;
 mod observability;
 mod openapi;
+mod operator;
 mod preparing;
 mod reads;
 mod receipts;
