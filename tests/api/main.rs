@@ -20,6 +20,7 @@ mod operator;
 mod preparing;
 mod reads;
 mod receipts;
+mod secrets_in_logs;
 mod sets;
 mod shutdown;
 mod users;
