@@ -5,7 +5,7 @@
 use crate::engine::{phone, start_sandbox};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 #[tokio::test]
