@@ -1,4 +1,10 @@
 //! `Phone`: digits with country code (E.164 without `+`), the only form Arauto stores.
+//!
+//! One normalisation for contacts, webhooks and audience dedup: a Brazilian mobile is
+//! always stored in its 9-digit form (`55` + DDD + `9` + 8 digits). Its legacy 8-digit
+//! notation (first digit 6–9 after the area code), which many WhatsApp accounts still
+//! report in their jids, is the same line and gains its `9`; landlines (first digit 2–5)
+//! keep 8 digits.
 
 use std::fmt;
 
@@ -63,6 +69,21 @@ impl Phone {
             Some(number) => number.to_owned(),
             None => national_to_full(&digits, default_country)?,
         };
+        Self::from_full(full)
+    }
+
+    /// A number that already carries its country code, as gateways report it (the user
+    /// part of a jid such as `553188887777@s.whatsapp.net`): digits only, canonicalised
+    /// like [`Phone::parse`] (`553188887777` → `5531988887777`).
+    pub fn from_international(digits: &str) -> Result<Self, &'static str> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("must contain only digits");
+        }
+        Self::from_full(digits.to_owned())
+    }
+
+    fn from_full(full: String) -> Result<Self, &'static str> {
+        let full = canonical(full);
         validate(&full)?;
         Ok(Self(full))
     }
@@ -113,6 +134,21 @@ fn brazilian(digits: &str) -> Result<String, &'static str> {
     }
 }
 
+/// A Brazilian mobile written with 8 digits (`55` + DDD + a number starting 6–9) gains
+/// its ninth digit; every other number is returned as it is.
+fn canonical(full: String) -> String {
+    match full.strip_prefix("55") {
+        Some(national)
+            if national.len() == 10
+                && national.bytes().all(|b| b.is_ascii_digit())
+                && matches!(national.as_bytes()[2], b'6'..=b'9') =>
+        {
+            format!("55{}9{}", &national[..2], &national[2..])
+        }
+        _ => full,
+    }
+}
+
 fn validate(full: &str) -> Result<(), &'static str> {
     if !(8..=15).contains(&full.len()) {
         return Err("must have between 8 and 15 digits including the country code");
@@ -154,6 +190,78 @@ mod tests {
     #[test]
     fn brazilian_landlines_keep_eight_digits() {
         assert_eq!(Phone::parse("(21) 3456-7890", "BR").unwrap().as_str(), "552134567890");
+        for first in ['2', '3', '4', '5'] {
+            let raw = format!("(11) {first}765-4321");
+            assert_eq!(
+                Phone::parse(&raw, "BR").unwrap().as_str(),
+                format!("5511{first}7654321")
+            );
+        }
+    }
+
+    #[test]
+    fn a_brazilian_mobile_in_its_legacy_eight_digit_notation_gains_its_ninth_digit() {
+        for raw in [
+            "(11) 8765-4321",
+            "+55 11 8765-4321",
+            "551187654321",
+            "01187654321",
+            "0 15 11 8765-4321",
+        ] {
+            assert_eq!(Phone::parse(raw, "BR").unwrap().as_str(), "5511987654321", "{raw}");
+        }
+        for first in ['6', '7', '8', '9'] {
+            let raw = format!("+55 31 {first}888-7777");
+            assert_eq!(
+                Phone::parse(&raw, "BR").unwrap().as_str(),
+                format!("55319{first}8887777")
+            );
+        }
+        // A Brazilian number typed under another default country, with its `+55`.
+        assert_eq!(
+            Phone::parse("+55 31 8888-7777", "PT").unwrap().as_str(),
+            "5531988887777"
+        );
+    }
+
+    #[test]
+    fn a_gateways_number_is_canonicalised_like_a_typed_one() {
+        assert_eq!(
+            Phone::from_international("553188887777").unwrap().as_str(),
+            "5531988887777"
+        );
+        assert_eq!(
+            Phone::from_international("5531988887777").unwrap().as_str(),
+            "5531988887777"
+        );
+        assert_eq!(
+            Phone::from_international("553133334444").unwrap().as_str(),
+            "553133334444"
+        );
+        assert_eq!(
+            Phone::from_international("351912345678").unwrap().as_str(),
+            "351912345678"
+        );
+        assert!(Phone::from_international("").is_err());
+        assert!(Phone::from_international("55x").is_err());
+    }
+
+    #[test]
+    fn canonicalisation_is_idempotent_and_never_touches_other_countries() {
+        for full in [
+            "5511987654321",
+            "551187654321",
+            "552134567890",
+            "14155550100",
+            "351912345678",
+            "5411987654",
+        ] {
+            let once = canonical(full.to_owned());
+            assert_eq!(canonical(once.clone()), once, "{full}");
+            if !full.starts_with("55") {
+                assert_eq!(once, full);
+            }
+        }
     }
 
     #[test]

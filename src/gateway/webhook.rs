@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 use super::client::ConnectionState;
+use crate::contacts::phone::Phone;
 
 /// A receipt status, ordered from least to most advanced (`Ord` follows [`Self::rank`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -262,6 +263,9 @@ fn connection(instance: Option<&str>, data: &Value) -> Result<Option<GatewayEven
 
 /// `5511987654321@s.whatsapp.net` (or `5511987654321:12@s.whatsapp.net`, or a bare number)
 /// → `5511987654321`; `None` for groups, broadcasts, channels and anything not a phone.
+/// The number is canonicalised as contacts are ([`Phone::from_international`]): a
+/// Brazilian mobile reported without its ninth digit (`553188887777`) gains it
+/// (`5531988887777`); digits that are not a valid number are returned as they are.
 pub fn phone_from_jid(jid: &str) -> Option<String> {
     let (user, domain) = jid.split_once('@').unwrap_or((jid, "s.whatsapp.net"));
     if !matches!(domain, "s.whatsapp.net" | "c.us") {
@@ -269,7 +273,10 @@ pub fn phone_from_jid(jid: &str) -> Option<String> {
     }
     let user = user.split_once(':').map_or(user, |(u, _device)| u);
     let phone = user.strip_prefix('+').unwrap_or(user);
-    (!phone.is_empty() && phone.bytes().all(|b| b.is_ascii_digit())).then(|| phone.to_owned())
+    if phone.is_empty() || !phone.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Phone::from_international(phone).map_or_else(|_| phone.to_owned(), Phone::into_string))
 }
 
 #[cfg(test)]
@@ -482,5 +489,29 @@ mod tests {
         );
         assert_eq!(phone_from_jid("5511987654321").as_deref(), Some("5511987654321"));
         assert_eq!(phone_from_jid("status@broadcast"), None);
+    }
+
+    #[test]
+    fn a_brazilian_jid_without_the_ninth_digit_gives_the_canonical_phone() {
+        assert_eq!(
+            phone_from_jid("553188887777@s.whatsapp.net").as_deref(),
+            Some("5531988887777")
+        );
+        assert_eq!(
+            phone_from_jid("553133334444@s.whatsapp.net").as_deref(),
+            Some("553133334444"),
+            "a landline keeps 8 digits"
+        );
+        let events = parse(json!({
+            "event": "messages.upsert", "instance": "loja-1",
+            "data": {"key": {"remoteJid": "123456789012345@lid",
+                             "remoteJidAlt": "553188887777@s.whatsapp.net",
+                             "fromMe": false, "id": "X6"},
+                     "message": {"conversation": "SAIR"}}
+        }));
+        assert!(matches!(
+            events.as_slice(),
+            [GatewayEvent::Inbound { phone, .. }] if phone == "5531988887777"
+        ));
     }
 }
