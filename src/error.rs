@@ -27,9 +27,12 @@ impl FieldError {
         }
     }
 
-    /// The same error, nested under `prefix` (`phone` under `contacts[3]`).
+    /// The same error, nested under `prefix` (`phone` under `contacts[3]`); an empty prefix
+    /// (the body itself) leaves it as it is.
     pub fn under(self, prefix: &str) -> Self {
-        let field = if self.field.is_empty() {
+        let field = if prefix.is_empty() {
+            self.field
+        } else if self.field.is_empty() {
             prefix.to_owned()
         } else if self.field.starts_with('[') {
             format!("{prefix}{}", self.field)
