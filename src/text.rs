@@ -15,8 +15,15 @@
 //! constants, and carry `#[schema(max_length = …)]` with the same number.
 
 use serde_json::Value;
+use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
 
 use crate::error::FieldError;
+
+/// `s` as compared without accents or case: compatibility-decomposed (NFKD), combining
+/// marks dropped, lower case (`Número` → `numero`, `ＳÁＩＲ` → `sair`).
+pub fn folded_chars(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase)
+}
 
 /// Message and template texts (WhatsApp's limit), and the ceiling for any string in a body:
 /// 4,096 characters.

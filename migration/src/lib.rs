@@ -35,6 +35,7 @@ mod m20261130_000007_outcome_unknown;
 mod m20261130_000008_preparing;
 mod m20261130_000009_contact_counts;
 mod m20261130_000010_early_receipts;
+mod m20261130_000011_canonical_phones;
 mod m20261130_000012_reply_lookup;
 mod m20261130_000013_variant_counts;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_preparing::Migration),
             Box::new(m20261130_000009_contact_counts::Migration),
             Box::new(m20261130_000010_early_receipts::Migration),
+            Box::new(m20261130_000011_canonical_phones::Migration),
             Box::new(m20261130_000012_reply_lookup::Migration),
             Box::new(m20261130_000013_variant_counts::Migration),
         ]

@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .configure(crate::tenancy::routes::configure)
+                .configure(crate::tenancy::settings::configure)
                 .configure(crate::instances::routes::configure)
                 .configure(crate::contacts::routes::configure)
                 .configure(crate::contacts::groups::configure)

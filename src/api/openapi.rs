@@ -30,9 +30,10 @@ use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenan
     paths(
         tenancy::routes::signup, tenancy::routes::login, tenancy::routes::me,
         tenancy::routes::create_user, tenancy::routes::list_users, tenancy::routes::update_user, tenancy::routes::delete_user,
+        tenancy::settings::get_settings, tenancy::settings::update_settings,
         instances::routes::create, instances::routes::list, instances::routes::get, instances::routes::update, instances::routes::delete,
         contacts::routes::create, contacts::routes::list, contacts::routes::get, contacts::routes::update, contacts::routes::delete,
-        contacts::routes::bulk, contacts::import::import,
+        contacts::routes::bulk, contacts::import::import, contacts::optout::opt_in,
         contacts::groups::create, contacts::groups::list, contacts::groups::get, contacts::groups::update, contacts::groups::delete,
         contacts::groups::add_contacts, contacts::groups::remove_contacts,
         contacts::tags::create, contacts::tags::list, contacts::tags::get, contacts::tags::update, contacts::tags::delete,
@@ -55,6 +56,7 @@ use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenan
     tags(
         (name = "auth", description = "Sign up, sign in, the caller."),
         (name = "users", description = "Users of the caller's tenant (admins only)."),
+        (name = "settings", description = "The tenant's settings, such as its opt-out keywords."),
         (name = "instances", description = "WhatsApp numbers on an Evolution gateway."),
         (name = "contacts", description = "Contacts, one by one, in bulk or from CSV."),
         (name = "groups", description = "Static lists of contacts."),

@@ -23,7 +23,6 @@ use csv_async::ByteRecord;
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use serde::{ser::SerializeMap, Serialize, Serializer};
 use serde_json::{Map, Value};
-use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
 use utoipa::ToSchema;
 
 use super::domain::{is_field_key, ContactRequest};
@@ -188,11 +187,7 @@ pub fn sniff_delimiter(line: &[u8]) -> u8 {
 /// bytes. Empty when nothing is left.
 pub fn normalize_header(raw: &str) -> String {
     let mut key = String::with_capacity(raw.len());
-    for c in raw
-        .nfkd()
-        .filter(|c| !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-    {
+    for c in crate::text::folded_chars(raw) {
         if c.is_alphanumeric() {
             let prefix = key.is_empty() && c.is_numeric();
             if key.len() + usize::from(prefix) + c.len_utf8() > MAX_KEY_BYTES {

@@ -5,6 +5,7 @@ pub mod csv_format;
 pub mod domain;
 pub mod groups;
 pub mod import;
+pub mod optout;
 pub mod phone;
 pub mod repo;
 pub mod routes;

@@ -317,3 +317,50 @@ pub fn dedup_by_phone(batch: &mut Vec<NewContact>) -> u64 {
     });
     (before - batch.len()) as u64
 }
+
+#[derive(FromQueryResult)]
+struct OptedOut {
+    id: Uuid,
+    changed: bool,
+}
+
+/// Marks the tenant's contact whose phone is `phone` (canonical digits) opted out at `at`;
+/// an earlier opt-out keeps its instant. Returns the contact's id and whether it was not
+/// opted out before; `None` when the tenant has no contact with that phone.
+pub async fn opt_out_by_phone(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    phone: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<(Uuid, bool)>, sea_orm::DbErr> {
+    let row = OptedOut::find_by_statement(stmt(
+        "UPDATE contacts c SET opted_out_at = COALESCE(c.opted_out_at, $3), \
+           updated_at = CASE WHEN c.opted_out_at IS NULL THEN $3 ELSE c.updated_at END \
+         FROM (SELECT id, opted_out_at FROM contacts WHERE tenant_id = $1 AND phone = $2 FOR UPDATE) old \
+         WHERE c.id = old.id \
+         RETURNING c.id, old.opted_out_at IS NULL AS changed",
+        vec![tenant_id.into(), phone.into(), at.into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(row.map(|r| (r.id, r.changed)))
+}
+
+/// Sets (`Some(instant)`, kept if already opted out) or clears (`None`) a contact's opt-out;
+/// `now` stamps `updated_at`. Returns whether the contact's opt-out state changed.
+pub async fn set_opted_out(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+    opted_out_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let done = db
+        .execute(stmt(
+            "UPDATE contacts SET opted_out_at = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND id = $2 AND (opted_out_at IS NULL) <> ($3::timestamptz IS NULL)",
+            vec![tenant_id.into(), id.into(), opted_out_at.into(), now.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::domain::{dedup, parse_contact_name, validate_fields, ContactFields, ContactRequest, NewContact};
+use super::optout;
 use super::phone::Phone;
 use super::repo::{self, ContactFilter, ContactKey, ContactView, Owned};
 use crate::api::cursor::{CursorPage, CursorParam, Keyset};
@@ -109,7 +110,8 @@ pub struct UpdateContactRequest {
     pub fields: Option<Map<String, Value>>,
     /// Replaces the contact's tags.
     pub tag_ids: Option<Vec<Uuid>>,
-    /// `true` opts the contact out (now), `false` opts them back in.
+    /// `true` opts the contact out (now: its pending and queued sends in every campaign are
+    /// skipped), `false` opts them back in (as `POST /contacts/{id}/opt-in`). Audited.
     pub opted_out: Option<bool>,
 }
 
@@ -173,7 +175,15 @@ pub async fn update(
     }
     active.updated_at = Set(now);
     let txn = state.db.begin().await?;
-    active.update(&txn).await?;
+    let updated = active.update(&txn).await?;
+    match (found.opted_out_at, updated.opted_out_at) {
+        (None, Some(_)) => {
+            let source = optout::Source::User { user_id: user.user_id };
+            optout::opted_out(&txn, user.tenant_id, &updated, source, now).await?;
+        }
+        (Some(_), None) => optout::opted_in(&txn, user.tenant_id, user.user_id, &found, now).await?,
+        _ => {}
+    }
     if let Some(ids) = &tag_ids {
         repo::set_tags(&txn, user.tenant_id, found.id, ids).await?;
     }
@@ -282,6 +292,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(create)
         .service(bulk)
         .service(super::import::import)
+        .service(super::optout::opt_in)
         .service(list)
         .service(get)
         .service(update)

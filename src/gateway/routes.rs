@@ -2,7 +2,7 @@
 //! messages, connection updates) and an instance's state, connect (QR) and logout.
 
 use actix_web::{get, post, web, HttpResponse};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -10,22 +10,15 @@ use uuid::Uuid;
 use super::webhook::{parse_webhook_value, GatewayEvent, ReceiptStatus, WebhookError};
 use super::{ConnectInfo, ConnectionState, GatewayError};
 use crate::api::extract::ApiJson;
+use crate::contacts::optout;
 use crate::db::find_owned;
-use crate::db::stmt;
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::instances::connectivity::{self, target_of};
 use crate::recipients;
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
-
-/// Words that, alone in an inbound message, opt the sender out.
-pub const OPT_OUT_KEYWORDS: [&str; 5] = ["SAIR", "PARAR", "STOP", "CANCELAR", "DESCADASTRAR"];
-
-pub fn is_opt_out(text: &str) -> bool {
-    let word: String = text.trim().trim_matches(|c: char| !c.is_alphanumeric()).to_uppercase();
-    OPT_OUT_KEYWORDS.contains(&word.as_str())
-}
+use crate::tenancy::settings;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookResult {
@@ -70,6 +63,8 @@ pub async fn evolution_webhook(
     })?;
     let now = state.clock.now();
     let mut handled = 0;
+    // The tenant's opt-out keywords, read once per body and only when a text came in.
+    let mut keywords = None;
     for event in events {
         handled += 1;
         let kind = match &event {
@@ -86,9 +81,15 @@ pub async fn evolution_webhook(
                 recipients::apply_receipt(&state.db, instance.tenant_id, &message_id, delivered, read, now).await?;
             }
             GatewayEvent::Inbound { phone, text, .. } => {
+                // `phone` is canonical (a jid without the ninth digit gains it), as contacts are.
                 recipients::record_reply(&state.db, instance.tenant_id, &phone, now).await?;
-                if text.as_deref().is_some_and(is_opt_out) {
-                    opt_out(&state, instance.tenant_id, &phone, now).await?;
+                let Some(text) = text else { continue };
+                let keywords = match &mut keywords {
+                    Some(k) => k,
+                    None => keywords.insert(settings::opt_out_keywords(&state.db, instance.tenant_id).await?),
+                };
+                if keywords.matches(&text) {
+                    optout::opt_out_phone(&state.db, instance.tenant_id, &phone, instance.id, now).await?;
                 }
             }
             GatewayEvent::Connection { state: heard, .. } => {
@@ -97,19 +98,6 @@ pub async fn evolution_webhook(
         }
     }
     Ok(HttpResponse::Ok().json(WebhookResult { handled }))
-}
-
-/// The contact is opted out and its pending recipients in every campaign are skipped.
-async fn opt_out(state: &AppState, tenant_id: Uuid, phone: &str, now: chrono::DateTime<chrono::Utc>) -> AppResult<()> {
-    state
-        .db
-        .execute(stmt(
-            "UPDATE contacts SET opted_out_at = COALESCE(opted_out_at, $3), updated_at = $3 WHERE tenant_id = $1 AND phone = $2",
-            vec![tenant_id.into(), phone.into(), now.into()],
-        ))
-        .await?;
-    recipients::skip_opted_out(&state.db, tenant_id, phone).await?;
-    Ok(())
 }
 
 fn gateway_problem(e: GatewayError) -> AppError {
@@ -225,19 +213,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(instance_state)
         .service(instance_connect)
         .service(instance_logout);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_opt_out;
-
-    #[test]
-    fn opt_out_keywords_match_alone_in_any_case() {
-        for t in ["SAIR", "sair", " Parar ", "stop!", "Descadastrar."] {
-            assert!(is_opt_out(t), "{t}");
-        }
-        for t in ["não quero sair", "STOPPED", "ok"] {
-            assert!(!is_opt_out(t), "{t}");
-        }
-    }
 }

@@ -7,7 +7,8 @@
 //!    ▲                 │                 │
 //!    └────unqueue──────┘                 └──record (unsent)──▶ pending, or cancelled when
 //!                                                               the campaign was cancelled
-//! pending | queued ──cancel──▶ cancelled;  pending ──opt-out──▶ skipped
+//! pending | queued ──cancel──▶ cancelled;  pending | queued ──opt-out──▶ skipped;
+//! queued ──claim of an opted-out contact──▶ skipped
 //! sending ──time out──▶ failed (outcome_unknown);  failed (outcome_unknown) ──late 2xx,
 //! receipt──▶ sent
 //! ```
@@ -269,17 +270,28 @@ pub struct Claimed {
 /// statement committed before any of them is sent. It takes no lock on the campaign rows
 /// (the beat's planning would skip them): a pause that commits meanwhile is enforced at
 /// the send instant by the send gate (`dispatch::gate`), and the recipient's outcome then
-/// returns it to `pending` (or `cancelled`).
+/// returns it to `pending` (or `cancelled`). A recipient whose contact has opted out
+/// meanwhile becomes `queued → skipped` (`opted_out`) instead and is not returned: an
+/// opt-out on any of the tenant's numbers stops the sends of every campaign at once.
 pub async fn claim(db: &DatabaseConnection, ids: &[Uuid], now: DateTime<Utc>) -> Result<Vec<Claimed>, sea_orm::DbErr> {
+    // Driven by the primary key (`= ANY`), the campaign and the contact checked per row
+    // (scalar subqueries): a join would let the planner scan every queued row of the campaign.
+    let opted_out = "EXISTS (SELECT 1 FROM contacts ct WHERE ct.id = r.contact_id AND ct.opted_out_at IS NOT NULL)";
     Claimed::find_by_statement(stmt(
-        // Driven by the primary key (`= ANY`), the campaign checked per row (a scalar
-        // subquery): a join would let the planner scan every queued row of the campaign.
-        "UPDATE recipients r SET status = 'sending', sending_at = $2 \
-         WHERE r.id = ANY(ARRAY(SELECT x::uuid FROM jsonb_array_elements_text($1::jsonb) AS x)) \
-           AND r.status = 'queued' \
-           AND (SELECT c.status FROM campaigns c WHERE c.id = r.campaign_id) = 'active' \
-         RETURNING r.id, r.campaign_id, r.tenant_id, r.contact_id, r.phone, r.name, r.variant, \
-           COALESCE((SELECT ct.fields FROM contacts ct WHERE ct.id = r.contact_id), '{}'::jsonb) AS fields",
+        format!(
+            "WITH taken AS ( \
+               UPDATE recipients r SET \
+                 status = CASE WHEN {opted_out} THEN 'skipped' ELSE 'sending' END, \
+                 reason = CASE WHEN {opted_out} THEN 'opted_out' ELSE r.reason END, \
+                 sending_at = CASE WHEN {opted_out} THEN r.sending_at ELSE $2 END \
+               WHERE r.id = ANY(ARRAY(SELECT x::uuid FROM jsonb_array_elements_text($1::jsonb) AS x)) \
+                 AND r.status = 'queued' \
+                 AND (SELECT c.status FROM campaigns c WHERE c.id = r.campaign_id) = 'active' \
+               RETURNING r.id, r.campaign_id, r.tenant_id, r.contact_id, r.phone, r.name, r.variant, r.status) \
+             SELECT t.id, t.campaign_id, t.tenant_id, t.contact_id, t.phone, t.name, t.variant, \
+               COALESCE((SELECT ct.fields FROM contacts ct WHERE ct.id = t.contact_id), '{{}}'::jsonb) AS fields \
+             FROM taken t WHERE t.status = 'sending'"
+        ),
         vec![json!(ids).into(), now.into()],
     ))
     .all(db)
@@ -603,15 +615,22 @@ pub async fn record_reply(
     Ok(done.rows_affected() > 0)
 }
 
-/// `pending | queued → skipped` (`opted_out`) in every campaign of the tenant, for `phone`.
-pub async fn skip_opted_out(db: &impl ConnectionTrait, tenant_id: Uuid, phone: &str) -> Result<(), sea_orm::DbErr> {
-    db.execute(stmt(
-        "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
-         WHERE tenant_id = $1 AND phone = $2 AND status IN ('pending', 'queued')",
-        vec![tenant_id.into(), phone.into()],
-    ))
-    .await?;
-    Ok(())
+/// `pending | queued → skipped` (`opted_out`) in every campaign of the tenant, for the
+/// opted-out contact `contact_id` (whatever number each campaign sends from). A queued
+/// job's stream entry is then dropped at claim. Returns how many.
+pub async fn skip_opted_out(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    contact_id: Uuid,
+) -> Result<u64, sea_orm::DbErr> {
+    let done = db
+        .execute(stmt(
+            "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
+             WHERE tenant_id = $1 AND contact_id = $2 AND status IN ('pending', 'queued')",
+            vec![tenant_id.into(), contact_id.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// The contact was deleted: its recipients lose the link, and those not yet planned

@@ -4,3 +4,4 @@ pub mod auth;
 pub mod domain;
 pub mod jwt;
 pub mod routes;
+pub mod settings;
