@@ -17,6 +17,7 @@ mod migrations;
 mod observability;
 mod openapi;
 mod operator;
+mod optout;
 mod preparing;
 mod reads;
 mod receipts;
