@@ -442,3 +442,35 @@ async fn the_migration_rewrites_legacy_mobiles_and_merges_a_legacy_duplicate_int
         .problem(404);
     assert_eq!(audit_actions(&app, &t).await[0], "contact.merge");
 }
+
+#[test]
+fn the_new_routes_are_documented_with_their_operation_ids_and_errors() {
+    let doc = serde_json::to_value(arauto::api::openapi::document()).unwrap();
+    for (path, method, id, errors) in [
+        ("/api/v1/settings", "get", "getSettings", &["401"][..]),
+        (
+            "/api/v1/settings",
+            "put",
+            "updateSettings",
+            &["400", "401", "403", "422"][..],
+        ),
+        (
+            "/api/v1/contacts/{id}/opt-in",
+            "post",
+            "optInContact",
+            &["401", "404"][..],
+        ),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["operationId"], id, "{method} {path}");
+        for status in errors {
+            assert!(op["responses"][status].is_object(), "{id} lacks {status}");
+        }
+    }
+    let keywords = &doc["components"]["schemas"]["SettingsRequest"]["properties"]["opt_out_keywords"];
+    assert_eq!(
+        (keywords["minItems"].clone(), keywords["maxItems"].clone()),
+        (json!(1), json!(50)),
+        "{keywords}"
+    );
+}
