@@ -8,7 +8,7 @@ use arauto::scheduler::Beat;
 use chrono::Utc;
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use sea_orm_migration::{MigrationName, MigratorTrait};
+use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use std::time::Duration;
 
