@@ -25,7 +25,7 @@ pub enum Command {
     Api,
     /// Plan sends every `beat.tick_seconds` (one leader at a time; others stand by).
     Beat,
-    /// Send planned messages through the gateway.
+    /// Send planned messages through the gateway, and deliver outbound webhooks.
     Worker,
     /// Migrate, then run the API, a beat and a worker in this one process.
     All,
@@ -143,6 +143,8 @@ async fn engine(settings: Settings, beat: bool, worker: bool) -> anyhow::Result<
                 .await?
                 .run(shutdown.clone()),
         );
+        // Outbound webhooks: their own task and HTTP client, never on the send path.
+        tasks.spawn(crate::webhooks::delivery::Deliverer::new(&state)?.run(shutdown.clone()));
     }
     let signal = shutdown.clone();
     tokio::spawn(async move {

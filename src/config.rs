@@ -24,6 +24,7 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub log: LogSettings,
     pub holidays: HolidaySettings,
+    pub webhooks: WebhookSettings,
     /// `ARAUTO_ENV` (development, test, production); not read from files.
     #[serde(skip)]
     pub environment: String,
@@ -143,6 +144,25 @@ pub struct LogSettings {
 pub struct HolidaySettings {
     /// Folder of shipped calendar files.
     pub dir: PathBuf,
+}
+
+/// Outbound webhooks' delivery loop (run by `arauto worker`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Longest wait for a receiver's answer, in ms; a slower one counts as a failed attempt.
+    pub timeout_ms: u64,
+    /// Delay after the first failed attempt, in ms; doubled after each further one (with
+    /// jitter), up to `max_delay_ms`.
+    pub base_delay_ms: u64,
+    /// Longest delay between two attempts, in ms.
+    pub max_delay_ms: u64,
+    /// A delivery still failing this many hours after its event is given up (`failed`).
+    pub give_up_hours: i64,
+    /// Deliveries in flight at once per process.
+    pub concurrency: usize,
+    /// How often the loop looks for due deliveries when it found none, in ms.
+    pub poll_ms: u64,
 }
 
 impl Settings {

@@ -28,3 +28,4 @@ pub mod telemetry;
 pub mod templating;
 pub mod tenancy;
 pub mod text;
+pub mod webhooks;

@@ -38,6 +38,7 @@ mod m20261130_000010_early_receipts;
 mod m20261130_000011_canonical_phones;
 mod m20261130_000012_reply_lookup;
 mod m20261130_000013_variant_counts;
+mod m20261130_000014_webhook_outbox;
 
 pub struct Migrator;
 
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_canonical_phones::Migration),
             Box::new(m20261130_000012_reply_lookup::Migration),
             Box::new(m20261130_000013_variant_counts::Migration),
+            Box::new(m20261130_000014_webhook_outbox::Migration),
         ]
     }
 }

@@ -30,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::campaigns::lifecycle::configure)
                 .configure(crate::campaigns::stats::configure)
                 .configure(crate::campaigns::copies::configure)
-                .configure(crate::gateway::routes::configure),
+                .configure(crate::gateway::routes::configure)
+                .configure(crate::webhooks::routes::configure),
         )
         .default_service(web::to(not_found));
 }

@@ -21,7 +21,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenancy};
+use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenancy, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,6 +51,8 @@ use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenan
         campaigns::copies::duplicate, campaigns::copies::recipients_csv, campaigns::copies::logs_csv,
         gateway::routes::evolution_webhook, gateway::routes::instance_state, gateway::routes::instance_connect,
         gateway::routes::instance_logout,
+        webhooks::routes::create, webhooks::routes::list, webhooks::routes::get, webhooks::routes::delete,
+        webhooks::routes::deliveries,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(
@@ -67,6 +69,7 @@ use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenan
         (name = "dashboard", description = "Per-tenant figures and the queue."),
         (name = "audit", description = "Who did what and when (admins only)."),
         (name = "webhooks", description = "Events from the gateway."),
+        (name = "webhook subscriptions", description = "Signed deliveries of Arauto's events to the tenant's own systems (admins only)."),
         (name = "health", description = "Liveness and readiness."),
     ),
     modifiers(&BearerAuth, &ProblemResponses),

@@ -11,25 +11,60 @@ use uuid::Uuid;
 use super::domain::CampaignStatus;
 use crate::db::stmt;
 use crate::recipients;
+use crate::webhooks::outbox::{enqueue_cte, CAMPAIGN_DATA};
+use crate::webhooks::EventType;
+
+/// Runs `update` (an `UPDATE campaigns c …` without `RETURNING`, with `values` bound) and,
+/// in the same statement, writes `event` (if any) to the webhook outbox for each campaign it
+/// moved, dated by the SQL `at`. Returns how many campaigns moved.
+async fn update_with_event(
+    db: &impl ConnectionTrait,
+    update: &str,
+    mut values: Vec<sea_orm::Value>,
+    event: Option<EventType>,
+    at: &str,
+) -> Result<u64, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Moved {
+        n: i64,
+    }
+    values.push(event.map(EventType::as_str).into());
+    let source = format!(
+        "SELECT c.tenant_id, ${}::text AS event_type, {CAMPAIGN_DATA} AS data FROM moved c",
+        values.len()
+    );
+    let moved = Moved::find_by_statement(stmt(
+        format!(
+            "WITH moved AS ({update} RETURNING c.*), {} SELECT count(*) AS n FROM moved",
+            enqueue_cte("hooks", &source, at)
+        ),
+        values,
+    ))
+    .one(db)
+    .await?;
+    Ok(moved.map_or(0, |m| m.n as u64))
+}
 
 /// `draft → preparing`, started at `now`, first send not before `first`: its audience is
 /// then resolved in the background ([`crate::campaigns::preparation`]). True when it moved
-/// (false when it was no longer a draft).
+/// (false when it was no longer a draft). Writes `campaign.started` to the webhook outbox.
 pub async fn start(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
     now: DateTime<Utc>,
     first: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
-    let moved = db
-        .execute(stmt(
-            "UPDATE campaigns SET status = 'preparing', started_at = $2, next_send_at = $3, paused_reason = NULL, \
-               audience_total = NULL, audience_resolved = 0, audience_cursor = NULL, audience_ready_at = NULL, updated_at = $2 \
-             WHERE id = $1 AND status = 'draft'",
-            vec![campaign_id.into(), now.into(), first.into()],
-        ))
-        .await?;
-    Ok(moved.rows_affected() == 1)
+    let moved = update_with_event(
+        db,
+        "UPDATE campaigns c SET status = 'preparing', started_at = $2, next_send_at = $3, paused_reason = NULL, \
+           audience_total = NULL, audience_resolved = 0, audience_cursor = NULL, audience_ready_at = NULL, updated_at = $2 \
+         WHERE c.id = $1 AND c.status = 'draft'",
+        vec![campaign_id.into(), now.into(), first.into()],
+        Some(EventType::CampaignStarted),
+        "$2",
+    )
+    .await?;
+    Ok(moved == 1)
 }
 
 /// A campaign whose audience is still to resolve (`preparing`, or paused while preparing),
@@ -131,7 +166,8 @@ pub async fn prepared(
 /// (`cancelled_at`, no next send) and resume (`active` or `scheduled`; pacing starts from
 /// `now`, nothing is caught up; `preparing` again while its audience is unresolved).
 /// Guarded by `from` being still current. True when it moved;
-/// the database error when resuming onto a busy instance.
+/// the database error when resuming onto a busy instance. A pause writes `campaign.paused`
+/// to the webhook outbox.
 pub async fn control(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
@@ -151,13 +187,16 @@ pub async fn control(
         }
         _ => "$3",
     };
-    let moved = db
-        .execute(stmt(
-            format!("UPDATE campaigns SET status = {status}, updated_at = $4{effects} WHERE id = $1 AND status = $2"),
-            vec![campaign_id.into(), from.as_str().into(), to.as_str().into(), now.into()],
-        ))
-        .await?;
-    Ok(moved.rows_affected() == 1)
+    let event = (to == CampaignStatus::Paused).then_some(EventType::CampaignPaused);
+    let moved = update_with_event(
+        db,
+        &format!("UPDATE campaigns c SET status = {status}, updated_at = $4{effects} WHERE c.id = $1 AND c.status = $2"),
+        vec![campaign_id.into(), from.as_str().into(), to.as_str().into(), now.into()],
+        event,
+        "$4",
+    )
+    .await?;
+    Ok(moved == 1)
 }
 
 /// `scheduled → active` once its start has come (the beat). Fails with the database error
@@ -197,20 +236,23 @@ pub async fn advance_planned(db: &impl ConnectionTrait, advanced: Vec<Value>) ->
 }
 
 /// `active | scheduled → paused` with `reason`; its queued jobs go back to `pending`.
-/// Returns whether it paused (false when it was no longer running).
+/// Returns whether it paused (false when it was no longer running). Writes
+/// `campaign.paused` to the webhook outbox.
 pub async fn pause_if_active(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
     reason: &str,
 ) -> Result<bool, sea_orm::DbErr> {
-    let paused = db
-        .execute(stmt(
-            "UPDATE campaigns SET status = 'paused', paused_reason = $2, updated_at = now() \
-             WHERE id = $1 AND status IN ('active', 'scheduled')",
-            vec![campaign_id.into(), reason.into()],
-        ))
-        .await?;
-    if paused.rows_affected() == 0 {
+    let paused = update_with_event(
+        db,
+        "UPDATE campaigns c SET status = 'paused', paused_reason = $2, updated_at = now() \
+         WHERE c.id = $1 AND c.status IN ('active', 'scheduled')",
+        vec![campaign_id.into(), reason.into()],
+        Some(EventType::CampaignPaused),
+        "now()",
+    )
+    .await?;
+    if paused == 0 {
         return Ok(false);
     }
     tracing::warn!(%campaign_id, reason, "campaign paused");
@@ -275,7 +317,8 @@ pub async fn replan(db: &impl ConnectionTrait, what: Replan, now: DateTime<Utc>)
     Ok(done.rows_affected())
 }
 
-/// `active → completed` for the given campaigns whose every recipient is terminal.
+/// `active → completed` for the given campaigns whose every recipient is terminal; writes
+/// `campaign.completed` to the webhook outbox for each.
 pub async fn complete_finished(
     db: &impl ConnectionTrait,
     campaign_ids: &[Uuid],
@@ -284,17 +327,18 @@ pub async fn complete_finished(
     if campaign_ids.is_empty() {
         return Ok(0);
     }
-    let done = db
-        .execute(stmt(
-            "UPDATE campaigns c SET status = 'completed', completed_at = $2, next_send_at = NULL, updated_at = $2 \
-             WHERE c.id IN (SELECT x::uuid FROM jsonb_array_elements_text($1::jsonb) AS x) AND c.status = 'active' \
-               AND c.audience_ready_at IS NOT NULL \
-               AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.campaign_id = c.id \
-                               AND r.status IN ('pending', 'queued', 'sending'))",
-            vec![json!(campaign_ids).into(), now.into()],
-        ))
-        .await?;
-    Ok(done.rows_affected())
+    update_with_event(
+        db,
+        "UPDATE campaigns c SET status = 'completed', completed_at = $2, next_send_at = NULL, updated_at = $2 \
+         WHERE c.id IN (SELECT x::uuid FROM jsonb_array_elements_text($1::jsonb) AS x) AND c.status = 'active' \
+           AND c.audience_ready_at IS NOT NULL \
+           AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.campaign_id = c.id \
+                           AND r.status IN ('pending', 'queued', 'sending'))",
+        vec![json!(campaign_ids).into(), now.into()],
+        Some(EventType::CampaignCompleted),
+        "$2",
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ pub async fn opt_out_phone<C: TransactionTrait>(
     };
     recipients::skip_opted_out(&txn, tenant_id, contact_id).await?;
     if changed {
-        audit_opt_out(&txn, tenant_id, contact_id, phone, Source::Inbound { instance_id }, at).await?;
+        announce_opt_out(&txn, tenant_id, contact_id, phone, Source::Inbound { instance_id }, at).await?;
     }
     txn.commit().await?;
     Ok(Some(contact_id))
@@ -151,7 +151,28 @@ pub async fn opted_out(
     at: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
     recipients::skip_opted_out(db, tenant_id, contact.id).await?;
-    audit_opt_out(db, tenant_id, contact.id, &contact.phone, source, at).await
+    announce_opt_out(db, tenant_id, contact.id, &contact.phone, source, at).await
+}
+
+/// A first opt-out is audited (`contact.opt_out`) and written to the webhook outbox
+/// (`contact.opted_out`, data `{contact_id, phone, opted_out_at, source: "keyword" | "api",
+/// instance_id?}`), in `db`'s transaction.
+async fn announce_opt_out(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    contact_id: Uuid,
+    phone: &str,
+    source: Source,
+    at: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    let (source_name, instance_id) = match source {
+        Source::Inbound { instance_id } => ("keyword", Some(instance_id)),
+        Source::User { .. } => ("api", None),
+    };
+    let data = json!({"contact_id": contact_id, "phone": phone, "opted_out_at": at, "source": source_name,
+        "instance_id": instance_id});
+    crate::webhooks::outbox::enqueue(db, tenant_id, crate::webhooks::EventType::ContactOptedOut, data, at).await?;
+    audit_opt_out(db, tenant_id, contact_id, phone, source, at).await
 }
 
 async fn audit_opt_out(

@@ -13,6 +13,7 @@ pub mod tags;
 pub mod templates;
 pub mod tenants;
 pub mod users;
+pub mod webhook_subscriptions;
 
 /// Entities whose rows belong to a tenant: every lookup by id goes through
 /// [`crate::db::scoped`], which filters by the caller's tenant.
@@ -29,4 +30,4 @@ macro_rules! tenant_owned {
         }
     )*};
 }
-tenant_owned!(users, instances, contacts, groups, tags, holidays, audit_logs, templates, campaigns);
+tenant_owned!(users, instances, contacts, groups, tags, holidays, audit_logs, templates, campaigns, webhook_subscriptions);

@@ -82,7 +82,7 @@ pub async fn evolution_webhook(
             }
             GatewayEvent::Inbound { phone, text, .. } => {
                 // `phone` is canonical (a jid without the ninth digit gains it), as contacts are.
-                recipients::record_reply(&state.db, instance.tenant_id, &phone, now).await?;
+                recipients::record_reply(&state.db, instance.tenant_id, &phone, text.as_deref(), now).await?;
                 let Some(text) = text else { continue };
                 let keywords = match &mut keywords {
                     Some(k) => k,

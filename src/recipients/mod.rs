@@ -16,6 +16,7 @@
 //! for a cancelled campaign never leaves a recipient `pending`.
 
 use crate::db::stmt;
+use crate::webhooks::outbox::{enqueue_cte, MESSAGE_DATA};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 use serde::Serialize;
@@ -418,7 +419,8 @@ pub struct Record {
 /// Guards: a row must still be `sending`; or, for a late answer (after
 /// `dispatch.sending_timeout_seconds`), `failed` with `outcome_unknown` and no message id,
 /// which a `sent` or `failed` answer corrects. An unsent outcome for a cancelled campaign
-/// ends `cancelled`.
+/// ends `cancelled`. Each `sent` or `failed` transition writes `message.sent` /
+/// `message.failed` to the webhook outbox in the same statement.
 pub async fn record(db: &impl ConnectionTrait, records: &[Record]) -> Result<(), sea_orm::DbErr> {
     if records.is_empty() {
         return Ok(());
@@ -450,13 +452,21 @@ pub async fn record(db: &impl ConnectionTrait, records: &[Record]) -> Result<(),
         })
         .collect();
     let rows = Value::Array(rows);
+    let events = enqueue_cte(
+        "hooks",
+        &format!(
+            "SELECT m.tenant_id, CASE m.status WHEN 'sent' THEN 'message.sent' WHEN 'failed' THEN 'message.failed' END \
+               AS event_type, {MESSAGE_DATA} AS data, m.at FROM m"
+        ),
+        "s.at",
+    );
     db.execute(stmt(
-        "WITH x AS ( \
+        format!("WITH x AS ( \
            SELECT x.*, CASE WHEN x.status = 'pending' AND c.status = 'cancelled' THEN 'cancelled' ELSE x.status END AS next \
            FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, campaign_id uuid, status text, unknown boolean, reason text, \
              message_id text, at timestamptz) \
-           JOIN campaigns c ON c.id = x.campaign_id) \
-         UPDATE recipients r SET status = x.next, \
+           JOIN campaigns c ON c.id = x.campaign_id), \
+         m AS (UPDATE recipients r SET status = x.next, \
            reason = CASE x.next WHEN 'pending' THEN NULL WHEN 'cancelled' THEN 'campaign_cancelled' ELSE x.reason END, \
            outcome_unknown = x.unknown, \
            message_id = x.message_id, \
@@ -466,7 +476,9 @@ pub async fn record(db: &impl ConnectionTrait, records: &[Record]) -> Result<(),
            queued_at = CASE WHEN x.next = 'pending' THEN NULL ELSE r.queued_at END \
          FROM x \
          WHERE r.id = x.id AND (r.status = 'sending' \
-           OR (x.status IN ('sent', 'failed') AND r.status = 'failed' AND r.outcome_unknown AND r.message_id IS NULL))",
+           OR (x.status IN ('sent', 'failed') AND r.status = 'failed' AND r.outcome_unknown AND r.message_id IS NULL)) \
+         RETURNING r.*, x.at), \
+         {events} SELECT 1"),
         vec![rows.clone().into()],
     ))
     .await?;
@@ -502,6 +514,27 @@ fn receipt_effects(delivered: &str, read: &str) -> String {
     )
 }
 
+/// The webhook events of receipts applied by a statement's CTE `m` (updated recipients
+/// with their previous `was_delivered` / `was_read`): `message.delivered` and
+/// `message.read` the first time each is known, never again for duplicates.
+fn receipt_events(at: &str) -> String {
+    enqueue_cte(
+        "hooks",
+        &format!(
+            "SELECT m.tenant_id, 'message.delivered' AS event_type, {MESSAGE_DATA} AS data FROM m \
+               WHERE m.was_delivered IS NULL AND m.delivered_at IS NOT NULL \
+             UNION ALL \
+             SELECT m.tenant_id, 'message.read', {MESSAGE_DATA} FROM m WHERE m.was_read IS NULL AND m.read_at IS NOT NULL"
+        ),
+        at,
+    )
+}
+
+#[derive(FromQueryResult)]
+struct Count {
+    n: i64,
+}
+
 /// A receipt naming `message_id` (delivered and/or read at `at`), applied to its recipient
 /// (see [`receipt_effects`]). When no recipient has that message id yet — the receipt beat
 /// the send's outcome to the database — it is kept in `early_receipts` and applied when the
@@ -517,16 +550,26 @@ pub async fn apply_receipt(
 ) -> Result<bool, sea_orm::DbErr> {
     let delivered_at = (delivered || read).then_some(at);
     let read_at = read.then_some(at);
-    let done = db
-        .execute(stmt(
-            format!(
-                "UPDATE recipients r SET {} WHERE r.tenant_id = $1 AND r.message_id = $2",
-                receipt_effects("$3::timestamptz", "$4::timestamptz")
-            ),
-            vec![tenant_id.into(), message_id.into(), delivered_at.into(), read_at.into()],
-        ))
-        .await?;
-    if done.rows_affected() > 0 {
+    let done = Count::find_by_statement(stmt(
+        format!(
+            "WITH old AS (SELECT id, delivered_at, read_at FROM recipients WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE), \
+             m AS (UPDATE recipients r SET {} FROM old WHERE r.id = old.id \
+                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read), \
+             {} SELECT count(*) AS n FROM m",
+            receipt_effects("$3::timestamptz", "$4::timestamptz"),
+            receipt_events("$5::timestamptz")
+        ),
+        vec![
+            tenant_id.into(),
+            message_id.into(),
+            delivered_at.into(),
+            read_at.into(),
+            at.into(),
+        ],
+    ))
+    .one(db)
+    .await?;
+    if done.is_some_and(|d| d.n > 0) {
         return Ok(true);
     }
     db.execute(stmt(
@@ -555,21 +598,27 @@ pub async fn apply_early_receipts(
     db: &impl ConnectionTrait,
     message_ids: Option<&[String]>,
 ) -> Result<u64, sea_orm::DbErr> {
-    let done = db
-        .execute(stmt(
-            format!(
-                "WITH e AS ( \
-                   DELETE FROM early_receipts e USING recipients r \
-                   WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id \
-                     AND ($1::jsonb IS NULL OR e.message_id IN (SELECT jsonb_array_elements_text($1::jsonb))) \
-                   RETURNING e.*) \
-                 UPDATE recipients r SET {} FROM e WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id",
-                receipt_effects("e.delivered_at", "e.read_at")
-            ),
-            vec![message_ids.map(|ids| json!(ids)).into()],
-        ))
-        .await?;
-    Ok(done.rows_affected())
+    let done = Count::find_by_statement(stmt(
+        format!(
+            "WITH e AS ( \
+               DELETE FROM early_receipts e USING recipients r \
+               WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id \
+                 AND ($1::jsonb IS NULL OR e.message_id IN (SELECT jsonb_array_elements_text($1::jsonb))) \
+               RETURNING e.*), \
+             old AS (SELECT r0.id, r0.delivered_at, r0.read_at, e.delivered_at AS e_delivered, e.read_at AS e_read, \
+                       e.received_at FROM recipients r0 JOIN e ON r0.tenant_id = e.tenant_id AND r0.message_id = e.message_id \
+                     FOR UPDATE OF r0), \
+             m AS (UPDATE recipients r SET {} FROM old WHERE r.id = old.id \
+                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read), \
+             {} SELECT count(*) AS n FROM m",
+            receipt_effects("old.e_delivered", "old.e_read"),
+            receipt_events("now()")
+        ),
+        vec![message_ids.map(|ids| json!(ids)).into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(done.map_or(0, |d| d.n as u64))
 }
 
 /// Forgets kept receipts that arrived before `before` and never found their message (PRODUCT:
@@ -588,31 +637,47 @@ pub async fn drop_early_receipts(db: &impl ConnectionTrait, before: DateTime<Utc
 /// latest message to that phone within 7 days).
 pub const REPLY_WINDOW_DAYS: i64 = 7;
 
-/// An inbound message from `phone` at `at`: `replied_at` on the latest recipient sent to
-/// that phone within [`REPLY_WINDOW_DAYS`] (the conversation it answers), once. Returns
-/// whether one was marked.
+/// An inbound message from `phone` at `at` (its `text`, when it has one): `replied_at` on
+/// the latest recipient sent to that phone within [`REPLY_WINDOW_DAYS`] (the conversation
+/// it answers), once; every such message writes `reply.received` to the webhook outbox
+/// (with `text`, `received_at` and `first_reply`). Returns whether one was marked.
 pub async fn record_reply(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     phone: &str,
+    text: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
-    let done = db
-        .execute(stmt(
-            "UPDATE recipients SET replied_at = $3 WHERE id = ( \
-               SELECT id FROM recipients WHERE tenant_id = $1 AND phone = $2 AND sent_at IS NOT NULL \
+    let events = enqueue_cte(
+        "hooks",
+        &format!(
+            "SELECT m.tenant_id, 'reply.received' AS event_type, {MESSAGE_DATA} || jsonb_build_object('text', $5::text, \
+               'received_at', $3::timestamptz, 'first_reply', EXISTS (SELECT 1 FROM marked)) AS data FROM target m"
+        ),
+        "$3::timestamptz",
+    );
+    let done = Count::find_by_statement(stmt(
+        format!(
+            "WITH target AS ( \
+               SELECT * FROM recipients WHERE tenant_id = $1 AND phone = $2 AND sent_at IS NOT NULL \
                  AND sent_at >= $4 AND status = 'sent' \
-               ORDER BY sent_at DESC LIMIT 1) \
-             AND replied_at IS NULL",
-            vec![
-                tenant_id.into(),
-                phone.into(),
-                at.into(),
-                (at - chrono::Duration::days(REPLY_WINDOW_DAYS)).into(),
-            ],
-        ))
-        .await?;
-    Ok(done.rows_affected() > 0)
+               ORDER BY sent_at DESC LIMIT 1), \
+             marked AS (UPDATE recipients r SET replied_at = $3 FROM target t WHERE r.id = t.id AND r.replied_at IS NULL \
+               RETURNING r.id), \
+             {events} SELECT count(*) AS n FROM marked"
+        ),
+        vec![
+            tenant_id.into(),
+            phone.into(),
+            at.into(),
+            (at - chrono::Duration::days(REPLY_WINDOW_DAYS)).into(),
+            // Postgres text holds no NUL.
+            text.map(|t| t.replace('\0', "")).into(),
+        ],
+    ))
+    .one(db)
+    .await?;
+    Ok(done.is_some_and(|d| d.n > 0))
 }
 
 /// `pending | queued → skipped` (`opted_out`) in every campaign of the tenant, for the
