@@ -18,6 +18,7 @@ mod observability;
 mod openapi;
 mod operator;
 mod optout;
+mod outbound_webhooks;
 mod preparing;
 mod reads;
 mod receipts;
