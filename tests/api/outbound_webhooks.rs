@@ -312,3 +312,128 @@ async fn members_may_not_manage_subscriptions_and_other_tenants_ids_are_404() {
     assert_eq!(app.get("/api/v1/webhook-subscriptions", &other).await.ok(200)["total"], 0);
     app.get(&format!("/api/v1/webhook-subscriptions/{id}"), &t).await.ok(200);
 }
+
+async fn gateway_event(w: &World, event: Value) {
+    let instance = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await;
+    let hook = instance.body["webhook_path"].as_str().unwrap().to_owned();
+    w.app.call(reqwest::Method::POST, &hook, None, Some(event)).await.ok(200);
+}
+
+#[tokio::test]
+async fn receipts_replies_and_opt_outs_reach_the_subscriber_once_each_and_only_what_it_asked_for() {
+    let w = world().await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let events = ["message.delivered", "message.read", "reply.received", "contact.opted_out"];
+    let created = subscribe(&w, &receiver.uri(), &events).await;
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let contacts = w.contacts(1).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
+    engine.stop().await;
+    let recipients = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &w.t).await;
+    let message_id = recipients.ok(200)["items"][0]["message_id"].as_str().unwrap().to_owned();
+    let jid = format!("{}@s.whatsapp.net", crate::engine::phone(0));
+    // Receipts, each twice: one event per first news.
+    for status in ["DELIVERY_ACK", "DELIVERY_ACK", "READ", "READ"] {
+        gateway_event(&w, json!({"event": "messages.update", "instance": "loja-1",
+            "data": {"keyId": message_id, "remoteJid": jid, "fromMe": true, "status": status}}))
+        .await;
+    }
+    // Two inbound messages, the second an opt-out keyword.
+    for (i, text) in ["Oi, quanto custa?", "SAIR"].iter().enumerate() {
+        gateway_event(&w, json!({"event": "messages.upsert", "instance": "loja-1",
+            "data": {"key": {"remoteJid": jid, "fromMe": false, "id": format!("IN{i}")},
+                     "pushName": "Zé", "message": {"conversation": text}, "messageType": "conversation"}}))
+        .await;
+    }
+    let deliverer = Deliverer::new(&w.live_state()).unwrap();
+    assert_eq!(deliverer.step(Utc::now() + chrono::Duration::minutes(1), 100).await.unwrap(), 5);
+
+    let got = receiver.received_requests().await.unwrap();
+    let mut bodies: Vec<Value> = got.iter().map(|r| verified(r, &secret)).collect();
+    bodies.sort_by_key(|b| (b["type"].as_str().unwrap().to_owned(), b["data"]["text"].as_str().map(str::to_owned)));
+    let types: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["contact.opted_out", "message.delivered", "message.read", "reply.received", "reply.received"]);
+    let (opted, delivered, read, first, second) = (&bodies[0], &bodies[1], &bodies[2], &bodies[3], &bodies[4]);
+    assert_eq!(opted["data"]["phone"], crate::engine::phone(0));
+    assert_eq!(opted["data"]["source"], "keyword");
+    assert!(opted["data"]["opted_out_at"].is_string());
+    assert_eq!(delivered["data"]["message_id"], message_id.as_str());
+    assert!(delivered["data"]["delivered_at"].is_string());
+    assert!(read["data"]["read_at"].is_string());
+    assert_eq!((first["data"]["text"].as_str(), first["data"]["first_reply"].as_bool()), (Some("Oi, quanto custa?"), Some(true)));
+    assert_eq!((second["data"]["text"].as_str(), second["data"]["first_reply"].as_bool()), (Some("SAIR"), Some(false)));
+    assert_eq!(first["data"]["campaign_id"], c.as_str());
+}
+
+#[tokio::test]
+async fn a_pause_is_an_event_with_its_reason() {
+    let w = world().await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let created = subscribe(&w, &receiver.uri(), &["campaign.started", "campaign.paused"]).await;
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let contacts = w.contacts(2).await;
+    let c = w.campaign(&contacts, immediate(), json!({"min_interval_seconds": 600, "max_interval_seconds": 600})).await;
+    w.start(&c).await;
+    w.app.post(&format!("/api/v1/campaigns/{c}/pause"), &w.t, json!({})).await.ok(200);
+    let deliverer = Deliverer::new(&w.live_state()).unwrap();
+    assert_eq!(deliverer.step(Utc::now() + chrono::Duration::minutes(1), 100).await.unwrap(), 2);
+    let got = receiver.received_requests().await.unwrap();
+    let mut bodies: Vec<Value> = got.iter().map(|r| verified(r, &secret)).collect();
+    bodies.sort_by_key(|b| b["type"].as_str().unwrap().to_owned());
+    assert_eq!((bodies[0]["type"].as_str(), bodies[1]["type"].as_str()), (Some("campaign.paused"), Some("campaign.started")));
+    assert_eq!(bodies[0]["data"]["paused_reason"], "user");
+    assert_eq!(bodies[0]["data"]["status"], "paused");
+    assert_eq!(bodies[1]["data"]["campaign_id"], c.as_str());
+}
+
+#[tokio::test]
+async fn a_slow_receiver_only_delays_its_own_deliveries() {
+    let w = world().await;
+    let slow = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(10)))
+        .mount(&slow)
+        .await;
+    let fast_receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&fast_receiver)
+        .await;
+    let slow_sub = subscribe(&w, &slow.uri(), &["campaign.started"]).await;
+    subscribe(&w, &fast_receiver.uri(), &["campaign.started"]).await;
+    let contacts = w.contacts(1).await;
+    let c = w.campaign(&contacts, immediate(), json!({"min_interval_seconds": 600, "max_interval_seconds": 600})).await;
+    w.start(&c).await;
+    let shutdown = CancellationToken::new();
+    let deliverer = tokio::spawn(Deliverer::new(&w.live_state()).unwrap().run(shutdown.clone()));
+    let began = tokio::time::Instant::now();
+    while fast_receiver.received_requests().await.unwrap().is_empty() {
+        assert!(began.elapsed() < Duration::from_millis(1500), "the fast receiver waited for the slow one");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The slow one times out (webhooks.timeout_ms is 2 s in test) and is retried later.
+    let log = format!("/api/v1/webhook-subscriptions/{}/deliveries", slow_sub["id"].as_str().unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = w.app.get(&log, &w.t).await.ok(200)["items"][0].clone();
+        if d["last_error"].as_str().is_some_and(|e| e.starts_with("timed out")) {
+            assert_eq!(d["status"], "pending", "{d}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    deliverer.await.unwrap().unwrap();
+}
