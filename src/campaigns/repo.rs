@@ -190,7 +190,9 @@ pub async fn control(
     let event = (to == CampaignStatus::Paused).then_some(EventType::CampaignPaused);
     let moved = update_with_event(
         db,
-        &format!("UPDATE campaigns c SET status = {status}, updated_at = $4{effects} WHERE c.id = $1 AND c.status = $2"),
+        &format!(
+            "UPDATE campaigns c SET status = {status}, updated_at = $4{effects} WHERE c.id = $1 AND c.status = $2"
+        ),
         vec![campaign_id.into(), from.as_str().into(), to.as_str().into(), now.into()],
         event,
         "$4",

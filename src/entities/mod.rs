@@ -30,4 +30,15 @@ macro_rules! tenant_owned {
         }
     )*};
 }
-tenant_owned!(users, instances, contacts, groups, tags, holidays, audit_logs, templates, campaigns, webhook_subscriptions);
+tenant_owned!(
+    users,
+    instances,
+    contacts,
+    groups,
+    tags,
+    holidays,
+    audit_logs,
+    templates,
+    campaigns,
+    webhook_subscriptions
+);

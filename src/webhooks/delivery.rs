@@ -141,7 +141,11 @@ impl Deliverer {
                 let excerpt: String = text.chars().take(ERROR_EXCERPT).collect();
                 Attempt {
                     status: Some(status),
-                    error: Some(format!("HTTP {status}: {excerpt}").trim_end_matches([' ', ':']).to_owned()),
+                    error: Some(
+                        format!("HTTP {status}: {excerpt}")
+                            .trim_end_matches([' ', ':'])
+                            .to_owned(),
+                    ),
                 }
             }
             Err(e) => Attempt {
@@ -224,7 +228,9 @@ impl Deliverer {
             };
             let idle = claimed.is_empty();
             for due in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let this = self.clone();
                 tasks.spawn(async move {
                     let _permit = permit;

@@ -205,9 +205,20 @@ mod tests {
 
     #[test]
     fn only_absolute_http_urls_without_credentials_are_receivers() {
-        assert_eq!(parse_url(" https://crm.example.com/hooks?x=1 ").unwrap(), "https://crm.example.com/hooks?x=1");
+        assert_eq!(
+            parse_url(" https://crm.example.com/hooks?x=1 ").unwrap(),
+            "https://crm.example.com/hooks?x=1"
+        );
         assert!(parse_url("http://127.0.0.1:9000/").is_ok());
-        for bad in ["", "ftp://x.com/", "/relative", "https://u:p@x.com/", "https://x.com/a b", "https://x.com/\0", "mailto:a@b.c"] {
+        for bad in [
+            "",
+            "ftp://x.com/",
+            "/relative",
+            "https://u:p@x.com/",
+            "https://x.com/a b",
+            "https://x.com/\0",
+            "mailto:a@b.c",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad:?}");
         }
         assert!(parse_url(&format!("https://x.com/{}", "a".repeat(MAX_URL_LEN))).is_err());
@@ -216,7 +227,12 @@ mod tests {
     #[test]
     fn events_must_be_a_non_empty_set() {
         assert!(parse_events(&[]).is_err());
-        let e = parse_events(&[EventType::MessageSent, EventType::CampaignStarted, EventType::MessageSent]).unwrap();
+        let e = parse_events(&[
+            EventType::MessageSent,
+            EventType::CampaignStarted,
+            EventType::MessageSent,
+        ])
+        .unwrap();
         assert_eq!(e, [EventType::MessageSent, EventType::CampaignStarted]);
     }
 

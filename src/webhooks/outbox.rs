@@ -58,12 +58,16 @@ pub async fn enqueue(
     at: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
     db.execute(stmt(
-            format!(
-                "WITH {} SELECT 1",
-                enqueue_cte("hooks", "SELECT $1::uuid AS tenant_id, $2::text AS event_type, $3::jsonb AS data", "$4::timestamptz")
-            ),
-            vec![tenant_id.into(), event.as_str().into(), data.into(), at.into()],
-        ))
+        format!(
+            "WITH {} SELECT 1",
+            enqueue_cte(
+                "hooks",
+                "SELECT $1::uuid AS tenant_id, $2::text AS event_type, $3::jsonb AS data",
+                "$4::timestamptz"
+            )
+        ),
+        vec![tenant_id.into(), event.as_str().into(), data.into(), at.into()],
+    ))
     .await?;
     Ok(())
 }

@@ -150,7 +150,8 @@ pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uu
     let found = find_owned::<subs::Entity>(&state.db, user.tenant_id, *id, "webhook subscription").await?;
     let txn = state.db.begin().await?;
     subs::Entity::delete_by_id(found.id).exec(&txn).await?;
-    let event = Event::new("webhook_subscription.delete", "webhook_subscription", found.id).with(json!({"url": found.url}));
+    let event =
+        Event::new("webhook_subscription.delete", "webhook_subscription", found.id).with(json!({"url": found.url}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
