@@ -93,6 +93,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/ready"),
     ("get", "/metrics"),
+    ("post", "/api/v1/webhook-subscriptions"),
+    ("get", "/api/v1/webhook-subscriptions"),
+    ("get", "/api/v1/webhook-subscriptions/{id}"),
+    ("delete", "/api/v1/webhook-subscriptions/{id}"),
+    ("get", "/api/v1/webhook-subscriptions/{id}/deliveries"),
 ];
 
 #[tokio::test]
