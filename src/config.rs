@@ -62,15 +62,6 @@ fn default_read_cache_ttl_ms() -> u64 {
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
-    /// Keep prepared statements per connection (sqlx's statement cache). Set `false` behind
-    /// PgBouncer in transaction pooling, where a server connection is not the client's for
-    /// longer than a transaction: statements are then prepared unnamed, per execution.
-    #[serde(default = "yes")]
-    pub statement_cache: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Deserialize)]

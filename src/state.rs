@@ -97,9 +97,6 @@ pub async fn connect_db(settings: &Settings) -> anyhow::Result<DatabaseConnectio
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
-    if !settings.database.statement_cache {
-        opts.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
-    }
     Database::connect(opts)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))

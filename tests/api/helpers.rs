@@ -80,10 +80,6 @@ pub fn test_settings() -> Settings {
     if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
         s.database.url = SecretString::from(url);
     }
-    // Behind PgBouncer in transaction pooling (CI runs the engine tests so).
-    if std::env::var("TEST_DATABASE_STATEMENT_CACHE").as_deref() == Ok("false") {
-        s.database.statement_cache = false;
-    }
     s.holidays.dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("holidays");
     if let Ok(url) = std::env::var("TEST_REDIS_URL") {
         s.redis.url = SecretString::from(url);
