@@ -61,7 +61,10 @@ impl Resp {
     }
 
     pub fn id(&self) -> String {
-        self.body["id"].as_str().expect("response has an id").to_owned()
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("response has no id: {} {}", self.status, self.body))
+            .to_owned()
     }
 }
 
