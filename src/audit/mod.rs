@@ -9,6 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::entities::audit_logs;
+use crate::tenancy::auth::AuthUser;
 
 /// What happened, to what.
 pub struct Event<'a> {
@@ -58,4 +59,14 @@ pub async fn record(
     .insert(db)
     .await?;
     Ok(())
+}
+
+/// [`record`] for an action of `user` (their tenant, their id).
+pub async fn record_by(
+    db: &impl ConnectionTrait,
+    user: &AuthUser,
+    at: DateTime<Utc>,
+    event: Event<'_>,
+) -> Result<(), sea_orm::DbErr> {
+    record(db, user.tenant_id, Some(user.user_id), at, event).await
 }

@@ -83,6 +83,34 @@ pub struct CampaignRequest {
     pub pacing: Option<PacingSpec>,
 }
 
+/// A change of a draft campaign: anything not given keeps its value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Black Friday 2026", "pacing": {"messages_per_minute": 2}}))]
+pub struct UpdateCampaignRequest {
+    #[schema(max_length = 200)]
+    pub name: Option<String>,
+    pub instance_id: Option<Uuid>,
+    pub messages: Option<Vec<MessageSpec>>,
+    pub audience: Option<Audience>,
+    pub schedule: Option<ScheduleSpec>,
+    pub pacing: Option<PacingSpec>,
+}
+
+impl UpdateCampaignRequest {
+    /// The whole campaign to validate: this change over `current` (the stored one).
+    pub fn over(self, current: CampaignRequest) -> CampaignRequest {
+        CampaignRequest {
+            name: self.name.unwrap_or(current.name),
+            instance_id: self.instance_id.unwrap_or(current.instance_id),
+            messages: self.messages.unwrap_or(current.messages),
+            audience: self.audience.unwrap_or(current.audience),
+            schedule: self.schedule.or(current.schedule),
+            pacing: self.pacing.or(current.pacing),
+        }
+    }
+}
+
 /// Either both intervals (seconds, decimals allowed) or `messages_per_minute`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -235,16 +263,27 @@ pub fn recipient_seed(campaign_id: Uuid, contact_id: Uuid) -> u64 {
     templating::seed_from_bytes(&bytes)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A campaign's status: the column `campaigns.status` (text), mapped by sea-orm.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sea_orm::EnumIter, sea_orm::DeriveActiveEnum,
+)]
 #[serde(rename_all = "lowercase")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum CampaignStatus {
+    #[sea_orm(string_value = "draft")]
     Draft,
     /// Started; its audience is being resolved into recipients in the background.
+    #[sea_orm(string_value = "preparing")]
     Preparing,
+    #[sea_orm(string_value = "scheduled")]
     Scheduled,
+    #[sea_orm(string_value = "active")]
     Active,
+    #[sea_orm(string_value = "paused")]
     Paused,
+    #[sea_orm(string_value = "completed")]
     Completed,
+    #[sea_orm(string_value = "cancelled")]
     Cancelled,
 }
 
@@ -269,10 +308,6 @@ impl CampaignStatus {
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     pub fn is_terminal(self) -> bool {

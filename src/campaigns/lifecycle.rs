@@ -24,10 +24,6 @@ use crate::recipients;
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
-fn status_of(c: &campaigns::Model) -> AppResult<CampaignStatus> {
-    CampaignStatus::parse(&c.status).ok_or_else(|| AppError::internal(anyhow::anyhow!("bad status {}", c.status)))
-}
-
 fn invalid(verb: &str, current: CampaignStatus) -> AppError {
     AppError::Conflict {
         detail: format!("cannot {verb} a campaign that is {}", current.as_str()),
@@ -49,7 +45,7 @@ fn start_at(c: &campaigns::Model) -> AppResult<Option<DateTime<Utc>>> {
 /// `start_at`, else `active`.
 pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
-    let current = status_of(&c)?;
+    let current = c.status;
     if current != CampaignStatus::Draft {
         return Err(invalid("start", current));
     }
@@ -117,7 +113,7 @@ async fn transition(
     action: &str,
     to: CampaignStatus,
 ) -> AppResult<campaigns::Model> {
-    let current = status_of(&c)?;
+    let current = c.status;
     if !current.can_become(to) || (to == CampaignStatus::Active && current == CampaignStatus::Scheduled) {
         return Err(invalid(action, current));
     }
@@ -180,7 +176,7 @@ pub async fn cancel(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
 /// afresh from now, nothing is caught up in a burst.
 pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
-    let current = status_of(&c)?;
+    let current = c.status;
     if current != CampaignStatus::Paused {
         return Err(invalid("resume", current));
     }
@@ -191,7 +187,7 @@ pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
         _ => CampaignStatus::Active,
     };
     let resumed = transition(state, user, c, "resume", to).await?;
-    if resumed.status == CampaignStatus::Preparing.as_str() {
+    if resumed.status == CampaignStatus::Preparing {
         // Paused before its audience was resolved: the preparation goes on.
         preparation::spawn(state.db.clone(), state.clock.clone(), id);
         return Ok(resumed);

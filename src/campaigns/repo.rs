@@ -4,12 +4,17 @@
 //! file writes `UPDATE campaigns` (CI checks it).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, Set,
+};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::domain::CampaignStatus;
-use crate::db::stmt;
+use super::domain::{pacing_spec, CampaignStatus};
+use super::service::ValidCampaign;
+use crate::api::extract::{Page, Pagination};
+use crate::db::{scoped, stmt};
+use crate::entities::campaigns;
 use crate::recipients;
 use crate::webhooks::outbox::{enqueue_cte, CAMPAIGN_DATA};
 use crate::webhooks::EventType;
@@ -141,7 +146,7 @@ pub async fn prepared(
 ) -> Result<Option<CampaignStatus>, sea_orm::DbErr> {
     #[derive(FromQueryResult)]
     struct Status {
-        status: String,
+        status: CampaignStatus,
     }
     let row = Status::find_by_statement(stmt(
         "WITH next AS ( \
@@ -159,7 +164,7 @@ pub async fn prepared(
     ))
     .one(db)
     .await?;
-    Ok(row.and_then(|r| CampaignStatus::parse(&r.status)))
+    Ok(row.map(|r| r.status))
 }
 
 /// A user's control: `from → to` for pause (`paused_reason = 'user'`), cancel
@@ -372,4 +377,105 @@ mod tests {
     fn a_few_early_failures_do_not_stop_a_campaign() {
         assert!(!error_threshold_reached(&[true, false, true, true]));
     }
+}
+
+/// The JSON columns of a validated campaign: messages, audience, schedule, pacing.
+fn definition(v: &ValidCampaign) -> [Value; 4] {
+    [
+        json!(v.messages),
+        json!(v.audience),
+        json!(v.schedule),
+        json!(pacing_spec(&v.pacing)),
+    ]
+}
+
+/// Inserts `v` as a new `draft` of the tenant, created `now`.
+pub async fn insert_draft(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    v: ValidCampaign,
+    now: DateTime<Utc>,
+) -> Result<campaigns::Model, sea_orm::DbErr> {
+    let [messages, audience, schedule, pacing] = definition(&v);
+    campaigns::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        tenant_id: Set(tenant_id),
+        name: Set(v.name),
+        instance_id: Set(v.instance_id),
+        status: Set(CampaignStatus::Draft),
+        messages: Set(messages),
+        audience: Set(audience),
+        schedule: Set(schedule),
+        pacing: Set(pacing),
+        paused_reason: Set(None),
+        next_send_at: Set(None),
+        started_at: Set(None),
+        completed_at: Set(None),
+        cancelled_at: Set(None),
+        planned_count: Set(0),
+        audience_total: Set(None),
+        audience_resolved: Set(0),
+        audience_cursor: Set(None),
+        audience_ready_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+}
+
+/// Replaces the definition of `draft` with `v`, stamped `now`; `None` when the campaign
+/// stopped being a draft meanwhile (the guard and the write are one statement, so a
+/// concurrent start wins cleanly).
+pub async fn update_draft(
+    db: &impl ConnectionTrait,
+    draft: campaigns::Model,
+    v: ValidCampaign,
+    now: DateTime<Utc>,
+) -> Result<Option<campaigns::Model>, sea_orm::DbErr> {
+    let [messages, audience, schedule, pacing] = definition(&v);
+    let mut active: campaigns::ActiveModel = draft.into();
+    active.name = Set(v.name);
+    active.instance_id = Set(v.instance_id);
+    active.messages = Set(messages);
+    active.audience = Set(audience);
+    active.schedule = Set(schedule);
+    active.pacing = Set(pacing);
+    active.updated_at = Set(now);
+    match campaigns::Entity::update(active)
+        .filter(campaigns::Column::Status.eq(CampaignStatus::Draft))
+        .exec(db)
+        .await
+    {
+        Ok(updated) => Ok(Some(updated)),
+        Err(sea_orm::DbErr::RecordNotUpdated) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// Deletes the campaign if it is still a draft; false when it is not (any more).
+pub async fn delete_draft(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<bool, sea_orm::DbErr> {
+    let done = campaigns::Entity::delete_many()
+        .filter(campaigns::Column::Id.eq(campaign_id))
+        .filter(campaigns::Column::Status.eq(CampaignStatus::Draft))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected > 0)
+}
+
+/// A page of the tenant's campaigns, newest first, only those in `status` when given.
+pub async fn list(
+    db: &sea_orm::DatabaseConnection,
+    tenant_id: Uuid,
+    status: Option<CampaignStatus>,
+    page: &Pagination,
+) -> Result<Page<campaigns::Model>, sea_orm::DbErr> {
+    let mut query = scoped::<campaigns::Entity>(tenant_id);
+    if let Some(status) = status {
+        query = query.filter(campaigns::Column::Status.eq(status));
+    }
+    let query = query
+        .order_by_desc(campaigns::Column::CreatedAt)
+        .order_by_desc(campaigns::Column::Id);
+    page.fetch(db, query).await
 }

@@ -1,17 +1,15 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::domain::{pacing_spec, Audience, CampaignRequest, CampaignStatus, Message, MessageSpec, PacingSpec};
-use super::service::{self, Preview, ValidCampaign};
+use super::domain::{Audience, CampaignRequest, CampaignStatus, Message, PacingSpec, UpdateCampaignRequest};
+use super::repo;
+use super::service::{self, Preview};
 use crate::api::extract::{ApiJson, ApiQuery, Page, Pagination};
-use crate::audit::{self, Event};
 use crate::calendar::ScheduleSpec;
-use crate::db::{find_owned, scoped};
+use crate::db::find_owned;
 use crate::entities::campaigns;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -42,13 +40,11 @@ impl TryFrom<campaigns::Model> for CampaignView {
     type Error = AppError;
 
     fn try_from(m: campaigns::Model) -> AppResult<Self> {
-        let status = CampaignStatus::parse(&m.status)
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("unknown campaign status {}", m.status)))?;
         Ok(Self {
             id: m.id,
             name: m.name,
             instance_id: m.instance_id,
-            status,
+            status: m.status,
             messages: serde_json::from_value(m.messages).map_err(AppError::internal)?,
             audience: serde_json::from_value(m.audience).map_err(AppError::internal)?,
             schedule: serde_json::from_value(m.schedule).map_err(AppError::internal)?,
@@ -68,35 +64,6 @@ fn respond(status: actix_web::http::StatusCode, m: campaigns::Model) -> AppResul
     Ok(HttpResponse::build(status).json(CampaignView::try_from(m)?))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "Black Friday 2026", "pacing": {"messages_per_minute": 2}}))]
-pub struct UpdateCampaignRequest {
-    #[schema(max_length = 200)]
-    pub name: Option<String>,
-    pub instance_id: Option<Uuid>,
-    pub messages: Option<Vec<MessageSpec>>,
-    pub audience: Option<Audience>,
-    pub schedule: Option<ScheduleSpec>,
-    pub pacing: Option<PacingSpec>,
-}
-
-fn stored(
-    v: &ValidCampaign,
-) -> (
-    serde_json::Value,
-    serde_json::Value,
-    serde_json::Value,
-    serde_json::Value,
-) {
-    (
-        json!(v.messages),
-        json!(v.audience),
-        json!(v.schedule),
-        json!(pacing_spec(&v.pacing)),
-    )
-}
-
 /// Creates a campaign in `draft`.
 #[utoipa::path(operation_id = "createCampaign", tag = "campaigns", request_body = CampaignRequest, responses(
     (status = 201, body = CampaignView),
@@ -108,34 +75,7 @@ pub async fn create(
     user: AuthUser,
     body: ApiJson<CampaignRequest>,
 ) -> AppResult<HttpResponse> {
-    let valid = service::validate(&state, user.tenant_id, body.0).await?;
-    let (messages, audience, schedule, pacing) = stored(&valid);
-    let now = state.clock.now();
-    let created = campaigns::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        tenant_id: Set(user.tenant_id),
-        name: Set(valid.name),
-        instance_id: Set(valid.instance_id),
-        status: Set(CampaignStatus::Draft.as_str().into()),
-        messages: Set(messages),
-        audience: Set(audience),
-        schedule: Set(schedule),
-        pacing: Set(pacing),
-        paused_reason: Set(None),
-        next_send_at: Set(None),
-        started_at: Set(None),
-        completed_at: Set(None),
-        cancelled_at: Set(None),
-        planned_count: Set(0),
-        audience_total: Set(None),
-        audience_resolved: Set(0),
-        audience_cursor: Set(None),
-        audience_ready_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&state.db)
-    .await?;
+    let created = service::create(&state, user.tenant_id, body.0).await?;
     respond(actix_web::http::StatusCode::CREATED, created)
 }
 
@@ -157,14 +97,8 @@ pub async fn list(
     filter: ApiQuery<CampaignFilter>,
     page: Pagination,
 ) -> AppResult<HttpResponse> {
-    let mut query = scoped::<campaigns::Entity>(user.tenant_id);
-    if let Some(status) = filter.0.status {
-        query = query.filter(campaigns::Column::Status.eq(status.as_str()));
-    }
-    let query = query
-        .order_by_desc(campaigns::Column::CreatedAt)
-        .order_by_desc(campaigns::Column::Id);
-    Ok(HttpResponse::Ok().json(page.fetch(&state.db, query).await?.try_map(CampaignView::try_from)?))
+    let page = repo::list(&state.db, user.tenant_id, filter.0.status, &page).await?;
+    Ok(HttpResponse::Ok().json(page.try_map(CampaignView::try_from)?))
 }
 
 /// One campaign.
@@ -176,18 +110,6 @@ pub async fn list(
 pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     let found = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
     respond(actix_web::http::StatusCode::OK, found)
-}
-
-/// 409 (with the current status) unless the campaign is a draft.
-fn require_draft(c: &campaigns::Model, action: &str) -> AppResult<()> {
-    if c.status == CampaignStatus::Draft.as_str() {
-        Ok(())
-    } else {
-        Err(AppError::Conflict {
-            detail: format!("only a draft campaign can be {action}; this one is {}", c.status),
-            current_status: Some(c.status.clone()),
-        })
-    }
 }
 
 /// Changes a draft campaign; anything not given keeps its value.
@@ -204,47 +126,7 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: ApiJson<UpdateCampaignRequest>,
 ) -> AppResult<HttpResponse> {
-    let found = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    require_draft(&found, "edited")?;
-    let current = CampaignView::try_from(found.clone())?;
-    let b = body.0;
-    let input = CampaignRequest {
-        name: b.name.unwrap_or(current.name),
-        instance_id: b.instance_id.unwrap_or(current.instance_id),
-        messages: b.messages.unwrap_or_else(|| {
-            current
-                .messages
-                .into_iter()
-                .map(|m| MessageSpec {
-                    text: Some(m.text),
-                    media: m.media,
-                    template_id: None,
-                })
-                .collect()
-        }),
-        audience: b.audience.unwrap_or(current.audience),
-        schedule: Some(b.schedule.unwrap_or(current.schedule)),
-        pacing: Some(b.pacing.unwrap_or(current.pacing)),
-    };
-    let valid = service::validate(&state, user.tenant_id, input).await?;
-    let (messages, audience, schedule, pacing) = stored(&valid);
-    let mut active: campaigns::ActiveModel = found.into();
-    active.name = Set(valid.name);
-    active.instance_id = Set(valid.instance_id);
-    active.messages = Set(messages);
-    active.audience = Set(audience);
-    active.schedule = Set(schedule);
-    active.pacing = Set(pacing);
-    active.updated_at = Set(state.clock.now());
-    // The status check and the write are one statement: a concurrent start wins cleanly.
-    let updated = campaigns::Entity::update(active)
-        .filter(campaigns::Column::Status.eq(CampaignStatus::Draft.as_str()))
-        .exec(&state.db)
-        .await
-        .map_err(|e| match e {
-            sea_orm::DbErr::RecordNotUpdated => AppError::conflict("the campaign stopped being a draft"),
-            other => other.into(),
-        })?;
+    let updated = service::update(&state, user.tenant_id, *id, body.0).await?;
     respond(actix_web::http::StatusCode::OK, updated)
 }
 
@@ -256,20 +138,7 @@ pub async fn update(
 ), security(("bearer" = [])))]
 #[delete("/campaigns/{id}")]
 pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
-    let found = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    require_draft(&found, "deleted")?;
-    let txn = state.db.begin().await?;
-    let done = campaigns::Entity::delete_many()
-        .filter(campaigns::Column::Id.eq(found.id))
-        .filter(campaigns::Column::Status.eq(CampaignStatus::Draft.as_str()))
-        .exec(&txn)
-        .await?;
-    if done.rows_affected == 0 {
-        return Err(AppError::conflict("the campaign stopped being a draft"));
-    }
-    let event = Event::new("campaign.delete", "campaign", found.id).with(json!({"name": found.name}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
-    txn.commit().await?;
+    service::delete(&state, &user, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -293,8 +162,7 @@ pub async fn preview(
     id: web::Path<Uuid>,
     body: ApiJson<PreviewRequest>,
 ) -> AppResult<HttpResponse> {
-    let found = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    let preview = service::preview(&state, user.tenant_id, &found, body.0.contact_id).await?;
+    let preview = service::preview(&state, user.tenant_id, *id, body.0.contact_id).await?;
     Ok(HttpResponse::Ok().json(preview))
 }
 

@@ -2,24 +2,26 @@
 //! data, and previewing a message for a contact.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult};
+use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::domain::{
-    parse_audience, parse_message, parse_pacing, recipient_seed, Audience, CampaignRequest, Media, Message,
-    MessageSpec, MAX_VARIANTS,
+    parse_audience, parse_message, parse_pacing, recipient_seed, Audience, CampaignRequest, CampaignStatus, Media,
+    Message, MessageSpec, UpdateCampaignRequest, MAX_VARIANTS,
 };
+use super::repo;
+use crate::audit::{self, Event};
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
 use crate::contacts::repo::{foreign_ids, Owned};
-use crate::db::find_owned;
-use crate::db::stmt;
-use crate::entities::{contacts, instances, templates};
+use crate::db::{find_owned, stmt};
+use crate::entities::{campaigns, contacts, instances, templates};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::state::AppState;
 use crate::templating::{unknown_variables, RenderContext, Template};
+use crate::tenancy::auth::AuthUser;
 
 /// A campaign ready to store.
 pub struct ValidCampaign {
@@ -225,13 +227,11 @@ pub struct Preview {
     pub variants: Vec<PreviewVariant>,
 }
 
-/// Every variant rendered for one contact as it would be sent at the next open instant.
-pub async fn preview(
-    state: &AppState,
-    tenant_id: Uuid,
-    campaign: &crate::entities::campaigns::Model,
-    contact_id: Uuid,
-) -> AppResult<Preview> {
+/// Every variant of campaign `campaign_id` of the tenant rendered for one contact as it
+/// would be sent at the next open instant. 404 for another tenant's campaign; 422 (on
+/// `contact_id`) for another tenant's contact.
+pub async fn preview(state: &AppState, tenant_id: Uuid, campaign_id: Uuid, contact_id: Uuid) -> AppResult<Preview> {
+    let campaign = &find_owned::<campaigns::Entity>(&state.db, tenant_id, campaign_id, "campaign").await?;
     let contact = contacts_of(state, tenant_id, contact_id).await?;
     let spec: ScheduleSpec = serde_json::from_value(campaign.schedule.clone()).map_err(AppError::internal)?;
     let schedule = Schedule::parse(spec, &state.calendars)
@@ -268,4 +268,82 @@ async fn contacts_of(state: &AppState, tenant_id: Uuid, id: Uuid) -> AppResult<c
     find_owned::<contacts::Entity>(&state.db, tenant_id, id, "contact")
         .await
         .map_err(|_| AppError::field("contact_id", "no such contact"))
+}
+
+/// 409 (with the current status) unless the campaign is a draft.
+fn require_draft(c: &campaigns::Model, action: &str) -> AppResult<()> {
+    if c.status == CampaignStatus::Draft {
+        Ok(())
+    } else {
+        Err(AppError::Conflict {
+            detail: format!(
+                "only a draft campaign can be {action}; this one is {}",
+                c.status.as_str()
+            ),
+            current_status: Some(c.status.as_str().into()),
+        })
+    }
+}
+
+fn stopped_being_draft() -> AppError {
+    AppError::conflict("the campaign stopped being a draft")
+}
+
+/// The stored definition as a request body (messages as their literal texts).
+fn stored_request(c: &campaigns::Model) -> AppResult<CampaignRequest> {
+    let messages: Vec<Message> = serde_json::from_value(c.messages.clone()).map_err(AppError::internal)?;
+    Ok(CampaignRequest {
+        name: c.name.clone(),
+        instance_id: c.instance_id,
+        messages: messages
+            .into_iter()
+            .map(|m| MessageSpec {
+                text: Some(m.text),
+                media: m.media,
+                template_id: None,
+            })
+            .collect(),
+        audience: serde_json::from_value(c.audience.clone()).map_err(AppError::internal)?,
+        schedule: Some(serde_json::from_value(c.schedule.clone()).map_err(AppError::internal)?),
+        pacing: Some(serde_json::from_value(c.pacing.clone()).map_err(AppError::internal)?),
+    })
+}
+
+/// Validates `input` and stores it as a new `draft` of the tenant. 422 with every bad
+/// field.
+pub async fn create(state: &AppState, tenant_id: Uuid, input: CampaignRequest) -> AppResult<campaigns::Model> {
+    let valid = validate(state, tenant_id, input).await?;
+    Ok(repo::insert_draft(&state.db, tenant_id, valid, state.clock.now()).await?)
+}
+
+/// Applies `change` to draft `id` of the tenant. 404 for another tenant's id; 409 unless it
+/// is (still) a draft; 422 with every bad field of the merged campaign.
+pub async fn update(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: Uuid,
+    change: UpdateCampaignRequest,
+) -> AppResult<campaigns::Model> {
+    let found = find_owned::<campaigns::Entity>(&state.db, tenant_id, id, "campaign").await?;
+    require_draft(&found, "edited")?;
+    let input = change.over(stored_request(&found)?);
+    let valid = validate(state, tenant_id, input).await?;
+    repo::update_draft(&state.db, found, valid, state.clock.now())
+        .await?
+        .ok_or_else(stopped_being_draft)
+}
+
+/// Deletes draft `id` of the caller's tenant, audited. 404 for another tenant's id; 409
+/// unless it is (still) a draft.
+pub async fn delete(state: &AppState, by: &AuthUser, id: Uuid) -> AppResult<()> {
+    let found = find_owned::<campaigns::Entity>(&state.db, by.tenant_id, id, "campaign").await?;
+    require_draft(&found, "deleted")?;
+    let txn = state.db.begin().await?;
+    if !repo::delete_draft(&txn, found.id).await? {
+        return Err(stopped_being_draft());
+    }
+    let event = Event::new("campaign.delete", "campaign", found.id).with(json!({"name": found.name}));
+    audit::record_by(&txn, by, state.clock.now(), event).await?;
+    txn.commit().await?;
+    Ok(())
 }

@@ -122,7 +122,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
         skipped: n(t.skipped),
         cancelled: n(t.cancelled),
     };
-    let status = CampaignStatus::parse(&c.status).unwrap_or(CampaignStatus::Draft);
+    let status = c.status;
     let remaining = counts.pending + counts.queued + counts.sending;
     let (next_send_at, estimated_completion_at) =
         if matches!(status, CampaignStatus::Active | CampaignStatus::Scheduled) {

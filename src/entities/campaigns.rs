@@ -8,7 +8,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub name: String,
     pub instance_id: Uuid,
-    pub status: String,
+    pub status: crate::campaigns::domain::CampaignStatus,
     pub messages: Json,
     pub audience: Json,
     pub schedule: Json,

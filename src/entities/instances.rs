@@ -15,7 +15,7 @@ pub struct Model {
     pub daily_limit: Option<i32>,
     pub warmup: Option<Json>,
     /// `open`, `connecting` or `close`: the last state heard; `None` before any.
-    pub connection_state: Option<String>,
+    pub connection_state: Option<crate::gateway::ConnectionState>,
     pub state_checked_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -8,7 +8,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub email: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: crate::tenancy::domain::Role,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

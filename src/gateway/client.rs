@@ -112,11 +112,18 @@ pub struct SentMessage {
     pub body_excerpt: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+/// Stored in `instances.connection_state` (text), mapped by sea-orm.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, sea_orm::EnumIter, sea_orm::DeriveActiveEnum,
+)]
 #[serde(rename_all = "lowercase")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum ConnectionState {
+    #[sea_orm(string_value = "open")]
     Open,
+    #[sea_orm(string_value = "connecting")]
     Connecting,
+    #[sea_orm(string_value = "close")]
     Close,
 }
 

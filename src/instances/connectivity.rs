@@ -35,7 +35,7 @@ pub fn target_of<'a>(i: &'a instances::Model, api_key: &'a str) -> InstanceTarge
 
 /// The stored state, if one was heard.
 pub fn stored_state(i: &instances::Model) -> Option<ConnectionState> {
-    i.connection_state.as_deref().and_then(ConnectionState::parse)
+    i.connection_state
 }
 
 /// Why a probe has no answer.

@@ -24,15 +24,26 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// A recipient's status (column `recipients.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+/// Mapped by sea-orm (text), so query rows can hold it typed.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, sea_orm::EnumIter, sea_orm::DeriveActiveEnum,
+)]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum RecipientStatus {
+    #[sea_orm(string_value = "pending")]
     Pending,
+    #[sea_orm(string_value = "queued")]
     Queued,
+    #[sea_orm(string_value = "sending")]
     Sending,
+    #[sea_orm(string_value = "sent")]
     Sent,
+    #[sea_orm(string_value = "failed")]
     Failed,
+    #[sea_orm(string_value = "skipped")]
     Skipped,
+    #[sea_orm(string_value = "cancelled")]
     Cancelled,
 }
 

@@ -71,7 +71,7 @@ struct Due {
     planned_count: i64,
     daily_limit: Option<i32>,
     warmup: Option<Value>,
-    connection_state: Option<String>,
+    connection_state: Option<ConnectionState>,
     /// Jobs of the campaign already waiting (planned, not yet claimed), from the count deltas.
     queued: i64,
     /// Recipients not planned yet, from the count deltas (exact: they are transactional).
@@ -269,7 +269,7 @@ impl Beat {
         // (campaign, the instants of its sends, the instant after them)
         let mut plans = Vec::with_capacity(due.len());
         for c in &due {
-            match c.connection_state.as_deref().and_then(ConnectionState::parse) {
+            match c.connection_state {
                 // Heard disconnected: stop rather than burn through recipients.
                 Some(ConnectionState::Close) => {
                     campaigns_repo::pause_if_active(&txn, c.id, connectivity::DISCONNECTED).await?;

@@ -93,7 +93,7 @@ impl UserCache {
         let found = users::Entity::find_by_id(user_id).one(db).await?.map(|u| AuthUser {
             user_id: u.id,
             tenant_id: u.tenant_id,
-            role: Role::from_db(&u.role),
+            role: u.role,
             email: u.email,
         });
         self.users.insert(user_id, found.clone()).await;

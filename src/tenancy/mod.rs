@@ -3,5 +3,7 @@
 pub mod auth;
 pub mod domain;
 pub mod jwt;
+pub mod repo;
 pub mod routes;
 pub mod settings;
+pub mod service;
