@@ -8,6 +8,7 @@ use sea_orm_migration::MigratorTrait;
 use std::fmt::Write as _;
 use uuid::Uuid;
 
+use crate::campaigns::domain::CampaignStatus;
 use crate::db::stmt;
 use crate::dispatch::gate;
 use crate::entities::{campaigns, instances};
@@ -162,10 +163,10 @@ pub async fn inspect(state: &AppState, id: Uuid) -> anyhow::Result<Option<Vec<Fi
         Finding::new("name", true, format!("{} (tenant {})", c.name, c.tenant_id)),
         Finding::new(
             "status",
-            c.paused_reason.is_none() || c.status != "paused",
+            c.paused_reason.is_none() || c.status != CampaignStatus::Paused,
             match &c.paused_reason {
-                Some(r) => format!("{} ({r})", c.status),
-                None => c.status.clone(),
+                Some(r) => format!("{} ({r})", c.status.as_str()),
+                None => c.status.as_str().to_owned(),
             },
         ),
         Finding::new(

@@ -7,7 +7,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use secrecy::ExposeSecret;
 use std::{sync::Arc, time::Duration};
 
-use crate::calendar::tenant::HolidayCache;
+use crate::calendar::repo::HolidayCache;
 use crate::calendar::Calendars;
 use crate::clock::SharedClock;
 use crate::config::Settings;

@@ -10,8 +10,10 @@
 
 pub mod easter;
 pub mod holidays;
+pub mod repo;
 pub mod rules;
 pub mod schedule;
+pub mod service;
 pub mod tenant;
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ async fn parse_schedule(
     tenant_id: Uuid,
     spec: Option<ScheduleSpec>,
 ) -> AppResult<Result<Schedule, Vec<FieldError>>> {
-    let tz = calendar::tenant::tenant_timezone(&state.db, tenant_id).await?;
+    let tz = calendar::repo::tenant_timezone(&state.db, tenant_id).await?;
     let mut spec = spec.unwrap_or_else(|| ScheduleSpec {
         mode: "business_hours".into(),
         timezone: None,

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod routes;
 pub mod sandbox;
+pub mod service;
 pub mod webhook;
 
 pub use client::{

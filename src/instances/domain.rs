@@ -22,6 +22,40 @@ impl Warmup {
     }
 }
 
+/// A new instance, parsed: `api_key` in clear (encrypted before it is stored),
+/// `daily_limit` sends per local day.
+pub struct InstanceInput {
+    pub name: String,
+    pub api_url: String,
+    pub api_key: String,
+    pub instance_name: String,
+    pub daily_limit: Option<i32>,
+    pub warmup: Option<Warmup>,
+}
+
+/// A parsed change of an instance: `None` keeps a field, `Some(None)` clears a nullable one.
+#[derive(Default)]
+pub struct InstancePatch {
+    pub name: Option<String>,
+    pub api_url: Option<String>,
+    pub api_key: Option<String>,
+    pub instance_name: Option<String>,
+    pub daily_limit: Option<Option<i32>>,
+    pub warmup: Option<Option<Warmup>>,
+}
+
+impl InstancePatch {
+    /// It points at another number or gateway: what was heard of the old one is void.
+    pub fn changes_target(&self) -> bool {
+        self.api_url.is_some() || self.api_key.is_some() || self.instance_name.is_some()
+    }
+
+    /// It changes the sending limits: waiting campaigns are planned again.
+    pub fn changes_limits(&self) -> bool {
+        self.daily_limit.is_some() || self.warmup.is_some()
+    }
+}
+
 /// An http(s) base URL without query or fragment, stored without a trailing slash.
 pub fn parse_api_url(raw: &str) -> Result<String, &'static str> {
     let url = reqwest::Url::parse(raw.trim()).map_err(|_| "must be an absolute http(s) URL")?;

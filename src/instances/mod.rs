@@ -3,4 +3,6 @@
 
 pub mod connectivity;
 pub mod domain;
+pub mod repo;
 pub mod routes;
+pub mod service;

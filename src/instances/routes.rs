@@ -1,19 +1,13 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use rand::{distributions::Alphanumeric, Rng};
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::connectivity;
 use super::domain::*;
+use super::{connectivity, repo, service};
 use crate::api::extract::{nullable, ApiJson, Page, Pagination};
-use crate::audit::{self, Event};
-use crate::campaigns::repo::Replan;
-use crate::constraints::{violation, Violation, CAMPAIGNS_INSTANCE_FKEY};
-use crate::db::{find_owned, scoped};
+use crate::db::find_owned;
 use crate::entities::instances;
 use crate::error::{AppError, AppResult, FieldError, Fields};
 use crate::gateway::ConnectionState;
@@ -103,12 +97,68 @@ fn check_warmup(f: &mut Fields, w: Option<&Warmup>) {
     }
 }
 
-fn webhook_token() -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(40)
-        .map(char::from)
-        .collect()
+impl CreateInstanceRequest {
+    /// The new instance, with every bad field reported (422).
+    fn parse(self) -> AppResult<InstanceInput> {
+        let mut f = Fields::default();
+        let name = f.check("name", parse_name(&self.name, crate::text::MAX_NAME));
+        let api_url = f.check("api_url", parse_api_url(&self.api_url));
+        let api_key = f.check("api_key", parse_api_key(&self.api_key));
+        let instance_name = f.check("instance_name", parse_instance_name(&self.instance_name));
+        let daily_limit = self
+            .daily_limit
+            .and_then(|n| f.check("daily_limit", parse_daily_limit(n)));
+        check_warmup(&mut f, self.warmup.as_ref());
+        f.finish()?;
+        let (Some(name), Some(api_url), Some(api_key), Some(instance_name)) = (name, api_url, api_key, instance_name)
+        else {
+            return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
+        };
+        Ok(InstanceInput {
+            name,
+            api_url,
+            api_key,
+            instance_name,
+            daily_limit,
+            warmup: self.warmup,
+        })
+    }
+}
+
+impl UpdateInstanceRequest {
+    /// The change, with every bad field reported (422).
+    fn parse(self) -> AppResult<InstancePatch> {
+        let mut f = Fields::default();
+        let name = self
+            .name
+            .as_deref()
+            .and_then(|v| f.check("name", parse_name(v, crate::text::MAX_NAME)));
+        let api_url = self
+            .api_url
+            .as_deref()
+            .and_then(|v| f.check("api_url", parse_api_url(v)));
+        let api_key = self
+            .api_key
+            .as_deref()
+            .and_then(|v| f.check("api_key", parse_api_key(v)));
+        let instance_name = self
+            .instance_name
+            .as_deref()
+            .and_then(|v| f.check("instance_name", parse_instance_name(v)));
+        let daily_limit = self
+            .daily_limit
+            .map(|limit| limit.and_then(|n| f.check("daily_limit", parse_daily_limit(n))));
+        check_warmup(&mut f, self.warmup.and_then(|w| w).as_ref());
+        f.finish()?;
+        Ok(InstancePatch {
+            name,
+            api_url,
+            api_key,
+            instance_name,
+            daily_limit,
+            warmup: self.warmup,
+        })
+    }
 }
 
 /// Connects a WhatsApp number on a gateway (admins only).
@@ -125,41 +175,7 @@ pub async fn create(
     body: ApiJson<CreateInstanceRequest>,
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let b = body.0;
-    let mut f = Fields::default();
-    let name = f.check("name", parse_name(&b.name, crate::text::MAX_NAME));
-    let api_url = f.check("api_url", parse_api_url(&b.api_url));
-    let api_key = f.check("api_key", parse_api_key(&b.api_key));
-    let instance_name = f.check("instance_name", parse_instance_name(&b.instance_name));
-    let daily_limit = b.daily_limit.and_then(|n| f.check("daily_limit", parse_daily_limit(n)));
-    check_warmup(&mut f, b.warmup.as_ref());
-    f.finish()?;
-    let (Some(name), Some(api_url), Some(api_key), Some(instance_name)) = (name, api_url, api_key, instance_name)
-    else {
-        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
-    };
-    let now = state.clock.now();
-    let txn = state.db.begin().await?;
-    let created = instances::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        tenant_id: Set(user.tenant_id),
-        name: Set(name),
-        api_url: Set(api_url),
-        instance_name: Set(instance_name),
-        api_key_enc: Set(state.cipher.encrypt(&api_key)?),
-        webhook_token: Set(webhook_token()),
-        daily_limit: Set(daily_limit),
-        warmup: Set(b.warmup.map(|w| json!(w))),
-        connection_state: Set(None),
-        state_checked_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    let event = Event::new("instance.create", "instance", created.id).with(json!({"name": created.name}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
-    txn.commit().await?;
+    let created = service::create(&state, &user, body.0.parse()?).await?;
     Ok(HttpResponse::Created().json(InstanceView::from(created)))
 }
 
@@ -169,10 +185,8 @@ pub async fn create(
 ), security(("bearer" = [])))]
 #[get("/instances")]
 pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
-    let query = scoped::<instances::Entity>(user.tenant_id)
-        .order_by_asc(instances::Column::CreatedAt)
-        .order_by_asc(instances::Column::Id);
-    Ok(HttpResponse::Ok().json(page.fetch(&state.db, query).await?.map(InstanceView::from)))
+    let page = repo::list(&state.db, user.tenant_id, &page).await?;
+    Ok(HttpResponse::Ok().json(page.map(InstanceView::from)))
 }
 
 /// One instance.
@@ -202,61 +216,7 @@ pub async fn update(
     body: ApiJson<UpdateInstanceRequest>,
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let found = find_owned::<instances::Entity>(&state.db, user.tenant_id, *id, "instance").await?;
-    let b = body.0;
-    let mut f = Fields::default();
-    let name = b
-        .name
-        .as_deref()
-        .and_then(|v| f.check("name", parse_name(v, crate::text::MAX_NAME)));
-    let api_url = b.api_url.as_deref().and_then(|v| f.check("api_url", parse_api_url(v)));
-    let api_key = b.api_key.as_deref().and_then(|v| f.check("api_key", parse_api_key(v)));
-    let instance_name = b
-        .instance_name
-        .as_deref()
-        .and_then(|v| f.check("instance_name", parse_instance_name(v)));
-    let daily_limit = b
-        .daily_limit
-        .map(|limit| limit.and_then(|n| f.check("daily_limit", parse_daily_limit(n))));
-    check_warmup(&mut f, b.warmup.and_then(|w| w).as_ref());
-    f.finish()?;
-    let target_changed = api_url.is_some() || api_key.is_some() || instance_name.is_some();
-    let limits_changed = daily_limit.is_some() || b.warmup.is_some();
-    let mut active: instances::ActiveModel = found.into();
-    if let Some(v) = name {
-        active.name = Set(v);
-    }
-    if let Some(v) = api_url {
-        active.api_url = Set(v);
-    }
-    if let Some(v) = &api_key {
-        active.api_key_enc = Set(state.cipher.encrypt(v)?);
-    }
-    if let Some(v) = instance_name {
-        active.instance_name = Set(v);
-    }
-    if let Some(v) = daily_limit {
-        active.daily_limit = Set(v);
-    }
-    if let Some(v) = b.warmup {
-        active.warmup = Set(v.map(|w| json!(w)));
-    }
-    if target_changed {
-        // What was heard was about the old number or gateway.
-        active.connection_state = Set(None);
-        active.state_checked_at = Set(None);
-    }
-    active.updated_at = Set(state.clock.now());
-    let txn = state.db.begin().await?;
-    let updated = active.update(&txn).await?;
-    let event = Event::new("instance.update", "instance", updated.id)
-        .with(json!({"name": updated.name, "api_key_changed": api_key.is_some()}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
-    if limits_changed {
-        // A campaign waiting for the next day may send today under the new limits.
-        crate::campaigns::repo::replan(&txn, Replan::Instance(updated.id), state.clock.now()).await?;
-    }
-    txn.commit().await?;
+    let updated = service::update(&state, &user, *id, body.0.parse()).await?;
     Ok(HttpResponse::Ok().json(InstanceView::from(updated)))
 }
 
@@ -270,20 +230,7 @@ pub async fn update(
 #[delete("/instances/{id}")]
 pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let found = find_owned::<instances::Entity>(&state.db, user.tenant_id, *id, "instance").await?;
-    let txn = state.db.begin().await?;
-    instances::Entity::delete_by_id(found.id)
-        .exec(&txn)
-        .await
-        .map_err(|e| match violation(&e) {
-            Some(Violation::ForeignKey(CAMPAIGNS_INSTANCE_FKEY)) => {
-                AppError::conflict("campaigns use this instance: delete or finish them first")
-            }
-            _ => e.into(),
-        })?;
-    let event = Event::new("instance.delete", "instance", found.id).with(json!({"name": found.name}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
-    txn.commit().await?;
+    service::delete(&state, &user, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,0 +1,120 @@
+//! Gateway use cases behind the routes: applying a webhook's events, and asking the
+//! gateway about one of the caller's instances (state, connect, logout).
+
+use uuid::Uuid;
+
+use super::webhook::{parse_webhook_value, GatewayEvent, ReceiptStatus, WebhookError};
+use super::{ConnectInfo, ConnectionState, GatewayClient, GatewayError};
+use crate::audit::{self, Event};
+use crate::db::find_owned;
+use crate::entities::instances;
+use crate::error::{AppError, AppResult};
+use crate::instances::connectivity::{self, target_of};
+use crate::instances::repo as instances_repo;
+use crate::contacts::optout;
+use crate::recipients;
+use crate::state::AppState;
+use crate::tenancy::auth::AuthUser;
+use crate::tenancy::settings;
+
+/// Applies the events of one webhook call (`body` as posted) to the instance whose webhook
+/// token it is; returns how many were acted on. 404 for an unknown token, 400 for a body
+/// that is not an event, 422 for an event without a required member.
+pub async fn apply_webhook(state: &AppState, token: &str, body: &serde_json::Value) -> AppResult<usize> {
+    let instance = instances_repo::by_webhook_token(&state.db, token)
+        .await?
+        .ok_or_else(|| AppError::not_found("webhook"))?;
+    let events = parse_webhook_value(body).map_err(|e| match e {
+        WebhookError::InvalidJson(detail) => AppError::BadRequest(detail),
+        WebhookError::Missing(field) => AppError::field(field, "is required"),
+    })?;
+    let now = state.clock.now();
+    let mut handled = 0;
+    // The tenant's opt-out keywords, read once per body and only when a text came in.
+    let mut keywords = None;
+    for event in events {
+        handled += 1;
+        let kind = match &event {
+            GatewayEvent::Receipt { .. } => "messages.update",
+            GatewayEvent::Inbound { .. } => "messages.upsert",
+            GatewayEvent::Connection { .. } => "connection.update",
+        };
+        metrics::counter!("arauto_webhook_events_total", "event" => kind).increment(1);
+        match event {
+            GatewayEvent::Receipt { message_id, status, .. } => {
+                let delivered = status.rank() >= ReceiptStatus::DeliveryAck.rank();
+                let read = status.rank() >= ReceiptStatus::Read.rank();
+                // A receipt proves the send: it corrects an `outcome_unknown` failure.
+                recipients::apply_receipt(&state.db, instance.tenant_id, &message_id, delivered, read, now).await?;
+            }
+            GatewayEvent::Inbound { phone, text, .. } => {
+                // `phone` is canonical (a jid without the ninth digit gains it), as contacts are.
+                recipients::record_reply(&state.db, instance.tenant_id, &phone, text.as_deref(), now).await?;
+                let Some(text) = text else { continue };
+                let keywords = match &mut keywords {
+                    Some(k) => k,
+                    None => keywords.insert(settings::opt_out_keywords(&state.db, instance.tenant_id).await?),
+                };
+                if keywords.matches(&text) {
+                    optout::opt_out_phone(&state.db, instance.tenant_id, &phone, instance.id, now).await?;
+                }
+            }
+            GatewayEvent::Connection { state: heard, .. } => {
+                connectivity::record(&state.db, instance.id, Some(heard), now).await?;
+            }
+        }
+    }
+    Ok(handled)
+}
+
+fn gateway_problem(e: GatewayError) -> AppError {
+    AppError::Conflict {
+        detail: format!("the gateway refused: {e}"),
+        current_status: None,
+    }
+}
+
+/// Calls the gateway about instance `id` of the caller's tenant with its decrypted key.
+/// 404 for another tenant's id; 409 when the gateway refuses.
+async fn with_target<T, F, Fut>(state: &AppState, user: &AuthUser, id: Uuid, call: F) -> AppResult<T>
+where
+    F: FnOnce(GatewayClient, instances::Model, String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, GatewayError>>,
+{
+    let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, id, "instance").await?;
+    let key = state.cipher.decrypt(&instance.api_key_enc)?;
+    call(state.gateway.clone(), instance, key)
+        .await
+        .map_err(gateway_problem)
+}
+
+/// The instance's connection state as the gateway reports it now; recorded.
+pub async fn connection_state(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ConnectionState> {
+    let heard = with_target(state, user, id, |gw, i, key| async move {
+        gw.connection_state(target_of(&i, &key)).await
+    })
+    .await?;
+    connectivity::record(&state.db, id, Some(heard), state.clock.now()).await?;
+    Ok(heard)
+}
+
+/// A fresh QR code / pairing code to connect the instance's number.
+pub async fn connect(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ConnectInfo> {
+    with_target(state, user, id, |gw, i, key| async move {
+        gw.connect(target_of(&i, &key)).await
+    })
+    .await
+}
+
+/// Logs the number out of the gateway; recorded as `close` (which pauses its campaigns)
+/// and audited.
+pub async fn logout(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<()> {
+    with_target(state, user, id, |gw, i, key| async move {
+        gw.logout(target_of(&i, &key)).await
+    })
+    .await?;
+    connectivity::record(&state.db, id, Some(ConnectionState::Close), state.clock.now()).await?;
+    let event = Event::new("instance.logout", "instance", id);
+    audit::record_by(&state.db, user, state.clock.now(), event).await?;
+    Ok(())
+}
