@@ -2,20 +2,22 @@
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::domain::{parse_message, Media, Message};
+use super::domain::{Media, Message};
 use crate::api::extract::{nullable, ApiJson, Page, Pagination};
-use crate::audit::{self, Event};
-use crate::db::{find_owned, scoped};
+use crate::db::find_owned;
 use crate::entities::templates;
-use crate::error::{AppError, AppResult, FieldError};
+use crate::error::AppResult;
 use crate::state::AppState;
-use crate::tenancy::{auth::AuthUser, domain::parse_name};
+use crate::tenancy::auth::AuthUser;
+
+pub mod repo;
+pub mod service;
+
+use service::TemplatePatch;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateView {
@@ -30,10 +32,10 @@ pub struct TemplateView {
 impl From<templates::Model> for TemplateView {
     fn from(m: templates::Model) -> Self {
         Self {
+            media: service::media_of(&m),
             id: m.id,
             name: m.name,
             text: m.text,
-            media: m.media.and_then(|v| serde_json::from_value(v).ok()),
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
@@ -65,21 +67,6 @@ pub struct UpdateTemplateRequest {
     pub media: Option<Option<Media>>,
 }
 
-/// Name and message checked together; every bad field reported.
-fn check(name: &str, message: &Message) -> AppResult<String> {
-    let mut errors: Vec<FieldError> = vec![];
-    let name = parse_name(name, crate::text::MAX_NAME)
-        .map_err(|e| errors.push(FieldError::new("name", e)))
-        .ok();
-    if let Err(e) = parse_message(message) {
-        errors.extend(e);
-    }
-    match name {
-        Some(n) if errors.is_empty() => Ok(n),
-        _ => Err(AppError::Validation(errors)),
-    }
-}
-
 /// Creates a template.
 #[utoipa::path(operation_id = "createTemplate", tag = "templates", request_body = TemplateRequest, responses(
     (status = 201, body = TemplateView),
@@ -97,19 +84,7 @@ pub async fn create(
         text: b.text,
         media: b.media,
     };
-    let name = check(&b.name, &message)?;
-    let now = state.clock.now();
-    let created = templates::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        tenant_id: Set(user.tenant_id),
-        name: Set(name),
-        text: Set(message.text),
-        media: Set(message.media.map(|m| json!(m))),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&state.db)
-    .await?;
+    let created = service::create(&state, user.tenant_id, &b.name, message).await?;
     Ok(HttpResponse::Created().json(TemplateView::from(created)))
 }
 
@@ -120,10 +95,8 @@ pub async fn create(
 ), security(("bearer" = [])))]
 #[get("/templates")]
 pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
-    let query = scoped::<templates::Entity>(user.tenant_id)
-        .order_by_asc(templates::Column::Name)
-        .order_by_asc(templates::Column::Id);
-    Ok(HttpResponse::Ok().json(page.fetch(&state.db, query).await?.map(TemplateView::from)))
+    let page = repo::list(&state.db, user.tenant_id, &page).await?;
+    Ok(HttpResponse::Ok().json(page.map(TemplateView::from)))
 }
 
 /// One template.
@@ -151,20 +124,13 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: ApiJson<UpdateTemplateRequest>,
 ) -> AppResult<HttpResponse> {
-    let found = find_owned::<templates::Entity>(&state.db, user.tenant_id, *id, "template").await?;
-    let current = TemplateView::from(found.clone());
     let b = body.0;
-    let message = Message {
-        text: b.text.unwrap_or(current.text),
-        media: b.media.unwrap_or(current.media),
+    let patch = TemplatePatch {
+        name: b.name,
+        text: b.text,
+        media: b.media,
     };
-    let name = check(b.name.as_deref().unwrap_or(&current.name), &message)?;
-    let mut active: templates::ActiveModel = found.into();
-    active.name = Set(name);
-    active.text = Set(message.text);
-    active.media = Set(message.media.map(|m| json!(m)));
-    active.updated_at = Set(state.clock.now());
-    let updated = active.update(&state.db).await?;
+    let updated = service::update(&state, user.tenant_id, *id, patch).await?;
     Ok(HttpResponse::Ok().json(TemplateView::from(updated)))
 }
 
@@ -175,12 +141,7 @@ pub async fn update(
 ), security(("bearer" = [])))]
 #[delete("/templates/{id}")]
 pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
-    let found = find_owned::<templates::Entity>(&state.db, user.tenant_id, *id, "template").await?;
-    let txn = state.db.begin().await?;
-    templates::Entity::delete_by_id(found.id).exec(&txn).await?;
-    let event = Event::new("template.delete", "template", found.id).with(json!({"name": found.name}));
-    audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
-    txn.commit().await?;
+    service::delete(&state, &user, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
