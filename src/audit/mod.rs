@@ -4,10 +4,12 @@
 pub mod routes;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::api::extract::{Page, Pagination};
+use crate::db::scoped;
 use crate::entities::audit_logs;
 use crate::tenancy::auth::AuthUser;
 
@@ -69,4 +71,16 @@ pub async fn record_by(
     event: Event<'_>,
 ) -> Result<(), sea_orm::DbErr> {
     record(db, user.tenant_id, Some(user.user_id), at, event).await
+}
+
+/// A page of the tenant's audit log, newest first.
+pub async fn list(
+    db: &sea_orm::DatabaseConnection,
+    tenant_id: Uuid,
+    page: &Pagination,
+) -> Result<Page<audit_logs::Model>, sea_orm::DbErr> {
+    let query = scoped::<audit_logs::Entity>(tenant_id)
+        .order_by_desc(audit_logs::Column::CreatedAt)
+        .order_by_desc(audit_logs::Column::Id);
+    page.fetch(db, query).await
 }

@@ -1,12 +1,10 @@
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use sea_orm::QueryOrder;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::api::extract::Pagination;
-use crate::db::scoped;
 use crate::entities::audit_logs;
 use crate::error::AppResult;
 use crate::state::AppState;
@@ -54,10 +52,8 @@ impl From<audit_logs::Model> for AuditLogView {
 #[get("/audit-logs")]
 pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let query = scoped::<audit_logs::Entity>(user.tenant_id)
-        .order_by_desc(audit_logs::Column::CreatedAt)
-        .order_by_desc(audit_logs::Column::Id);
-    Ok(HttpResponse::Ok().json(page.fetch(&state.db, query).await?.map(AuditLogView::from)))
+    let page = super::list(&state.db, user.tenant_id, &page).await?;
+    Ok(HttpResponse::Ok().json(page.map(AuditLogView::from)))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
