@@ -1,55 +1,14 @@
-//! Groups and tags are both named sets of contacts; this is their one implementation.
-//! Table names below are constants, never input.
+//! Groups and tags are both named sets of contacts; this is their one implementation: the
+//! statements in [`repo`], the audited delete in [`service`], the routes in [`set_routes`].
 
-use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::repo::{self, Owned};
-use crate::api::extract::Pagination;
-use crate::audit::{self, Event};
-use crate::db::stmt;
-use crate::error::{AppError, AppResult};
-use crate::tenancy::auth::AuthUser;
+pub mod repo;
+pub mod service;
 
-pub struct SetKind {
-    /// `group` or `tag`.
-    pub entity: &'static str,
-    pub table: &'static str,
-    pub members: &'static str,
-    pub member_column: &'static str,
-    /// The kind's own text column: `description` or `color`.
-    pub extra: &'static str,
-}
-
-pub const GROUPS: SetKind = SetKind {
-    entity: "group",
-    table: "groups",
-    members: "group_members",
-    member_column: "group_id",
-    extra: "description",
-};
-
-pub const TAGS: SetKind = SetKind {
-    entity: "tag",
-    table: "tags",
-    members: "contact_tags",
-    member_column: "tag_id",
-    extra: "color",
-};
-
-#[derive(Debug, FromQueryResult)]
-pub struct SetRow {
-    pub id: Uuid,
-    pub name: String,
-    pub extra: Option<String>,
-    pub contact_count: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use repo::{SetKind, SetRow, GROUPS, TAGS};
 
 /// `{contact_ids}` for adding to or removing from a group or tag.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,180 +23,6 @@ pub struct MembersRequest {
 pub struct MembersResult {
     /// How many memberships changed.
     pub changed: u64,
-}
-
-const MAX_MEMBERS_PER_CALL: usize = 10_000;
-
-impl SetKind {
-    fn select(&self) -> String {
-        format!(
-            "SELECT s.id, s.name, s.{extra} AS extra, s.created_at, s.updated_at, \
-             (SELECT count(*) FROM {members} m WHERE m.tenant_id = s.tenant_id AND m.{col} = s.id) AS contact_count \
-             FROM {table} s",
-            extra = self.extra,
-            members = self.members,
-            col = self.member_column,
-            table = self.table
-        )
-    }
-
-    pub async fn get(&self, db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> AppResult<SetRow> {
-        SetRow::find_by_statement(stmt(
-            format!("{} WHERE s.tenant_id = $1 AND s.id = $2", self.select()),
-            vec![tenant_id.into(), id.into()],
-        ))
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::not_found(self.entity))
-    }
-
-    pub async fn list(
-        &self,
-        db: &impl ConnectionTrait,
-        tenant_id: Uuid,
-        page: &Pagination,
-    ) -> AppResult<(Vec<SetRow>, u64)> {
-        #[derive(FromQueryResult)]
-        struct Count {
-            n: i64,
-        }
-        let total = Count::find_by_statement(stmt(
-            format!("SELECT count(*) AS n FROM {} WHERE tenant_id = $1", self.table),
-            vec![tenant_id.into()],
-        ))
-        .one(db)
-        .await?
-        .map_or(0, |c| c.n as u64);
-        let items = SetRow::find_by_statement(stmt(
-            format!(
-                "{} WHERE s.tenant_id = $1 ORDER BY lower(s.name), s.id LIMIT $2 OFFSET $3",
-                self.select()
-            ),
-            vec![
-                tenant_id.into(),
-                (page.per_page as i64).into(),
-                (page.offset() as i64).into(),
-            ],
-        ))
-        .all(db)
-        .await?;
-        Ok((items, total))
-    }
-
-    pub async fn create(
-        &self,
-        db: &impl ConnectionTrait,
-        tenant_id: Uuid,
-        name: String,
-        extra: Option<String>,
-        now: DateTime<Utc>,
-    ) -> AppResult<SetRow> {
-        let id = Uuid::new_v4();
-        db.execute(stmt(
-            format!(
-                "INSERT INTO {} (id, tenant_id, name, {}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-                self.table, self.extra
-            ),
-            vec![id.into(), tenant_id.into(), name.into(), extra.into(), now.into()],
-        ))
-        .await?;
-        self.get(db, tenant_id, id).await
-    }
-
-    /// `extra`: absent keeps it, `Some(None)` clears it.
-    pub async fn update(
-        &self,
-        db: &impl ConnectionTrait,
-        tenant_id: Uuid,
-        id: Uuid,
-        name: Option<String>,
-        extra: Option<Option<String>>,
-        now: DateTime<Utc>,
-    ) -> AppResult<SetRow> {
-        let current = self.get(db, tenant_id, id).await?;
-        let extra = extra.unwrap_or(current.extra);
-        db.execute(stmt(
-            format!(
-                "UPDATE {} SET name = $3, {} = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
-                self.table, self.extra
-            ),
-            vec![
-                tenant_id.into(),
-                id.into(),
-                name.unwrap_or(current.name).into(),
-                extra.into(),
-                now.into(),
-            ],
-        ))
-        .await?;
-        self.get(db, tenant_id, id).await
-    }
-
-    pub async fn delete<C: TransactionTrait + ConnectionTrait>(
-        &self,
-        db: &C,
-        user: &AuthUser,
-        id: Uuid,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> AppResult<()> {
-        let current = self.get(db, user.tenant_id, id).await?;
-        let txn = db.begin().await?;
-        txn.execute(stmt(
-            format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", self.table),
-            vec![user.tenant_id.into(), id.into()],
-        ))
-        .await?;
-        let action = format!("{}.delete", self.entity);
-        let event = Event::new(&action, self.entity, id).with(json!({"name": current.name}));
-        audit::record(&txn, user.tenant_id, Some(user.user_id), now, event).await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    /// Adds (or removes) the tenant's contacts to the set; any id that is not the tenant's
-    /// contact is a 422 and nothing is written.
-    pub async fn change_members(
-        &self,
-        db: &impl ConnectionTrait,
-        tenant_id: Uuid,
-        id: Uuid,
-        contact_ids: &[Uuid],
-        add: bool,
-    ) -> AppResult<MembersResult> {
-        self.get(db, tenant_id, id).await?;
-        if contact_ids.len() > MAX_MEMBERS_PER_CALL {
-            return Err(AppError::field(
-                "contact_ids",
-                format!("must have at most {MAX_MEMBERS_PER_CALL} ids"),
-            ));
-        }
-        let foreign = repo::foreign_ids(db, tenant_id, Owned::Contacts, "contact_ids", contact_ids).await?;
-        if !foreign.is_empty() {
-            return Err(AppError::Validation(foreign));
-        }
-        let ids = json!(contact_ids);
-        let sql = if add {
-            format!(
-                "INSERT INTO {m} (tenant_id, {col}, contact_id) \
-                 SELECT $1, $2, c::uuid FROM jsonb_array_elements_text($3::jsonb) AS c ON CONFLICT DO NOTHING",
-                m = self.members,
-                col = self.member_column
-            )
-        } else {
-            format!(
-                "DELETE FROM {m} WHERE tenant_id = $1 AND {col} = $2 \
-                 AND contact_id IN (SELECT c::uuid FROM jsonb_array_elements_text($3::jsonb) AS c)",
-                m = self.members,
-                col = self.member_column
-            )
-        };
-        let done = db
-            .execute(stmt(sql, vec![tenant_id.into(), id.into(), ids.into()]))
-            .await?;
-        Ok(MembersResult {
-            changed: done.rows_affected(),
-        })
-    }
 }
 
 /// The routes of one kind of set (groups, tags): CRUD plus adding and removing contacts.
@@ -402,7 +187,7 @@ macro_rules! set_routes {
             user: AuthUser,
             id: web::Path<Uuid>,
         ) -> AppResult<HttpResponse> {
-            $kind.delete(&state.db, &user, *id, state.clock.now()).await?;
+            $crate::contacts::sets::service::delete(&state.db, &$kind, &user, *id, state.clock.now()).await?;
             Ok(HttpResponse::NoContent().finish())
         }
 
@@ -419,10 +204,10 @@ macro_rules! set_routes {
             id: web::Path<Uuid>,
             body: BulkJson<MembersRequest>,
         ) -> AppResult<HttpResponse> {
-            let done = $kind
+            let changed = $kind
                 .change_members(&state.db, user.tenant_id, *id, &body.0.contact_ids, true)
                 .await?;
-            Ok(HttpResponse::Ok().json(done))
+            Ok(HttpResponse::Ok().json(MembersResult { changed }))
         }
 
         /// Removes contacts.
@@ -438,10 +223,10 @@ macro_rules! set_routes {
             id: web::Path<Uuid>,
             body: BulkJson<MembersRequest>,
         ) -> AppResult<HttpResponse> {
-            let done = $kind
+            let changed = $kind
                 .change_members(&state.db, user.tenant_id, *id, &body.0.contact_ids, false)
                 .await?;
-            Ok(HttpResponse::Ok().json(done))
+            Ok(HttpResponse::Ok().json(MembersResult { changed }))
         }
 
         pub fn configure(cfg: &mut web::ServiceConfig) {
