@@ -1,10 +1,14 @@
 //! The database layer's shared pieces: the statement helper, the tenant-scoped lookups every
 //! tenant-owned query starts from, and housekeeping outside the migrations.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, Database, DbBackend, FromQueryResult, QueryFilter, Select, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, DbBackend, FromQueryResult, Order, QueryFilter,
+    QueryOrder, Select, Statement,
+};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
+use crate::api::extract::{Page, Pagination};
 use crate::config::Settings;
 use crate::entities::TenantOwned;
 use crate::error::{AppError, AppResult};
@@ -86,4 +90,20 @@ pub async fn find_owned<E: TenantOwned>(
         .one(db)
         .await?
         .ok_or_else(|| AppError::not_found(what))
+}
+
+/// One page of `query`'s rows sorted by `by`, then by id (ties broken the same way, so
+/// pages never overlap), both in `order`.
+pub async fn page_sorted<E: TenantOwned>(
+    db: &DatabaseConnection,
+    query: Select<E>,
+    by: E::Column,
+    order: Order,
+    page: &Pagination,
+) -> Result<Page<E::Model>, sea_orm::DbErr>
+where
+    E::Model: Sync,
+{
+    let query = query.order_by(by, order.clone()).order_by(E::id_column(), order);
+    page.fetch(db, query).await
 }

@@ -4,12 +4,12 @@
 pub mod routes;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Order, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::api::extract::{Page, Pagination};
-use crate::db::scoped;
+use crate::db::{page_sorted, scoped};
 use crate::entities::audit_logs;
 use crate::tenancy::auth::AuthUser;
 
@@ -79,8 +79,6 @@ pub async fn list(
     tenant_id: Uuid,
     page: &Pagination,
 ) -> Result<Page<audit_logs::Model>, sea_orm::DbErr> {
-    let query = scoped::<audit_logs::Entity>(tenant_id)
-        .order_by_desc(audit_logs::Column::CreatedAt)
-        .order_by_desc(audit_logs::Column::Id);
-    page.fetch(db, query).await
+    let query = scoped::<audit_logs::Entity>(tenant_id);
+    page_sorted(db, query, audit_logs::Column::CreatedAt, Order::Desc, page).await
 }

@@ -4,16 +4,14 @@
 //! file writes `UPDATE campaigns` (CI checks it).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Order, QueryFilter, Set};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::domain::{pacing_spec, CampaignStatus};
 use super::service::ValidCampaign;
 use crate::api::extract::{Page, Pagination};
-use crate::db::{scoped, stmt};
+use crate::db::{page_sorted, scoped, stmt};
 use crate::entities::campaigns;
 use crate::recipients;
 use crate::webhooks::outbox::{enqueue_cte, CAMPAIGN_DATA};
@@ -474,8 +472,5 @@ pub async fn list(
     if let Some(status) = status {
         query = query.filter(campaigns::Column::Status.eq(status));
     }
-    let query = query
-        .order_by_desc(campaigns::Column::CreatedAt)
-        .order_by_desc(campaigns::Column::Id);
-    page.fetch(db, query).await
+    page_sorted(db, query, campaigns::Column::CreatedAt, Order::Desc, page).await
 }

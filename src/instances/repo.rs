@@ -3,14 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use rand::{distributions::Alphanumeric, Rng};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, Set};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::domain::{InstanceInput, InstancePatch};
 use crate::api::extract::{Page, Pagination};
 use crate::constraints::{violation, Violation, CAMPAIGNS_INSTANCE_FKEY};
-use crate::db::scoped;
+use crate::db::{page_sorted, scoped};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 
@@ -109,10 +109,8 @@ pub async fn list(
     tenant_id: Uuid,
     page: &Pagination,
 ) -> Result<Page<instances::Model>, sea_orm::DbErr> {
-    let query = scoped::<instances::Entity>(tenant_id)
-        .order_by_asc(instances::Column::CreatedAt)
-        .order_by_asc(instances::Column::Id);
-    page.fetch(db, query).await
+    let query = scoped::<instances::Entity>(tenant_id);
+    page_sorted(db, query, instances::Column::CreatedAt, Order::Asc, page).await
 }
 
 /// The instance whose webhook URL carries `token`, in any tenant.

@@ -3,15 +3,13 @@
 //! an email is unique across the whole service.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, Set};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::domain::{Email, Role};
 use crate::api::extract::{Page, Pagination};
-use crate::db::scoped;
+use crate::db::{page_sorted, scoped};
 use crate::entities::{tenants, users};
 use crate::error::{AppError, AppResult};
 
@@ -147,8 +145,6 @@ pub async fn list_users(
     tenant_id: Uuid,
     page: &Pagination,
 ) -> Result<Page<users::Model>, sea_orm::DbErr> {
-    let query = scoped::<users::Entity>(tenant_id)
-        .order_by_asc(users::Column::CreatedAt)
-        .order_by_asc(users::Column::Id);
-    page.fetch(db, query).await
+    let query = scoped::<users::Entity>(tenant_id);
+    page_sorted(db, query, users::Column::CreatedAt, Order::Asc, page).await
 }

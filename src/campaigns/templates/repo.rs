@@ -1,13 +1,13 @@
 //! Template queries and writes, scoped by `tenant_id` first.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Order, Set};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::extract::{Page, Pagination};
 use crate::campaigns::domain::Message;
-use crate::db::scoped;
+use crate::db::{page_sorted, scoped};
 use crate::entities::templates;
 use crate::error::AppResult;
 
@@ -60,8 +60,6 @@ pub async fn list(
     tenant_id: Uuid,
     page: &Pagination,
 ) -> Result<Page<templates::Model>, sea_orm::DbErr> {
-    let query = scoped::<templates::Entity>(tenant_id)
-        .order_by_asc(templates::Column::Name)
-        .order_by_asc(templates::Column::Id);
-    page.fetch(db, query).await
+    let query = scoped::<templates::Entity>(tenant_id);
+    page_sorted(db, query, templates::Column::Name, Order::Asc, page).await
 }
