@@ -44,8 +44,9 @@ const BUSINESS_HOURS: Window = Window {
     end: 18 * 60,
 };
 
-/// The schedule JSON as the API receives it. Validate with [`Schedule::parse`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// The schedule JSON as the API receives it. Validate with [`Schedule::parse`]. Stored
+/// normalised in `campaigns.schedule` (JSON, mapped by sea-orm).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, sea_orm::FromJsonQueryResult)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// `immediate` | `weekdays` | `business_hours` | `custom`.
@@ -125,8 +126,9 @@ impl Window {
 }
 
 /// Sending pace: the gap between two messages is uniform in
-/// `[min_interval_seconds, max_interval_seconds]`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// `[min_interval_seconds, max_interval_seconds]`. Stored in `campaigns.pacing` (JSON, mapped
+/// by sea-orm).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, sea_orm::FromJsonQueryResult)]
 pub struct Pacing {
     pub min_interval_seconds: f64,
     pub max_interval_seconds: f64,

@@ -53,7 +53,7 @@ pub async fn duplicate(state: web::Data<AppState>, user: AuthUser, id: web::Path
     audit::record(&txn, user.tenant_id, Some(user.user_id), now, event).await?;
     txn.commit().await?;
     let created = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, copy, "campaign").await?;
-    Ok(HttpResponse::Created().json(CampaignView::try_from(created)?))
+    Ok(HttpResponse::Created().json(CampaignView::from(created)))
 }
 
 /// The field separator of an export: `comma` (default) or `semicolon` (Excel in

@@ -54,9 +54,15 @@ pub struct Message {
     pub media: Option<Media>,
 }
 
+/// A campaign's variants as stored in `campaigns.messages` (a JSON array, mapped by
+/// sea-orm).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, sea_orm::FromJsonQueryResult)]
+#[serde(transparent)]
+pub struct Messages(pub Vec<Message>);
+
 /// Who receives the campaign: the union of groups, tags and contacts, deduplicated by phone
-/// when the campaign starts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+/// when the campaign starts. Stored in `campaigns.audience` (JSON, mapped by sea-orm).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, sea_orm::FromJsonQueryResult)]
 #[serde(deny_unknown_fields)]
 pub struct Audience {
     #[serde(default)]

@@ -12,7 +12,6 @@ use super::preparation;
 use super::repo;
 use super::routes::CampaignView;
 use crate::audit::{self, Event};
-use crate::calendar::ScheduleSpec;
 use crate::db::find_owned;
 use crate::db::stmt;
 use crate::dispatch::gate;
@@ -32,7 +31,7 @@ fn invalid(verb: &str, current: CampaignStatus) -> AppError {
 }
 
 fn start_at(c: &campaigns::Model) -> AppResult<Option<DateTime<Utc>>> {
-    let spec: ScheduleSpec = serde_json::from_value(c.schedule.clone()).map_err(AppError::internal)?;
+    let spec = c.schedule.clone();
     Ok(spec
         .start_at
         .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
@@ -211,7 +210,7 @@ macro_rules! lifecycle_route {
         #[post($path)]
         pub async fn $name(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
             let c = $action(&state, &user, *id).await?;
-            Ok(HttpResponse::Ok().json(CampaignView::try_from(c)?))
+            Ok(HttpResponse::Ok().json(CampaignView::from(c)))
         }
     };
 }

@@ -8,7 +8,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQ
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::domain::{pacing_spec, CampaignStatus};
+use super::domain::{CampaignStatus, Messages};
 use super::service::ValidCampaign;
 use crate::api::extract::{Page, Pagination};
 use crate::db::{page_sorted, scoped, stmt};
@@ -346,47 +346,6 @@ pub async fn complete_finished(
     .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::error_threshold_reached;
-
-    #[test]
-    fn five_failures_in_a_row_stop_a_campaign() {
-        assert!(error_threshold_reached(&[true, true, true, true, true]));
-        assert!(!error_threshold_reached(&[true, true, true, true, false]));
-        assert!(!error_threshold_reached(&[false, true, true, true, true, true]));
-    }
-
-    #[test]
-    fn more_than_half_of_the_last_twenty_failing_stops_a_campaign() {
-        let mut eleven_of_twenty = vec![false; 20];
-        for (i, f) in eleven_of_twenty.iter_mut().enumerate() {
-            *f = i % 2 == 1 || i == 0;
-        }
-        eleven_of_twenty[1] = false;
-        eleven_of_twenty[2] = true;
-        assert_eq!(eleven_of_twenty.iter().filter(|f| **f).count(), 11);
-        assert!(error_threshold_reached(&eleven_of_twenty));
-        let ten_of_twenty: Vec<bool> = (0..20).map(|i| i % 2 == 1).collect();
-        assert!(!error_threshold_reached(&ten_of_twenty));
-    }
-
-    #[test]
-    fn a_few_early_failures_do_not_stop_a_campaign() {
-        assert!(!error_threshold_reached(&[true, false, true, true]));
-    }
-}
-
-/// The JSON columns of a validated campaign: messages, audience, schedule, pacing.
-fn definition(v: &ValidCampaign) -> [Value; 4] {
-    [
-        json!(v.messages),
-        json!(v.audience),
-        json!(v.schedule),
-        json!(pacing_spec(&v.pacing)),
-    ]
-}
-
 /// Inserts `v` as a new `draft` of the tenant, created `now`.
 pub async fn insert_draft(
     db: &impl ConnectionTrait,
@@ -394,17 +353,16 @@ pub async fn insert_draft(
     v: ValidCampaign,
     now: DateTime<Utc>,
 ) -> Result<campaigns::Model, sea_orm::DbErr> {
-    let [messages, audience, schedule, pacing] = definition(&v);
     campaigns::ActiveModel {
         id: Set(Uuid::new_v4()),
         tenant_id: Set(tenant_id),
         name: Set(v.name),
         instance_id: Set(v.instance_id),
         status: Set(CampaignStatus::Draft),
-        messages: Set(messages),
-        audience: Set(audience),
-        schedule: Set(schedule),
-        pacing: Set(pacing),
+        messages: Set(Messages(v.messages)),
+        audience: Set(v.audience),
+        schedule: Set(v.schedule),
+        pacing: Set(v.pacing),
         paused_reason: Set(None),
         next_send_at: Set(None),
         started_at: Set(None),
@@ -431,14 +389,13 @@ pub async fn update_draft(
     v: ValidCampaign,
     now: DateTime<Utc>,
 ) -> Result<Option<campaigns::Model>, sea_orm::DbErr> {
-    let [messages, audience, schedule, pacing] = definition(&v);
     let mut active: campaigns::ActiveModel = draft.into();
     active.name = Set(v.name);
     active.instance_id = Set(v.instance_id);
-    active.messages = Set(messages);
-    active.audience = Set(audience);
-    active.schedule = Set(schedule);
-    active.pacing = Set(pacing);
+    active.messages = Set(Messages(v.messages));
+    active.audience = Set(v.audience);
+    active.schedule = Set(v.schedule);
+    active.pacing = Set(v.pacing);
     active.updated_at = Set(now);
     match campaigns::Entity::update(active)
         .filter(campaigns::Column::Status.eq(CampaignStatus::Draft))
@@ -473,4 +430,35 @@ pub async fn list(
         query = query.filter(campaigns::Column::Status.eq(status));
     }
     page_sorted(db, query, campaigns::Column::CreatedAt, Order::Desc, page).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_threshold_reached;
+
+    #[test]
+    fn five_failures_in_a_row_stop_a_campaign() {
+        assert!(error_threshold_reached(&[true, true, true, true, true]));
+        assert!(!error_threshold_reached(&[true, true, true, true, false]));
+        assert!(!error_threshold_reached(&[false, true, true, true, true, true]));
+    }
+
+    #[test]
+    fn more_than_half_of_the_last_twenty_failing_stops_a_campaign() {
+        let mut eleven_of_twenty = vec![false; 20];
+        for (i, f) in eleven_of_twenty.iter_mut().enumerate() {
+            *f = i % 2 == 1 || i == 0;
+        }
+        eleven_of_twenty[1] = false;
+        eleven_of_twenty[2] = true;
+        assert_eq!(eleven_of_twenty.iter().filter(|f| **f).count(), 11);
+        assert!(error_threshold_reached(&eleven_of_twenty));
+        let ten_of_twenty: Vec<bool> = (0..20).map(|i| i % 2 == 1).collect();
+        assert!(!error_threshold_reached(&ten_of_twenty));
+    }
+
+    #[test]
+    fn a_few_early_failures_do_not_stop_a_campaign() {
+        assert!(!error_threshold_reached(&[true, false, true, true]));
+    }
 }

@@ -4,14 +4,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::domain::{Audience, CampaignRequest, CampaignStatus, Message, PacingSpec, UpdateCampaignRequest};
+use super::domain::{
+    pacing_spec, Audience, CampaignRequest, CampaignStatus, Message, PacingSpec, UpdateCampaignRequest,
+};
 use super::repo;
 use super::service::{self, Preview};
 use crate::api::extract::{ApiJson, ApiQuery, Page, Pagination};
 use crate::calendar::ScheduleSpec;
 use crate::db::find_owned;
 use crate::entities::campaigns;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
@@ -36,19 +38,17 @@ pub struct CampaignView {
     pub updated_at: DateTime<Utc>,
 }
 
-impl TryFrom<campaigns::Model> for CampaignView {
-    type Error = AppError;
-
-    fn try_from(m: campaigns::Model) -> AppResult<Self> {
-        Ok(Self {
+impl From<campaigns::Model> for CampaignView {
+    fn from(m: campaigns::Model) -> Self {
+        Self {
             id: m.id,
             name: m.name,
             instance_id: m.instance_id,
             status: m.status,
-            messages: serde_json::from_value(m.messages).map_err(AppError::internal)?,
-            audience: serde_json::from_value(m.audience).map_err(AppError::internal)?,
-            schedule: serde_json::from_value(m.schedule).map_err(AppError::internal)?,
-            pacing: serde_json::from_value(m.pacing).map_err(AppError::internal)?,
+            messages: m.messages.0,
+            audience: m.audience,
+            schedule: m.schedule,
+            pacing: pacing_spec(&m.pacing),
             paused_reason: m.paused_reason,
             next_send_at: m.next_send_at,
             started_at: m.started_at,
@@ -56,12 +56,8 @@ impl TryFrom<campaigns::Model> for CampaignView {
             cancelled_at: m.cancelled_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
-        })
+        }
     }
-}
-
-fn respond(status: actix_web::http::StatusCode, m: campaigns::Model) -> AppResult<HttpResponse> {
-    Ok(HttpResponse::build(status).json(CampaignView::try_from(m)?))
 }
 
 /// Creates a campaign in `draft`.
@@ -76,7 +72,7 @@ pub async fn create(
     body: ApiJson<CampaignRequest>,
 ) -> AppResult<HttpResponse> {
     let created = service::create(&state, user.tenant_id, body.0).await?;
-    respond(actix_web::http::StatusCode::CREATED, created)
+    Ok(HttpResponse::Created().json(CampaignView::from(created)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -98,7 +94,7 @@ pub async fn list(
     page: Pagination,
 ) -> AppResult<HttpResponse> {
     let page = repo::list(&state.db, user.tenant_id, filter.0.status, &page).await?;
-    Ok(HttpResponse::Ok().json(page.try_map(CampaignView::try_from)?))
+    Ok(HttpResponse::Ok().json(page.map(CampaignView::from)))
 }
 
 /// One campaign.
@@ -109,7 +105,7 @@ pub async fn list(
 #[get("/campaigns/{id}")]
 pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     let found = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    respond(actix_web::http::StatusCode::OK, found)
+    Ok(HttpResponse::Ok().json(CampaignView::from(found)))
 }
 
 /// Changes a draft campaign; anything not given keeps its value.
@@ -127,7 +123,7 @@ pub async fn update(
     body: ApiJson<UpdateCampaignRequest>,
 ) -> AppResult<HttpResponse> {
     let updated = service::update(&state, user.tenant_id, *id, body.0).await?;
-    respond(actix_web::http::StatusCode::OK, updated)
+    Ok(HttpResponse::Ok().json(CampaignView::from(updated)))
 }
 
 /// Deletes a draft campaign.

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::domain::{
-    parse_audience, parse_message, parse_pacing, recipient_seed, Audience, CampaignRequest, CampaignStatus, Media,
-    Message, MessageSpec, UpdateCampaignRequest, MAX_VARIANTS,
+    pacing_spec, parse_audience, parse_message, parse_pacing, recipient_seed, Audience, CampaignRequest,
+    CampaignStatus, Media, Message, MessageSpec, UpdateCampaignRequest, MAX_VARIANTS,
 };
 use super::repo;
 use crate::audit::{self, Event};
@@ -233,15 +233,13 @@ pub struct Preview {
 pub async fn preview(state: &AppState, tenant_id: Uuid, campaign_id: Uuid, contact_id: Uuid) -> AppResult<Preview> {
     let campaign = &find_owned::<campaigns::Entity>(&state.db, tenant_id, campaign_id, "campaign").await?;
     let contact = contacts_of(state, tenant_id, contact_id).await?;
-    let spec: ScheduleSpec = serde_json::from_value(campaign.schedule.clone()).map_err(AppError::internal)?;
-    let schedule = Schedule::parse(spec, &state.calendars)
+    let schedule = Schedule::parse(campaign.schedule.clone(), &state.calendars)
         .map_err(|e| AppError::internal(anyhow::anyhow!("stored schedule no longer parses: {e:?}")))?;
     let dates = state.holidays.dates(&state.db, tenant_id).await?;
     let lookup = schedule.holiday_lookup(&state.calendars, &dates);
     let now = state.clock.now();
     let at = calendar::next_open(&schedule, &lookup, now);
     let local_time = at.unwrap_or(now).with_timezone(&schedule.timezone()).naive_local();
-    let messages: Vec<Message> = serde_json::from_value(campaign.messages.clone()).map_err(AppError::internal)?;
     let ctx = RenderContext {
         name: &contact.name,
         phone: &contact.phone,
@@ -249,15 +247,17 @@ pub async fn preview(state: &AppState, tenant_id: Uuid, campaign_id: Uuid, conta
         local_time,
     };
     let seed = recipient_seed(campaign.id, contact.id);
-    let variants = messages
-        .into_iter()
+    let variants = campaign
+        .messages
+        .0
+        .iter()
         .enumerate()
         .map(|(index, m)| {
             let template = crate::templating::parse(&m.text).map_err(AppError::internal)?;
             Ok(PreviewVariant {
                 index,
                 text: template.render(&ctx, seed),
-                media: m.media,
+                media: m.media.clone(),
             })
         })
         .collect::<AppResult<_>>()?;
@@ -290,23 +290,25 @@ fn stopped_being_draft() -> AppError {
 }
 
 /// The stored definition as a request body (messages as their literal texts).
-fn stored_request(c: &campaigns::Model) -> AppResult<CampaignRequest> {
-    let messages: Vec<Message> = serde_json::from_value(c.messages.clone()).map_err(AppError::internal)?;
-    Ok(CampaignRequest {
+fn stored_request(c: &campaigns::Model) -> CampaignRequest {
+    CampaignRequest {
         name: c.name.clone(),
         instance_id: c.instance_id,
-        messages: messages
-            .into_iter()
+        messages: c
+            .messages
+            .0
+            .iter()
+            .cloned()
             .map(|m| MessageSpec {
                 text: Some(m.text),
                 media: m.media,
                 template_id: None,
             })
             .collect(),
-        audience: serde_json::from_value(c.audience.clone()).map_err(AppError::internal)?,
-        schedule: Some(serde_json::from_value(c.schedule.clone()).map_err(AppError::internal)?),
-        pacing: Some(serde_json::from_value(c.pacing.clone()).map_err(AppError::internal)?),
-    })
+        audience: c.audience.clone(),
+        schedule: Some(c.schedule.clone()),
+        pacing: Some(pacing_spec(&c.pacing)),
+    }
 }
 
 /// Validates `input` and stores it as a new `draft` of the tenant. 422 with every bad
@@ -326,7 +328,7 @@ pub async fn update(
 ) -> AppResult<campaigns::Model> {
     let found = find_owned::<campaigns::Entity>(&state.db, tenant_id, id, "campaign").await?;
     require_draft(&found, "edited")?;
-    let input = change.over(stored_request(&found)?);
+    let input = change.over(stored_request(&found));
     let valid = validate(state, tenant_id, input).await?;
     repo::update_draft(&state.db, found, valid, state.clock.now())
         .await?

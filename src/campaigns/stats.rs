@@ -14,7 +14,7 @@ use super::domain::CampaignStatus;
 use super::preparation::Progress;
 use crate::api::cursor::{CursorPage, CursorParam, Keyed, Keyset, Total, COUNT_CAP};
 use crate::api::extract::{ApiQuery, Pagination};
-use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
+use crate::calendar::{self, Schedule};
 use crate::db::{bounded_count, find_owned, stmt};
 use crate::dispatch::{stream, worker};
 use crate::entities::campaigns;
@@ -105,7 +105,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
     let now = state.clock.now();
     let t = counts::of(&state.db, c.id, now - Duration::minutes(1)).await?;
     let per_variant = counts::by_variant(&state.db, c.id).await?;
-    let messages = c.messages.as_array().map_or(1, Vec::len).clamp(1, 5);
+    let messages = c.messages.0.len().clamp(1, 5);
     let variants = (0..messages)
         .map(|i| {
             let found = per_variant.iter().find(|v| v.variant as usize == i).copied();
@@ -126,8 +126,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
     let remaining = counts.pending + counts.queued + counts.sending;
     let (next_send_at, estimated_completion_at) =
         if matches!(status, CampaignStatus::Active | CampaignStatus::Scheduled) {
-            let spec: ScheduleSpec = serde_json::from_value(c.schedule.clone()).map_err(AppError::internal)?;
-            let pacing: Pacing = serde_json::from_value(c.pacing.clone()).map_err(AppError::internal)?;
+            let (spec, pacing) = (c.schedule.clone(), c.pacing);
             match Schedule::parse(spec, &state.calendars) {
                 Ok(schedule) => {
                     let dates = state.holidays.dates(&state.db, user.tenant_id).await?;
