@@ -5,5 +5,5 @@ pub mod domain;
 pub mod jwt;
 pub mod repo;
 pub mod routes;
-pub mod settings;
 pub mod service;
+pub mod settings;
