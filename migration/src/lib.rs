@@ -39,6 +39,7 @@ mod m20261130_000011_canonical_phones;
 mod m20261130_000012_reply_lookup;
 mod m20261130_000013_variant_counts;
 mod m20261130_000014_webhook_outbox;
+mod m20261130_000015_recurring;
 
 pub struct Migrator;
 
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_reply_lookup::Migration),
             Box::new(m20261130_000013_variant_counts::Migration),
             Box::new(m20261130_000014_webhook_outbox::Migration),
+            Box::new(m20261130_000015_recurring::Migration),
         ]
     }
 }

@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::campaigns::lifecycle::configure)
                 .configure(crate::campaigns::stats::configure)
                 .configure(crate::campaigns::copies::configure)
+                .configure(crate::campaigns::runs::configure)
                 .configure(crate::gateway::routes::configure)
                 .configure(crate::webhooks::routes::configure),
         )

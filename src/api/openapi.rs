@@ -48,7 +48,7 @@ use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenan
         campaigns::lifecycle::cancel_route,
         campaigns::stats::stats, campaigns::stats::recipients, campaigns::stats::logs, campaigns::stats::dashboard,
         campaigns::stats::queue,
-        campaigns::copies::duplicate, campaigns::copies::recipients_csv, campaigns::copies::logs_csv,
+        campaigns::runs::list, campaigns::copies::duplicate, campaigns::copies::recipients_csv, campaigns::copies::logs_csv,
         gateway::routes::evolution_webhook, gateway::routes::instance_state, gateway::routes::instance_connect,
         gateway::routes::instance_logout,
         webhooks::routes::create, webhooks::routes::list, webhooks::routes::get, webhooks::routes::delete,

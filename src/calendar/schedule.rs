@@ -597,7 +597,7 @@ pub fn estimate_completion(
 }
 
 /// "HH:MM", 00:00–23:59; "24:00" too when `is_end`.
-fn parse_hhmm(s: &str, is_end: bool) -> Result<u16, String> {
+pub(crate) fn parse_hhmm(s: &str, is_end: bool) -> Result<u16, String> {
     let bad = || {
         format!(
             "expected \"HH:MM\" between 00:00 and 23:59{}, got {s:?}",
@@ -625,7 +625,7 @@ fn parse_hhmm(s: &str, is_end: bool) -> Result<u16, String> {
 
 /// The UTC instant of local `date` + `minute` (0..=1440) in `tz`, with the
 /// module's DST rules (gap → first instant after it; overlap → earliest).
-fn resolve(tz: Tz, date: NaiveDate, minute: u16) -> Option<DateTime<Utc>> {
+pub(crate) fn resolve(tz: Tz, date: NaiveDate, minute: u16) -> Option<DateTime<Utc>> {
     let (date, minute) = if minute >= DAY {
         (date.succ_opt()?, minute - DAY)
     } else {

@@ -87,6 +87,10 @@ pub struct CampaignRequest {
     pub schedule: Option<ScheduleSpec>,
     /// Default: 20 to 40 seconds between sends.
     pub pacing: Option<PacingSpec>,
+    /// Makes the campaign recurring: starting it schedules runs, one per occurrence, in
+    /// the schedule's time zone (PRODUCT §8).
+    #[serde(default)]
+    pub recurrence: Option<super::recurrence::RecurrenceSpec>,
 }
 
 /// A change of a draft campaign: anything not given keeps its value.
@@ -101,6 +105,10 @@ pub struct UpdateCampaignRequest {
     pub audience: Option<Audience>,
     pub schedule: Option<ScheduleSpec>,
     pub pacing: Option<PacingSpec>,
+    /// `null` makes the campaign one-off again.
+    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[schema(value_type = Option<super::recurrence::RecurrenceSpec>)]
+    pub recurrence: Option<Option<super::recurrence::RecurrenceSpec>>,
 }
 
 impl UpdateCampaignRequest {
@@ -113,6 +121,7 @@ impl UpdateCampaignRequest {
             audience: self.audience.unwrap_or(current.audience),
             schedule: self.schedule.or(current.schedule),
             pacing: self.pacing.or(current.pacing),
+            recurrence: self.recurrence.unwrap_or(current.recurrence),
         }
     }
 }

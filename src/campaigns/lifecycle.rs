@@ -4,13 +4,18 @@
 use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use sea_orm::{EntityTrait, FromQueryResult, TransactionTrait};
+use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::domain::CampaignStatus;
 use super::preparation;
+use super::recurrence::{next_occurrence, Recurrence, RecurrenceSpec};
 use super::repo;
 use super::routes::CampaignView;
+use super::runs;
+use crate::api::extract::ApiQuery;
 use crate::audit::{self, Event};
 use crate::db::find_owned;
 use crate::db::stmt;
@@ -48,6 +53,10 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     if current != CampaignStatus::Draft {
         return Err(invalid("start", current));
     }
+    if let Some(recurrence) = &c.recurrence {
+        let rule = runs::stored(recurrence).map_err(AppError::internal)?;
+        return start_recurring(state, user, &c, &rule).await;
+    }
     let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
     #[derive(FromQueryResult)]
     struct Busy {
@@ -80,6 +89,58 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     let started = reload(state, c.id).await?;
     preparation::spawn(state.db.clone(), state.clock.clone(), c.id);
     Ok(started)
+}
+
+/// Starts a recurring draft (PRODUCT §8): the instance must be connected (it need not be
+/// free: the parent sends nothing itself); the campaign becomes `scheduled` with its first
+/// occurrence after `start_at` or now, and the beat creates a run at each occurrence. 409
+/// when the series has no occurrence left (its `until` has passed).
+async fn start_recurring(
+    state: &AppState,
+    user: &AuthUser,
+    c: &campaigns::Model,
+    rule: &Recurrence,
+) -> AppResult<campaigns::Model> {
+    let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
+    ensure_connected(state, &instance).await?;
+    let now = state.clock.now();
+    let from = start_at(c)?.filter(|t| *t > now).unwrap_or(now);
+    let Some(first) = next_occurrence(rule, runs::zone_of(&c.schedule), from) else {
+        return Err(AppError::conflict(
+            "the recurrence has no occurrence left: its until date has passed",
+        ));
+    };
+    let txn = state.db.begin().await?;
+    if !repo::start_recurring(&txn, c.id, now, first).await? {
+        return Err(AppError::conflict("the campaign is no longer a draft"));
+    }
+    let event = Event::new("campaign.start", "campaign", c.id).with(json!({"first_occurrence_at": first}));
+    audit::record(&txn, user.tenant_id, Some(user.user_id), now, event).await?;
+    txn.commit().await?;
+    reload(state, c.id).await
+}
+
+/// Resumes a paused recurring campaign with its next occurrence after now (none missed
+/// meanwhile is caught up); `completed` when its series has nothing left.
+async fn resume_recurring(
+    state: &AppState,
+    user: &AuthUser,
+    c: &campaigns::Model,
+    spec: &RecurrenceSpec,
+) -> AppResult<campaigns::Model> {
+    let rule = runs::stored(spec).map_err(AppError::internal)?;
+    let now = state.clock.now();
+    let from = start_at(c)?.filter(|t| *t > now).unwrap_or(now);
+    let next = next_occurrence(&rule, runs::zone_of(&c.schedule), from);
+    let txn = state.db.begin().await?;
+    if repo::resume_recurring(&txn, c.id, now, next).await?.is_none() {
+        return Err(AppError::conflict("the campaign changed meanwhile; try again"));
+    }
+    let event =
+        Event::new("campaign.resume", "campaign", c.id).with(json!({"from": "paused", "next_occurrence_at": next}));
+    audit::record(&txn, user.tenant_id, Some(user.user_id), now, event).await?;
+    txn.commit().await?;
+    reload(state, c.id).await
 }
 
 /// Asks the gateway (and records the answer): 409 unless the number is connected.
@@ -166,9 +227,22 @@ pub async fn pause(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     transition(state, user, c, "pause", CampaignStatus::Paused).await
 }
 
-pub async fn cancel(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
+/// Cancels the campaign; a recurring one has no more occurrences, and with `cascade` its
+/// runs still going are cancelled too (each as its own cancel: sends in hand drained).
+pub async fn cancel(state: &AppState, user: &AuthUser, id: Uuid, cascade: bool) -> AppResult<campaigns::Model> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
-    transition(state, user, c, "cancel", CampaignStatus::Cancelled).await
+    let recurring = c.recurrence.is_some();
+    let cancelled = transition(state, user, c, "cancel", CampaignStatus::Cancelled).await?;
+    if recurring && cascade {
+        for run in repo::unfinished_runs(&state.db, id).await? {
+            match transition(state, user, run, "cancel", CampaignStatus::Cancelled).await {
+                // A run that finished or was cancelled meanwhile is left as it is.
+                Ok(_) | Err(AppError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(cancelled)
 }
 
 /// Paused → active (or back to scheduled if its start is still ahead); pacing starts
@@ -178,6 +252,9 @@ pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
     let current = c.status;
     if current != CampaignStatus::Paused {
         return Err(invalid("resume", current));
+    }
+    if let Some(spec) = &c.recurrence {
+        return resume_recurring(state, user, &c, spec).await;
     }
     let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
     ensure_connected(state, &instance).await?;
@@ -236,13 +313,32 @@ lifecycle_route!(
     resume,
     "Resumes a paused campaign where it stopped."
 );
-lifecycle_route!(
-    cancel_route,
-    "cancelCampaign",
-    "/campaigns/{id}/cancel",
-    cancel,
-    "Cancels: remaining recipients become `cancelled`; no new send starts."
-);
+/// `?cascade=`: on a recurring campaign, also cancel its runs still going (default false).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CancelQuery {
+    #[serde(default)]
+    pub cascade: bool,
+}
+
+/// Cancels: remaining recipients become `cancelled`; no new send starts. A recurring
+/// campaign has no more runs; `?cascade=true` cancels its runs in progress too.
+#[utoipa::path(operation_id = "cancelCampaign", tag = "campaigns", params(("id" = Uuid, Path), CancelQuery), responses(
+    (status = 200, body = CampaignView),
+    (status = 404, body = crate::error::Problem),
+    (status = 409, body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[post("/campaigns/{id}/cancel")]
+pub async fn cancel_route(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    query: ApiQuery<CancelQuery>,
+) -> AppResult<HttpResponse> {
+    let c = cancel(&state, &user, *id, query.0.cascade).await?;
+    Ok(HttpResponse::Ok().json(CampaignView::from(c)))
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(start_route)

@@ -9,8 +9,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::domain::{CampaignStatus, Messages};
+use super::recurrence::RecurrenceSpec;
 use super::service::ValidCampaign;
 use crate::api::extract::{Page, Pagination};
+use crate::calendar::ScheduleSpec;
 use crate::db::{page_sorted, scoped, stmt};
 use crate::entities::campaigns;
 use crate::recipients;
@@ -68,6 +70,145 @@ pub async fn start(
     )
     .await?;
     Ok(moved == 1)
+}
+
+/// A recurring parent's start, `draft → scheduled`: it has no recipients of its own (its
+/// audience counts as resolved, empty), and its first occurrence is `first`. True when it
+/// moved (false when it was no longer a recurring draft).
+pub async fn start_recurring(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    now: DateTime<Utc>,
+    first: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let moved = db
+        .execute(stmt(
+            "UPDATE campaigns SET status = 'scheduled', started_at = $2, next_occurrence_at = $3, next_send_at = NULL, \
+               paused_reason = NULL, audience_total = 0, audience_resolved = 0, audience_ready_at = $2, updated_at = $2 \
+             WHERE id = $1 AND status = 'draft' AND recurrence IS NOT NULL",
+            vec![campaign_id.into(), now.into(), first.into()],
+        ))
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// A paused recurring parent resumed at `now`: `paused → scheduled` with its next
+/// occurrence `next` (the first after `now`: missed ones are not caught up), or
+/// `→ completed` when the series has none left. Returns the status it ended in, `None`
+/// when it was no longer a paused recurring campaign.
+pub async fn resume_recurring(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    now: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+) -> Result<Option<CampaignStatus>, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Status {
+        status: CampaignStatus,
+    }
+    let row = Status::find_by_statement(stmt(
+        "UPDATE campaigns SET status = CASE WHEN $3::timestamptz IS NULL THEN 'completed' ELSE 'scheduled' END, \
+           completed_at = CASE WHEN $3::timestamptz IS NULL THEN $2 END, next_occurrence_at = $3, \
+           paused_reason = NULL, updated_at = $2 \
+         WHERE id = $1 AND status = 'paused' AND recurrence IS NOT NULL RETURNING status",
+        vec![campaign_id.into(), now.into(), next.into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(row.map(|r| r.status))
+}
+
+/// A started recurring parent whose next occurrence has come, locked for this tick
+/// (`FOR NO KEY UPDATE SKIP LOCKED`: two beats never advance one parent at once).
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct DueParent {
+    pub id: Uuid,
+    pub recurrence: RecurrenceSpec,
+    pub schedule: ScheduleSpec,
+    pub next_occurrence_at: DateTime<Utc>,
+    pub occurrence_count: i32,
+}
+
+/// Up to `limit` recurring parents whose next occurrence is at or before `now`, oldest
+/// occurrence first, locked until the transaction ends.
+pub async fn lock_due_parents(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<DueParent>, sea_orm::DbErr> {
+    DueParent::find_by_statement(stmt(
+        "SELECT id, recurrence, schedule, next_occurrence_at, occurrence_count FROM campaigns \
+         WHERE status = 'scheduled' AND recurrence IS NOT NULL AND next_occurrence_at <= $1 \
+         ORDER BY next_occurrence_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
+        vec![now.into(), (limit as i64).into()],
+    ))
+    .all(db)
+    .await
+}
+
+/// Creates the runs of occurrences, given as `[{parent_id, at, local_date, skipped}]`: a
+/// child campaign each, with its parent's messages, audience, schedule (without `start_at`)
+/// and pacing, named `<parent> — <local date>`; `preparing` from `now` (its audience is
+/// resolved then), or, when `skipped`, `cancelled` with reason `skipped_late` and no
+/// recipients. An occurrence that already has its run is left alone (the unique
+/// `(parent_id, occurrence_at)`). Returns the runs created as `(id, status)`.
+pub async fn insert_runs(
+    db: &impl ConnectionTrait,
+    occurrences: Vec<Value>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Uuid, CampaignStatus)>, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Run {
+        id: Uuid,
+        status: CampaignStatus,
+    }
+    if occurrences.is_empty() {
+        return Ok(vec![]);
+    }
+    let runs = Run::find_by_statement(stmt(
+        "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, \
+           parent_id, occurrence_at, started_at, next_send_at, cancelled_at, cancel_reason, audience_total, \
+           audience_ready_at, created_at, updated_at) \
+         SELECT gen_random_uuid(), p.tenant_id, left(p.name, 187) || ' — ' || r.local_date, p.instance_id, \
+           CASE WHEN r.skipped THEN 'cancelled' ELSE 'preparing' END, p.messages, p.audience, \
+           p.schedule - 'start_at', p.pacing, p.id, r.at, \
+           CASE WHEN NOT r.skipped THEN $2 END, CASE WHEN NOT r.skipped THEN $2 END, \
+           CASE WHEN r.skipped THEN $2 END, CASE WHEN r.skipped THEN 'skipped_late' END, \
+           CASE WHEN r.skipped THEN 0 END, CASE WHEN r.skipped THEN $2 END, $2, $2 \
+         FROM jsonb_to_recordset($1::jsonb) AS r(parent_id uuid, at timestamptz, local_date text, skipped boolean) \
+         JOIN campaigns p ON p.id = r.parent_id \
+         ON CONFLICT (parent_id, occurrence_at) DO NOTHING RETURNING id, status",
+        vec![Value::Array(occurrences).into(), now.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(runs.into_iter().map(|r| (r.id, r.status)).collect())
+}
+
+/// Moves recurring parents on, given as `[{id, next_occurrence_at, occurrences}]`: the next
+/// occurrence and how many more were seen; a parent with no next occurrence has ended its
+/// series and becomes `completed` (its last run may still be sending). Only `scheduled`
+/// parents move (a pause or cancel meanwhile wins).
+pub async fn advance_parents(
+    db: &impl ConnectionTrait,
+    advanced: Vec<Value>,
+    now: DateTime<Utc>,
+) -> Result<u64, sea_orm::DbErr> {
+    if advanced.is_empty() {
+        return Ok(0);
+    }
+    let done = db
+        .execute(stmt(
+            "UPDATE campaigns c SET next_occurrence_at = u.next_occurrence_at, \
+               occurrence_count = c.occurrence_count + u.occurrences, updated_at = $2, \
+               status = CASE WHEN u.next_occurrence_at IS NULL THEN 'completed' ELSE c.status END, \
+               completed_at = CASE WHEN u.next_occurrence_at IS NULL THEN $2 ELSE c.completed_at END \
+             FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, next_occurrence_at timestamptz, occurrences integer) \
+             WHERE c.id = u.id AND c.status = 'scheduled' AND c.recurrence IS NOT NULL",
+            vec![Value::Array(advanced).into(), now.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// A campaign whose audience is still to resolve (`preparing`, or paused while preparing),
@@ -178,9 +319,10 @@ pub async fn control(
     to: CampaignStatus,
     now: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
+    // A recurring campaign paused or cancelled has no next occurrence (resume computes one).
     let effects = match to {
-        CampaignStatus::Paused => ", paused_reason = 'user'",
-        CampaignStatus::Cancelled => ", cancelled_at = $4, next_send_at = NULL",
+        CampaignStatus::Paused => ", paused_reason = 'user', next_occurrence_at = NULL",
+        CampaignStatus::Cancelled => ", cancelled_at = $4, next_send_at = NULL, next_occurrence_at = NULL",
         _ => ", paused_reason = NULL, next_send_at = $4",
     };
     // A resume before the audience is resolved goes back to `preparing`.
@@ -242,7 +384,8 @@ pub async fn advance_planned(db: &impl ConnectionTrait, advanced: Vec<Value>) ->
 
 /// `active | scheduled → paused` with `reason`; its queued jobs go back to `pending`.
 /// Returns whether it paused (false when it was no longer running). Writes
-/// `campaign.paused` to the webhook outbox.
+/// `campaign.paused` to the webhook outbox. Never a recurring parent: it sends nothing
+/// itself, its runs are paused instead.
 pub async fn pause_if_active(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
@@ -251,7 +394,7 @@ pub async fn pause_if_active(
     let paused = update_with_event(
         db,
         "UPDATE campaigns c SET status = 'paused', paused_reason = $2, updated_at = now() \
-         WHERE c.id = $1 AND c.status IN ('active', 'scheduled')",
+         WHERE c.id = $1 AND c.status IN ('active', 'scheduled') AND c.recurrence IS NULL",
         vec![campaign_id.into(), reason.into()],
         Some(EventType::CampaignPaused),
         "now()",
@@ -373,6 +516,12 @@ pub async fn insert_draft(
         audience_resolved: Set(0),
         audience_cursor: Set(None),
         audience_ready_at: Set(None),
+        recurrence: Set(v.recurrence.as_ref().map(|r| r.to_spec())),
+        next_occurrence_at: Set(None),
+        occurrence_count: Set(0),
+        parent_id: Set(None),
+        occurrence_at: Set(None),
+        cancel_reason: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -396,6 +545,7 @@ pub async fn update_draft(
     active.audience = Set(v.audience);
     active.schedule = Set(v.schedule);
     active.pacing = Set(v.pacing);
+    active.recurrence = Set(v.recurrence.as_ref().map(|r| r.to_spec()));
     active.updated_at = Set(now);
     match campaigns::Entity::update(active)
         .filter(campaigns::Column::Status.eq(CampaignStatus::Draft))
@@ -430,6 +580,31 @@ pub async fn list(
         query = query.filter(campaigns::Column::Status.eq(status));
     }
     page_sorted(db, query, campaigns::Column::CreatedAt, Order::Desc, page).await
+}
+
+/// A page of the runs of recurring campaign `parent_id` of the tenant, newest occurrence
+/// first.
+pub async fn runs(
+    db: &sea_orm::DatabaseConnection,
+    tenant_id: Uuid,
+    parent_id: Uuid,
+    page: &Pagination,
+) -> Result<Page<campaigns::Model>, sea_orm::DbErr> {
+    let query = scoped::<campaigns::Entity>(tenant_id).filter(campaigns::Column::ParentId.eq(parent_id));
+    page_sorted(db, query, campaigns::Column::OccurrenceAt, Order::Desc, page).await
+}
+
+/// The runs of a recurring campaign that are still going (not completed or cancelled):
+/// what `cancel?cascade=true` cancels with it.
+pub async fn unfinished_runs(
+    db: &impl ConnectionTrait,
+    parent_id: Uuid,
+) -> Result<Vec<campaigns::Model>, sea_orm::DbErr> {
+    campaigns::Entity::find()
+        .filter(campaigns::Column::ParentId.eq(parent_id))
+        .filter(campaigns::Column::Status.is_not_in([CampaignStatus::Completed, CampaignStatus::Cancelled]))
+        .all(db)
+        .await
 }
 
 #[cfg(test)]

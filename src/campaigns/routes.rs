@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::domain::{
     pacing_spec, Audience, CampaignRequest, CampaignStatus, Message, PacingSpec, UpdateCampaignRequest,
 };
+use super::recurrence::RecurrenceSpec;
 use super::repo;
 use super::service::{self, Preview};
 use crate::api::extract::{ApiJson, ApiQuery, Page, Pagination};
@@ -34,6 +35,17 @@ pub struct CampaignView {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// Why the system cancelled it: `skipped_late` for a run whose occurrence was missed by
+    /// more than the recurrence's `max_lateness_minutes`.
+    pub cancel_reason: Option<String>,
+    /// A recurring campaign's rule (normalised); `null` for one-off campaigns and runs.
+    pub recurrence: Option<RecurrenceSpec>,
+    /// A started recurring campaign's next occurrence; `null` when paused or the series ended.
+    pub next_occurrence_at: Option<DateTime<Utc>>,
+    /// A run's recurring campaign; `null` otherwise.
+    pub parent_id: Option<Uuid>,
+    /// The occurrence a run was created for; `null` for campaigns that are not runs.
+    pub occurrence_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -54,6 +66,11 @@ impl From<campaigns::Model> for CampaignView {
             started_at: m.started_at,
             completed_at: m.completed_at,
             cancelled_at: m.cancelled_at,
+            cancel_reason: m.cancel_reason,
+            recurrence: m.recurrence,
+            next_occurrence_at: m.next_occurrence_at,
+            parent_id: m.parent_id,
+            occurrence_at: m.occurrence_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }

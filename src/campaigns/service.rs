@@ -12,6 +12,7 @@ use super::domain::{
     pacing_spec, parse_audience, parse_message, parse_pacing, recipient_seed, Audience, CampaignRequest,
     CampaignStatus, Media, Message, MessageSpec, UpdateCampaignRequest, MAX_VARIANTS,
 };
+use super::recurrence::Recurrence;
 use super::repo;
 use crate::audit::{self, Event};
 use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
@@ -31,6 +32,7 @@ pub struct ValidCampaign {
     pub audience: Audience,
     pub schedule: ScheduleSpec,
     pub pacing: Pacing,
+    pub recurrence: Option<Recurrence>,
 }
 
 /// Validates everything at once, so the client sees every bad field in one answer.
@@ -72,6 +74,14 @@ pub async fn validate(state: &AppState, tenant_id: Uuid, input: CampaignRequest)
         }
     };
     let pacing = parse_pacing(input.pacing.as_ref()).map_err(|e| errors.extend(e)).ok();
+    let recurrence = match input.recurrence.as_ref().map(Recurrence::parse) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            errors.extend(e.into_iter().map(|e| e.under("recurrence")));
+            None
+        }
+        None => None,
+    };
     match (schedule, pacing) {
         (Some(schedule), Some(pacing)) if errors.is_empty() => Ok(ValidCampaign {
             name,
@@ -80,6 +90,7 @@ pub async fn validate(state: &AppState, tenant_id: Uuid, input: CampaignRequest)
             audience,
             schedule: schedule.to_spec(),
             pacing,
+            recurrence,
         }),
         _ => Err(AppError::Validation(errors)),
     }
@@ -308,6 +319,7 @@ fn stored_request(c: &campaigns::Model) -> CampaignRequest {
         audience: c.audience.clone(),
         schedule: Some(c.schedule.clone()),
         pacing: Some(pacing_spec(&c.pacing)),
+        recurrence: c.recurrence.clone(),
     }
 }
 

@@ -24,6 +24,13 @@ pub struct Model {
     pub audience_resolved: i64,
     pub audience_cursor: Option<Json>,
     pub audience_ready_at: Option<DateTimeUtc>,
+    /// Normalised (see [`crate::campaigns::recurrence::Recurrence::to_spec`]).
+    pub recurrence: Option<crate::campaigns::recurrence::RecurrenceSpec>,
+    pub next_occurrence_at: Option<DateTimeUtc>,
+    pub occurrence_count: i32,
+    pub parent_id: Option<Uuid>,
+    pub occurrence_at: Option<DateTimeUtc>,
+    pub cancel_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -41,6 +41,9 @@ pub struct TickReport {
     pub early_receipts: u64,
     /// Tenants whose contact total deltas were folded (and still have contacts).
     pub folded_contact_totals: u64,
+    /// Runs of recurring campaigns created (`preparing`), and occurrences skipped as late.
+    pub runs: u64,
+    pub skipped_runs: u64,
 }
 
 #[derive(Clone)]
@@ -109,13 +112,18 @@ impl Beat {
         Duration::seconds(self.settings.beat.tick_seconds as i64)
     }
 
-    /// One tick at `now`: promote due scheduled campaigns, time out stuck sends, re-queue
+    /// One tick at `now`: create the runs of recurring campaigns whose occurrence has come
+    /// (their audience is resolved by the preparation round), promote due scheduled campaigns, time out stuck sends, re-queue
     /// lost jobs, plan every send that falls before the next tick, complete finished
     /// campaigns, fold the recipient count and contact total deltas. Postgres first, then Redis: a crash in between leaves `queued` rows that
     /// a later tick re-queues.
     #[tracing::instrument(skip(self), fields(promoted, queued))]
     pub async fn tick(&self, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
+        // Recurring campaigns' occurrences first: their runs start preparing at once.
+        let runs = crate::campaigns::runs::create_due(&self.db, now).await?;
         let mut report = TickReport {
+            runs: runs.runs.len() as u64,
+            skipped_runs: runs.skipped,
             promoted: self.promote_scheduled(now).await?,
             timed_out: self.time_out_sending(now).await?,
             // Campaigns cancelled in the last day: none of their recipients stays waiting.
@@ -145,7 +153,7 @@ impl Beat {
             id: Uuid,
         }
         let due = Id::find_by_statement(stmt(
-            "SELECT id FROM campaigns WHERE status = 'scheduled' \
+            "SELECT id FROM campaigns WHERE status = 'scheduled' AND recurrence IS NULL \
              AND COALESCE((schedule->>'start_at')::timestamptz, '-infinity') <= $1 LIMIT 1000",
             vec![now.into()],
         ))
@@ -472,7 +480,14 @@ impl Beat {
                 let now = self.clock.now();
                 let started = std::time::Instant::now();
                 match self.tick(now).await {
-                    Ok(report) => tracing::debug!(fence, ?report, "tick"),
+                    Ok(report) => {
+                        if report.runs > 0 {
+                            // New runs of recurring campaigns: resolve their audiences now, not
+                            // a tick later (a round already running leaves them to the next).
+                            self.spawn_preparation_round();
+                        }
+                        tracing::debug!(fence, ?report, "tick")
+                    }
                     Err(e) => tracing::error!(fence, error = ?e, "tick failed"),
                 }
                 metrics::histogram!("arauto_beat_tick_duration_seconds").record(started.elapsed().as_secs_f64());
