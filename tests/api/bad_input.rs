@@ -101,6 +101,7 @@ const ID_ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/api/v1/campaigns/{campaign}/stats", None),
     ("GET", "/api/v1/campaigns/{campaign}/recipients", None),
     ("GET", "/api/v1/campaigns/{campaign}/logs", None),
+    ("GET", "/api/v1/campaigns/{campaign}/runs", None),
     ("GET", "/api/v1/instances/{instance}/state", None),
     ("POST", "/api/v1/instances/{instance}/connect", None),
     ("POST", "/api/v1/instances/{instance}/logout", None),

@@ -22,6 +22,7 @@ mod outbound_webhooks;
 mod preparing;
 mod reads;
 mod receipts;
+mod recurring;
 mod secrets_in_logs;
 mod sets;
 mod shutdown;
