@@ -84,6 +84,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/campaigns/{id}/duplicate"),
     ("get", "/api/v1/campaigns/{id}/recipients.csv"),
     ("get", "/api/v1/campaigns/{id}/logs.csv"),
+    ("get", "/api/v1/campaigns/{id}/runs"),
     ("get", "/api/v1/dashboard/stats"),
     ("get", "/api/v1/queue"),
     ("post", "/api/v1/webhooks/evolution/{webhook_token}"),
