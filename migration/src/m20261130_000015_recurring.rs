@@ -8,6 +8,8 @@
 //!   unique together, so racing beats create one run per occurrence (`ON CONFLICT DO NOTHING`).
 //! - `cancel_reason`: why a campaign was cancelled by the system (`skipped_late`: an
 //!   occurrence missed by more than its lateness bound is recorded as a cancelled run).
+//! - `audience_on`: the local date the audience's date filters (birthdays: `"matches":
+//!   "today"`) are matched against, fixed when the campaign or run starts.
 
 use sea_orm_migration::prelude::*;
 
@@ -18,7 +20,8 @@ ALTER TABLE campaigns
     ADD COLUMN occurrence_count integer NOT NULL DEFAULT 0,
     ADD COLUMN parent_id uuid REFERENCES campaigns (id) ON DELETE CASCADE,
     ADD COLUMN occurrence_at timestamptz,
-    ADD COLUMN cancel_reason text;
+    ADD COLUMN cancel_reason text,
+    ADD COLUMN audience_on date;
 ALTER TABLE campaigns ADD CONSTRAINT campaigns_run_occurrence_key UNIQUE (parent_id, occurrence_at);
 CREATE INDEX campaigns_due_occurrence_idx ON campaigns (next_occurrence_at)
     WHERE status = 'scheduled' AND recurrence IS NOT NULL;
@@ -34,7 +37,8 @@ ALTER TABLE campaigns
     DROP COLUMN IF EXISTS occurrence_count,
     DROP COLUMN IF EXISTS parent_id,
     DROP COLUMN IF EXISTS occurrence_at,
-    DROP COLUMN IF EXISTS cancel_reason;
+    DROP COLUMN IF EXISTS cancel_reason,
+    DROP COLUMN IF EXISTS audience_on;
 "#;
 
 crate::sql_migration!(UP, DOWN);

@@ -71,6 +71,34 @@ pub struct Audience {
     pub tag_ids: Vec<Uuid>,
     #[serde(default)]
     pub contact_ids: Vec<Uuid>,
+    /// Narrows the union to contacts whose date fields match (all filters must), e.g.
+    /// birthdays: `[{"field": "aniversario", "matches": "today"}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<DateFilter>,
+}
+
+/// Most date filters on an audience.
+pub const MAX_FILTERS: usize = 5;
+
+/// A contact date field matched against the campaign's day: the field holds `YYYY-MM-DD`
+/// or `DD/MM/YYYY` (the year is ignored); `today` matches day and month on the local date
+/// the campaign (or recurring run) starts, in its schedule's time zone; 29 February
+/// matches 28 February in years without it. A contact without the field, or with another
+/// format, does not match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DateFilter {
+    /// The contact field's key, e.g. `aniversario`.
+    #[schema(max_length = 100)]
+    pub field: String,
+    pub matches: DateMatch,
+}
+
+/// How a [`DateFilter`] matches; only `today` (day and month) for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DateMatch {
+    Today,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -252,6 +280,20 @@ pub fn parse_audience(a: &Audience) -> Result<Audience, Vec<FieldError>> {
             ));
         }
     }
+    if a.filters.len() > MAX_FILTERS {
+        errors.push(FieldError::new(
+            "audience.filters",
+            format!("must have at most {MAX_FILTERS} filters"),
+        ));
+    }
+    for (i, f) in a.filters.iter().enumerate() {
+        if f.field.trim().is_empty() || f.field.chars().count() > 100 {
+            errors.push(FieldError::new(
+                format!("audience.filters[{i}].field"),
+                "must be a contact field key of 1 to 100 characters",
+            ));
+        }
+    }
     if a.group_ids.is_empty() && a.tag_ids.is_empty() && a.contact_ids.is_empty() {
         errors.push(FieldError::new(
             "audience",
@@ -266,6 +308,7 @@ pub fn parse_audience(a: &Audience) -> Result<Audience, Vec<FieldError>> {
         group_ids: dedup(a.group_ids.clone()),
         tag_ids: dedup(a.tag_ids.clone()),
         contact_ids: dedup(a.contact_ids.clone()),
+        filters: a.filters.clone(),
     })
 }
 

@@ -62,7 +62,7 @@ pub async fn start(
     let moved = update_with_event(
         db,
         "UPDATE campaigns c SET status = 'preparing', started_at = $2, next_send_at = $3, paused_reason = NULL, \
-           audience_total = NULL, audience_resolved = 0, audience_cursor = NULL, audience_ready_at = NULL, updated_at = $2 \
+           audience_on = ($3 AT TIME ZONE COALESCE(c.schedule->>'timezone', 'UTC'))::date, audience_total = NULL, audience_resolved = 0, audience_cursor = NULL, audience_ready_at = NULL, updated_at = $2 \
          WHERE c.id = $1 AND c.status = 'draft'",
         vec![campaign_id.into(), now.into(), first.into()],
         Some(EventType::CampaignStarted),
@@ -168,13 +168,13 @@ pub async fn insert_runs(
     let runs = Run::find_by_statement(stmt(
         "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, \
            parent_id, occurrence_at, started_at, next_send_at, cancelled_at, cancel_reason, audience_total, \
-           audience_ready_at, created_at, updated_at) \
+           audience_ready_at, audience_on, created_at, updated_at) \
          SELECT gen_random_uuid(), p.tenant_id, left(p.name, 187) || ' — ' || r.local_date, p.instance_id, \
            CASE WHEN r.skipped THEN 'cancelled' ELSE 'preparing' END, p.messages, p.audience, \
            p.schedule - 'start_at', p.pacing, p.id, r.at, \
            CASE WHEN NOT r.skipped THEN $2 END, CASE WHEN NOT r.skipped THEN $2 END, \
            CASE WHEN r.skipped THEN $2 END, CASE WHEN r.skipped THEN 'skipped_late' END, \
-           CASE WHEN r.skipped THEN 0 END, CASE WHEN r.skipped THEN $2 END, $2, $2 \
+           CASE WHEN r.skipped THEN 0 END, CASE WHEN r.skipped THEN $2 END, r.local_date::date, $2, $2 \
          FROM jsonb_to_recordset($1::jsonb) AS r(parent_id uuid, at timestamptz, local_date text, skipped boolean) \
          JOIN campaigns p ON p.id = r.parent_id \
          ON CONFLICT (parent_id, occurrence_at) DO NOTHING RETURNING id, status",
@@ -213,7 +213,8 @@ pub async fn advance_parents(
 
 /// A campaign whose audience is still to resolve (`preparing`, or paused while preparing),
 /// locked for one chunk (`FOR NO KEY UPDATE SKIP LOCKED`: one preparer at a time, and a
-/// pause or cancel waits for the chunk in hand at most).
+/// pause or cancel waits for the chunk in hand at most). Its `audience` carries `on`, the
+/// local date its date filters match (see [`crate::recipients`]).
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Preparing {
     pub id: Uuid,
@@ -228,7 +229,8 @@ pub struct Preparing {
 /// left to prepare, was cancelled, or another preparer holds it.
 pub async fn lock_preparing(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<Option<Preparing>, sea_orm::DbErr> {
     Preparing::find_by_statement(stmt(
-        "SELECT id, tenant_id, audience, audience_total, audience_resolved, audience_cursor FROM campaigns \
+        "SELECT id, tenant_id, audience || jsonb_build_object('on', audience_on) AS audience, audience_total, \
+           audience_resolved, audience_cursor FROM campaigns \
          WHERE id = $1 AND audience_ready_at IS NULL AND status IN ('preparing', 'paused') \
          FOR NO KEY UPDATE SKIP LOCKED",
         vec![campaign_id.into()],
@@ -522,6 +524,7 @@ pub async fn insert_draft(
         parent_id: Set(None),
         occurrence_at: Set(None),
         cancel_reason: Set(None),
+        audience_on: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -31,6 +31,7 @@ pub struct Model {
     pub parent_id: Option<Uuid>,
     pub occurrence_at: Option<DateTimeUtc>,
     pub cancel_reason: Option<String>,
+    pub audience_on: Option<Date>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -91,17 +91,27 @@ pub struct Resolved {
 }
 
 /// The SQL test that contact `c` of tenant `tenant` (a parameter) is in `audience` (a
-/// `jsonb` parameter `{"group_ids", "tag_ids", "contact_ids"}`): id lists are uncorrelated
-/// (hashed once per statement) and memberships are probed by the contact's index, so the
-/// cost is linear in the contacts walked, whatever the size of the groups.
+/// `jsonb` parameter `{"group_ids", "tag_ids", "contact_ids", "filters", "on"}`): id lists
+/// are uncorrelated (hashed once per statement) and memberships are probed by the contact's
+/// index, so the cost is linear in the contacts walked, whatever the size of the groups.
+/// Date `filters` (`{"field", "matches": "today"}`) keep the contacts whose field, as
+/// `YYYY-MM-DD…` or `DD/MM/YYYY`, falls on the day and month of `on` (29 February on
+/// 28 February when `on`'s year has no 29th).
 fn in_audience(tenant: &str, audience: &str) -> String {
     let ids = |key: &str| format!("(SELECT x::uuid FROM jsonb_array_elements_text({audience}::jsonb -> '{key}') AS x)");
     format!(
-        "(c.id IN {contacts} \
+        "((c.id IN {contacts} \
           OR EXISTS (SELECT 1 FROM group_members gm WHERE gm.tenant_id = {tenant} AND gm.contact_id = c.id \
                      AND gm.group_id IN {groups}) \
           OR EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.tenant_id = {tenant} AND ct.contact_id = c.id \
-                     AND ct.tag_id IN {tags}))",
+                     AND ct.tag_id IN {tags})) \
+          AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE({audience}::jsonb -> 'filters', '[]')) AS f, \
+                LATERAL (SELECT c.fields ->> (f ->> 'field') AS v, ({audience}::jsonb ->> 'on')::date AS d) x, \
+                LATERAL (SELECT CASE WHEN x.v ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' THEN substr(x.v, 6, 5) \
+                                     WHEN x.v ~ '^[0-9]{{2}}/[0-9]{{2}}/[0-9]{{4}}$' THEN substr(x.v, 4, 2) || '-' || substr(x.v, 1, 2) \
+                                END AS md) m \
+                WHERE m.md IS NULL OR x.d IS NULL OR NOT (m.md = to_char(x.d, 'MM-DD') \
+                      OR (m.md = '02-29' AND to_char(x.d, 'MM-DD') = '02-28' AND to_char(x.d + 1, 'MM-DD') = '03-01'))))",
         contacts = ids("contact_ids"),
         groups = ids("group_ids"),
         tags = ids("tag_ids"),

@@ -460,3 +460,80 @@ async fn a_series_whose_until_has_passed_cannot_start_and_runs_are_private_and_p
         .await;
     assert_eq!(bad.fields(), ["cascade"]);
 }
+
+#[tokio::test]
+async fn a_birthday_filter_greets_the_contacts_whose_day_and_month_is_the_runs_local_date() {
+    let w = world().await;
+    let mut ids = vec![];
+    for (i, birthday) in [
+        Some("1990-12-01"),
+        Some("01/12/1985"),
+        Some("2000-02-29"),
+        Some("1990-12-02"),
+        Some("not a date"),
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let fields = birthday.map_or(json!({}), |b| json!({"aniversario": b}));
+        let body = json!({"phone": format!("55119777700{i:02}"), "name": format!("P{i}"), "fields": fields});
+        ids.push(w.app.post("/api/v1/contacts", &w.t, body).await.id());
+    }
+    let body = |ids: &[String]| {
+        json!({
+            "name": "Parabéns", "instance_id": w.instance, "messages": [{"text": "Feliz aniversário, {{nome}}!"}],
+            "audience": {"contact_ids": ids, "filters": [{"field": "aniversario", "matches": "today"}]},
+            "schedule": always_open("America/Sao_Paulo"), "recurrence": {"freq": "daily", "at": "09:00"},
+        })
+    };
+    let c = w.app.post("/api/v1/campaigns", &w.t, body(&ids)).await;
+    assert_eq!(c.ok(201)["audience"]["filters"][0]["matches"], "today");
+    let c = c.id();
+    let bad = w
+        .app
+        .post("/api/v1/campaigns", &w.t, {
+            let mut b = body(&ids);
+            b["audience"]["filters"] =
+                json!([{"field": "", "matches": "today"}, {"field": "x", "matches": "tomorrow"}]);
+            b
+        })
+        .await;
+    assert!(
+        bad.fields().iter().all(|f| f.starts_with("audience.filters")),
+        "{:?}",
+        bad.body
+    );
+    let (t, _) = start_at(&w, &c, utc(2026, 11, 30, 10, 0)).await;
+    let day = utc(2026, 12, 1, 12, 1);
+    assert_eq!(beat(&w, day).tick(day).await.unwrap().runs, 1);
+    let clock: SharedClock = Arc::new(FixedClock::at(day));
+    preparation::resume_unfinished(&w.app.db, &clock, 100).await.unwrap();
+    let run = runs(&w, &t, &c).await[0]["id"].as_str().unwrap().to_owned();
+    let recipients = w.app.get(&format!("/api/v1/campaigns/{run}/recipients"), &t).await;
+    let mut names: Vec<String> = recipients.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["P0", "P1"]);
+    // 29 February is greeted on 28 February in a year without it (2027).
+    let cancelled = w
+        .app
+        .post(&format!("/api/v1/campaigns/{c}/cancel"), &t, json!({}))
+        .await;
+    assert_eq!(cancelled.ok(200)["status"], "cancelled");
+    let leap = w.app.post("/api/v1/campaigns", &t, body(&ids)).await.id();
+    let (t, _) = start_at(&w, &leap, utc(2027, 2, 27, 13, 0)).await;
+    let day = utc(2027, 2, 28, 12, 1);
+    assert_eq!(beat(&w, day).tick(day).await.unwrap().runs, 1);
+    let clock: SharedClock = Arc::new(FixedClock::at(day));
+    preparation::resume_unfinished(&w.app.db, &clock, 100).await.unwrap();
+    let run = runs(&w, &t, &leap).await[0]["id"].as_str().unwrap().to_owned();
+    let recipients = w.app.get(&format!("/api/v1/campaigns/{run}/recipients"), &t).await;
+    let items = recipients.ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1, "{items:#?}");
+    assert_eq!(items[0]["name"], "P2");
+}
