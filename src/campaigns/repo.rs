@@ -74,22 +74,25 @@ pub async fn start(
 
 /// A recurring parent's start, `draft → scheduled`: it has no recipients of its own (its
 /// audience counts as resolved, empty), and its first occurrence is `first`. True when it
-/// moved (false when it was no longer a recurring draft).
+/// moved (false when it was no longer a recurring draft). Writes `campaign.started` to the
+/// webhook outbox.
 pub async fn start_recurring(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
     now: DateTime<Utc>,
     first: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
-    let moved = db
-        .execute(stmt(
-            "UPDATE campaigns SET status = 'scheduled', started_at = $2, next_occurrence_at = $3, next_send_at = NULL, \
-               paused_reason = NULL, audience_total = 0, audience_resolved = 0, audience_ready_at = $2, updated_at = $2 \
-             WHERE id = $1 AND status = 'draft' AND recurrence IS NOT NULL",
-            vec![campaign_id.into(), now.into(), first.into()],
-        ))
-        .await?;
-    Ok(moved.rows_affected() == 1)
+    let moved = update_with_event(
+        db,
+        "UPDATE campaigns c SET status = 'scheduled', started_at = $2, next_occurrence_at = $3, next_send_at = NULL, \
+           paused_reason = NULL, audience_total = 0, audience_resolved = 0, audience_ready_at = $2, updated_at = $2 \
+         WHERE c.id = $1 AND c.status = 'draft' AND c.recurrence IS NOT NULL",
+        vec![campaign_id.into(), now.into(), first.into()],
+        Some(EventType::CampaignStarted),
+        "$2",
+    )
+    .await?;
+    Ok(moved == 1)
 }
 
 /// A paused recurring parent resumed at `now`: `paused → scheduled` with its next
