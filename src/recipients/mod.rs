@@ -228,16 +228,19 @@ pub async fn plan(
         return Ok(vec![]);
     }
     Planned::find_by_statement(stmt(
+        // Each pick computes its instant and variant beside its campaign's request row: a
+        // join of picks and instants, or carrying the instants through a CTE, turns
+        // quadratic in the size of a campaign's plan.
         "WITH req AS ( \
            SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(campaign_id uuid, times jsonb, planned_before bigint, variants int)), \
          picked AS ( \
-           SELECT p.id, req.times, req.planned_before, GREATEST(req.variants, 1) AS variants, \
-                  row_number() OVER (PARTITION BY req.campaign_id ORDER BY p.position) AS rn \
+           SELECT p.id, (req.times ->> (p.rn - 1)::int)::timestamptz AS at, \
+                  ((req.planned_before + p.rn - 1) % GREATEST(req.variants, 1))::smallint AS variant \
            FROM req CROSS JOIN LATERAL ( \
-             SELECT id, position FROM recipients WHERE campaign_id = req.campaign_id AND status = 'pending' \
-             ORDER BY position LIMIT jsonb_array_length(req.times) FOR UPDATE SKIP LOCKED) p) \
-         UPDATE recipients r SET status = 'queued', planned_at = (picked.times ->> (picked.rn - 1)::int)::timestamptz, \
-           queued_at = $2, variant = ((picked.planned_before + picked.rn - 1) % picked.variants)::smallint \
+             SELECT id, row_number() OVER (ORDER BY position) AS rn FROM ( \
+               SELECT id, position FROM recipients WHERE campaign_id = req.campaign_id AND status = 'pending' \
+               ORDER BY position LIMIT jsonb_array_length(req.times) FOR UPDATE SKIP LOCKED) x) p) \
+         UPDATE recipients r SET status = 'queued', planned_at = picked.at, queued_at = $2, variant = picked.variant \
          FROM picked WHERE r.id = picked.id \
          RETURNING r.id, r.campaign_id, r.phone, r.planned_at",
         vec![json!(requests).into(), now.into()],
