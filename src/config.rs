@@ -105,6 +105,20 @@ pub struct AuthSettings {
     #[serde(default)]
     pub jwt_secret: Option<SecretString>,
     pub token_ttl_hours: i64,
+    /// Sign-ins and sign-ups allowed per client IP per minute (a burst of as many); 0: no limit.
+    #[serde(default = "default_signin_per_ip")]
+    pub signin_per_minute_per_ip: u32,
+    /// Sign-ins and sign-ups allowed per email per minute (a burst of as many); 0: no limit.
+    #[serde(default = "default_signin_per_email")]
+    pub signin_per_minute_per_email: u32,
+}
+
+fn default_signin_per_ip() -> u32 {
+    30
+}
+
+fn default_signin_per_email() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -122,6 +122,10 @@ const INVALID: ErrorStatus = ErrorStatus(
     422,
     "Invalid input: `errors` names each offending field by its JSON path.",
 );
+const TOO_MANY: ErrorStatus = ErrorStatus(
+    429,
+    "Too many attempts from this client or for this account; retry after `Retry-After` seconds.",
+);
 const INTERNAL: ErrorStatus = ErrorStatus(500, "Unexpected fault; the body is opaque (the cause is logged).");
 const UNAVAILABLE: ErrorStatus = ErrorStatus(
     503,
@@ -183,7 +187,7 @@ fn problem_response(status: u16, description: &str) -> Response {
         "application/problem+json".into(),
         Content::new(Some(Ref::from_schema_name("Problem"))),
     );
-    if status == 503 {
+    if status == 503 || status == 429 {
         response.headers.insert(
             "Retry-After".into(),
             HeaderBuilder::new()
@@ -209,6 +213,7 @@ fn standard_description(status: u16) -> &'static str {
         TOO_LARGE,
         UNSUPPORTED,
         INVALID,
+        TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
     ]

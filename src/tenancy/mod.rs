@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod domain;
 pub mod jwt;
+pub mod ratelimit;
 pub mod repo;
 pub mod routes;
 pub mod service;

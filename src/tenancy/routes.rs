@@ -1,4 +1,4 @@
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -132,15 +132,27 @@ pub struct MeResponse {
     pub tenant: TenantView,
 }
 
+/// The client's address as this server sees it (the TCP peer; a proxy in front makes this
+/// the proxy's, so per-IP limits then count the proxy — forwarded headers are not trusted).
+fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
 /// Creates a tenant and its first admin, and signs them in.
 #[utoipa::path(operation_id = "signUp", tag = "auth", request_body = SignupRequest, responses(
     (status = 201, body = SignupResponse),
     (status = 409, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),
+    (status = 429, body = crate::error::Problem),
 ))]
 #[post("/auth/signup")]
-pub async fn signup(state: web::Data<AppState>, body: ApiJson<SignupRequest>) -> AppResult<HttpResponse> {
+pub async fn signup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<SignupRequest>,
+) -> AppResult<HttpResponse> {
     let (tenant, email, password) = body.0.parse()?;
+    service::throttle_signin(&state, client_ip(&req).as_deref(), email.as_str()).await?;
     let done = service::signup(&state, tenant, email, password).await?;
     Ok(HttpResponse::Created().json(SignupResponse {
         tenant: done.tenant.into(),
@@ -153,9 +165,15 @@ pub async fn signup(state: web::Data<AppState>, body: ApiJson<SignupRequest>) ->
 #[utoipa::path(operation_id = "logIn", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = TokenResponse),
     (status = 401, body = crate::error::Problem),
+    (status = 429, body = crate::error::Problem),
 ))]
 #[post("/auth/login")]
-pub async fn login(state: web::Data<AppState>, body: ApiJson<LoginRequest>) -> AppResult<HttpResponse> {
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<LoginRequest>,
+) -> AppResult<HttpResponse> {
+    service::throttle_signin(&state, client_ip(&req).as_deref(), &body.0.email).await?;
     let token = service::login(&state, &body.0.email, body.0.password).await?;
     Ok(HttpResponse::Ok().json(TokenResponse { token }))
 }

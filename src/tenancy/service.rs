@@ -28,6 +28,32 @@ pub struct UserPatch {
     pub role: Option<Role>,
 }
 
+/// Counts one sign-in or sign-up attempt from `ip` (when known) for `email` (lower-cased):
+/// 429 with `Retry-After` past `auth.signin_per_minute_per_ip` or `_per_email`
+/// ([`super::ratelimit`], shared by every replica through Redis). Without Redis the attempt
+/// is allowed (logged): throttling must not lock every user out.
+pub async fn throttle_signin(state: &AppState, ip: Option<&str>, email: &str) -> AppResult<()> {
+    let auth = &state.settings.auth;
+    let email = email.trim().to_lowercase();
+    let buckets = [
+        ("signin-ip", ip, auth.signin_per_minute_per_ip),
+        ("signin-email", Some(email.as_str()), auth.signin_per_minute_per_email),
+    ];
+    for (bucket, subject, per_minute) in buckets {
+        let Some(subject) = subject else { continue };
+        match super::ratelimit::hit(&state.redis, &state.keys, bucket, subject, per_minute).await {
+            Ok(None) => {}
+            Ok(Some(wait)) => {
+                return Err(AppError::TooManyRequests {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                })
+            }
+            Err(e) => tracing::warn!(error = %e, bucket, "sign-in throttling unavailable: allowing"),
+        }
+    }
+    Ok(())
+}
+
 /// Creates `tenant` and its first admin and signs them in. 409 when the email is taken.
 pub async fn signup(state: &AppState, tenant: NewTenant, email: Email, password: Password) -> AppResult<SignedUp> {
     repo::ensure_email_free(&state.db, &email, None).await?;

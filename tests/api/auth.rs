@@ -134,3 +134,35 @@ async fn signing_in_is_audited() {
         .collect();
     assert_eq!(actions, ["auth.login", "auth.signup"]);
 }
+
+#[tokio::test]
+async fn sign_ins_are_throttled_per_email_and_per_client_with_retry_after() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.auth.signin_per_minute_per_ip = 6;
+        s.auth.signin_per_minute_per_email = 3;
+    })
+    .await;
+    let t = app.signup("Acme").await;
+    let login = |email: &str, password: &str| {
+        let body = json!({"email": email, "password": password});
+        app.call(Method::POST, "/api/v1/auth/login", None, Some(body))
+    };
+    login(&t.email, "correct horse battery").await.ok(200);
+    login(&t.email, "wrong password").await.problem(401);
+    // The email's fourth attempt within the minute, right password or not.
+    let r = login(&t.email, "correct horse battery").await;
+    r.problem(429);
+    let raw = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.address))
+        .json(&json!({"email": t.email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = raw.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another account from the same client: allowed until the client's own limit (every
+    // attempt above counted for it, refused or not, up to its sixth).
+    login("someone@example.com", "whatever password").await.problem(401);
+    login("other@example.com", "whatever password").await.problem(429);
+}

@@ -97,7 +97,13 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with settings changed by `tweak` first.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
+    tweak(&mut settings);
     let id = Uuid::new_v4().simple().to_string();
     let db_name = format!("arauto_test_{id}");
     let server_url = with_database(settings.database.url.expose_secret(), "postgres");
