@@ -264,22 +264,6 @@ impl<T> Page<T> {
     }
 }
 
-/// Errors from actix's own `web::Path` extractor: a malformed id is a 404 naming the field,
-/// unless the path is a documented one of its own that lacks the method (`PATCH
-/// /contacts/bulk` reaching `/contacts/{id}`): that is a 405 with `Allow`.
-pub fn path_error(err: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
-    if let Some(allow) = crate::api::openapi::literal_route_methods(req.path()) {
-        if !allow.contains(req.method()) {
-            return AppError::method_not_allowed(req.method(), allow).into();
-        }
-    }
-    let detail = match &err {
-        actix_web::error::PathError::Deserialize(e) => e.to_string(),
-        other => other.to_string(),
-    };
-    AppError::NotFound(format!("no such resource: {detail}")).into()
-}
-
 /// For PATCH bodies: absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
 /// Use with `#[serde(default, deserialize_with = "nullable")]`.
 pub fn nullable<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>

@@ -11,7 +11,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
 /// Registers every route; shared by the server and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::PathConfig::default().error_handler(extract::path_error))
+    cfg.app_data(web::PathConfig::default().error_handler(path_error))
         .configure(health::configure)
         .configure(crate::observability::configure)
         .configure(openapi::configure)
@@ -35,6 +35,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::webhooks::routes::configure),
         )
         .default_service(web::to(not_found));
+}
+
+/// Errors from actix's own `web::Path` extractor: a malformed id is a 404 naming the field,
+/// unless the path is a documented one of its own that lacks the method (`PATCH
+/// /contacts/bulk` reaching `/contacts/{id}`): that is a 405 with `Allow`.
+pub fn path_error(err: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    if let Some(allow) = openapi::literal_route_methods(req.path()) {
+        if !allow.contains(req.method()) {
+            return AppError::method_not_allowed(req.method(), allow).into();
+        }
+    }
+    let detail = match &err {
+        actix_web::error::PathError::Deserialize(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    AppError::NotFound(format!("no such resource: {detail}")).into()
 }
 
 /// No route answered: 405 (with `Allow`) when the path is a documented one asked with
