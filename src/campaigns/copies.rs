@@ -104,29 +104,41 @@ fn time(t: Option<DateTime<Utc>>) -> String {
         .unwrap_or_default()
 }
 
-/// One chunk of export rows: each row's keyset key and its CSV fields.
-type Chunk<K> = Vec<(K, Vec<String>)>;
+/// One chunk of export rows: each row's keyset key (a positive `bigint`: a recipient's
+/// position, a log's id) and its CSV fields.
+type Chunk = Vec<(i64, Vec<String>)>;
 
 /// A source of export rows read in keyset order: the next chunk after `after` (the last
-/// row's key), as CSV fields, with the new key.
+/// row's key; 0 before the first), as CSV fields, with their keys.
 trait ExportRows: Send + 'static {
-    type Key: Clone + Send + 'static;
+    /// What the file holds, in its name (`campaign-<id>-<WHAT>.csv`).
+    const WHAT: &'static str;
     fn header() -> &'static [&'static str];
-    fn first() -> Self::Key;
     fn next_chunk(
         db: &DatabaseConnection,
         tenant_id: Uuid,
         campaign_id: Uuid,
-        after: Self::Key,
-    ) -> impl std::future::Future<Output = Result<Chunk<Self::Key>, sea_orm::DbErr>> + Send;
+        after: i64,
+    ) -> impl std::future::Future<Output = Result<Chunk, sea_orm::DbErr>> + Send;
+}
+
+/// The caller's campaign `id` (404 for another tenant's) as a streamed CSV answer (UTF-8
+/// with BOM) of every row of `R`.
+async fn export<R: ExportRows>(
+    state: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    delimiter: Delimiter,
+) -> AppResult<HttpResponse> {
+    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
+    Ok(csv_response::<R>(state.db.clone(), user.tenant_id, c.id, delimiter))
 }
 
 /// A streamed CSV answer (UTF-8 with BOM) of every row of `R` for the campaign.
 fn csv_response<R: ExportRows>(
     db: DatabaseConnection,
     tenant_id: Uuid,
-    c: &campaigns::Model,
-    what: &str,
+    campaign_id: Uuid,
     delimiter: Delimiter,
 ) -> HttpResponse {
     let header = {
@@ -135,17 +147,15 @@ fn csv_response<R: ExportRows>(
         head.extend(csv_line(&names, delimiter).into_bytes());
         Bytes::from(head)
     };
-    let campaign_id = c.id;
-    let body = stream::once(async move { Ok::<_, AppError>(header) }).chain(stream::try_unfold(
-        Some(R::first()),
-        move |after| {
+    let body =
+        stream::once(async move { Ok::<_, AppError>(header) }).chain(stream::try_unfold(Some(0), move |after| {
             let db = db.clone();
             async move {
                 let Some(after) = after else {
                     return Ok(None);
                 };
                 let rows = R::next_chunk(&db, tenant_id, campaign_id, after).await?;
-                let last = rows.last().map(|(k, _)| k.clone());
+                let last = rows.last().map(|(k, _)| *k);
                 if rows.is_empty() {
                     return Ok(None);
                 }
@@ -156,9 +166,8 @@ fn csv_response<R: ExportRows>(
                 let next = last.filter(|_| rows.len() as i64 == EXPORT_CHUNK);
                 Ok(Some((Bytes::from(chunk), next)))
             }
-        },
-    ));
-    let file = format!("campaign-{campaign_id}-{what}.csv");
+        }));
+    let file = format!("campaign-{campaign_id}-{}.csv", R::WHAT);
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")))
@@ -184,7 +193,7 @@ struct RecipientRow {
 struct Recipients;
 
 impl ExportRows for Recipients {
-    type Key = i64;
+    const WHAT: &'static str = "recipients";
 
     fn header() -> &'static [&'static str] {
         &[
@@ -202,16 +211,12 @@ impl ExportRows for Recipients {
         ]
     }
 
-    fn first() -> i64 {
-        0
-    }
-
     async fn next_chunk(
         db: &DatabaseConnection,
         tenant_id: Uuid,
         campaign_id: Uuid,
         after: i64,
-    ) -> Result<Chunk<i64>, sea_orm::DbErr> {
+    ) -> Result<Chunk, sea_orm::DbErr> {
         let rows = RecipientRow::find_by_statement(stmt(
             "SELECT r.position::bigint AS position, r.phone, r.name, r.status, r.reason, r.variant, i.name AS number, \
                     r.queued_at, r.sent_at, r.delivered_at, r.read_at, r.replied_at \
@@ -261,7 +266,7 @@ struct LogRow {
 struct Logs;
 
 impl ExportRows for Logs {
-    type Key = i64;
+    const WHAT: &'static str = "logs";
 
     fn header() -> &'static [&'static str] {
         &[
@@ -278,16 +283,12 @@ impl ExportRows for Logs {
         ]
     }
 
-    fn first() -> i64 {
-        0
-    }
-
     async fn next_chunk(
         db: &DatabaseConnection,
         tenant_id: Uuid,
         campaign_id: Uuid,
         after: i64,
-    ) -> Result<Chunk<i64>, sea_orm::DbErr> {
+    ) -> Result<Chunk, sea_orm::DbErr> {
         let rows = LogRow::find_by_statement(stmt(
             "SELECT l.id, l.created_at, r.phone, l.recipient_id, l.variant, l.attempts, l.gateway_status, l.outcome, \
                     l.reason, l.duration_ms, l.rendered \
@@ -332,14 +333,7 @@ pub async fn recipients_csv(
     id: web::Path<Uuid>,
     query: ApiQuery<ExportQuery>,
 ) -> AppResult<HttpResponse> {
-    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    Ok(csv_response::<Recipients>(
-        state.db.clone(),
-        user.tenant_id,
-        &c,
-        "recipients",
-        query.0.delimiter,
-    ))
+    export::<Recipients>(&state, &user, *id, query.0.delimiter).await
 }
 
 /// Every send attempt of the campaign as CSV (UTF-8 with BOM), oldest first, streamed:
@@ -356,14 +350,7 @@ pub async fn logs_csv(
     id: web::Path<Uuid>,
     query: ApiQuery<ExportQuery>,
 ) -> AppResult<HttpResponse> {
-    let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    Ok(csv_response::<Logs>(
-        state.db.clone(),
-        user.tenant_id,
-        &c,
-        "logs",
-        query.0.delimiter,
-    ))
+    export::<Logs>(&state, &user, *id, query.0.delimiter).await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
