@@ -23,6 +23,19 @@ struct Counted {
     n: i64,
 }
 
+/// The one number a statement answers as its column `n` (a `count(*) AS n`, or a data-changing
+/// statement's `SELECT count(*) AS n FROM <its CTE>`); 0 when it answers no row.
+pub async fn count(
+    db: &impl ConnectionTrait,
+    sql: impl Into<String>,
+    values: Vec<sea_orm::Value>,
+) -> Result<i64, sea_orm::DbErr> {
+    Ok(Counted::find_by_statement(stmt(sql, values))
+        .one(db)
+        .await?
+        .map_or(0, |c| c.n))
+}
+
 /// `count(*)` of the rows `from_where` (a `FROM … WHERE …` clause, with its bound `values`)
 /// selects, stopping after `cap + 1` rows: the cost is bounded however many rows match.
 /// A result above `cap` means "more than `cap`" (see `api::cursor::Total::bounded`).

@@ -3,13 +3,13 @@
 //! sees it. Both print one readable line per finding and fail (exit status 1) on a problem.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use sea_orm_migration::MigratorTrait;
 use std::fmt::Write as _;
 use uuid::Uuid;
 
 use crate::campaigns::domain::CampaignStatus;
-use crate::db::stmt;
+use crate::db::{count, stmt};
 use crate::dispatch::gate;
 use crate::entities::{campaigns, instances};
 use crate::gateway::ConnectionState;
@@ -43,18 +43,6 @@ pub fn render(findings: &[Finding]) -> String {
         let _ = writeln!(out, "{mark}  {:width$}  {}", f.check, f.detail);
     }
     out
-}
-
-#[derive(FromQueryResult)]
-struct N {
-    n: i64,
-}
-
-async fn count(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Result<i64, sea_orm::DbErr> {
-    Ok(N::find_by_statement(stmt(sql, values))
-        .one(db)
-        .await?
-        .map_or(0, |r| r.n))
 }
 
 /// Postgres and Redis answer, every migration is applied, a beat leads, each instance with

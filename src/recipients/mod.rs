@@ -179,20 +179,15 @@ pub async fn audience_size(
     tenant_id: Uuid,
     audience: &Value,
 ) -> Result<i64, sea_orm::DbErr> {
-    #[derive(FromQueryResult)]
-    struct N {
-        n: i64,
-    }
-    let n = N::find_by_statement(stmt(
+    crate::db::count(
+        db,
         format!(
             "SELECT count(*) AS n FROM contacts c WHERE c.tenant_id = $1 AND {}",
             in_audience("$1", "$2")
         ),
         vec![tenant_id.into(), audience.clone().into()],
-    ))
-    .one(db)
-    .await?;
-    Ok(n.map_or(0, |n| n.n))
+    )
+    .await
 }
 
 /// A recipient the beat queued, at its planned instant.
@@ -554,11 +549,6 @@ fn receipt_events(at: &str) -> String {
     )
 }
 
-#[derive(FromQueryResult)]
-struct Count {
-    n: i64,
-}
-
 /// A receipt naming `message_id` (delivered and/or read at `at`), applied to its recipient
 /// (see [`receipt_effects`]). When no recipient has that message id yet — the receipt beat
 /// the send's outcome to the database — it is kept in `early_receipts` and applied when the
@@ -574,7 +564,8 @@ pub async fn apply_receipt(
 ) -> Result<bool, sea_orm::DbErr> {
     let delivered_at = (delivered || read).then_some(at);
     let read_at = read.then_some(at);
-    let done = Count::find_by_statement(stmt(
+    let done = crate::db::count(
+        db,
         format!(
             "WITH old AS (SELECT id, delivered_at, read_at FROM recipients WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE), \
              m AS (UPDATE recipients r SET {} FROM old WHERE r.id = old.id \
@@ -590,10 +581,9 @@ pub async fn apply_receipt(
             read_at.into(),
             at.into(),
         ],
-    ))
-    .one(db)
+    )
     .await?;
-    if done.is_some_and(|d| d.n > 0) {
+    if done > 0 {
         return Ok(true);
     }
     db.execute(stmt(
@@ -622,7 +612,8 @@ pub async fn apply_early_receipts(
     db: &impl ConnectionTrait,
     message_ids: Option<&[String]>,
 ) -> Result<u64, sea_orm::DbErr> {
-    let done = Count::find_by_statement(stmt(
+    let done = crate::db::count(
+        db,
         format!(
             "WITH e AS ( \
                DELETE FROM early_receipts e USING recipients r \
@@ -639,10 +630,9 @@ pub async fn apply_early_receipts(
             receipt_events("now()")
         ),
         vec![message_ids.map(|ids| json!(ids)).into()],
-    ))
-    .one(db)
+    )
     .await?;
-    Ok(done.map_or(0, |d| d.n as u64))
+    Ok(done.max(0) as u64)
 }
 
 /// Forgets kept receipts that arrived before `before` and never found their message (PRODUCT:
@@ -680,7 +670,8 @@ pub async fn record_reply(
         ),
         "$3::timestamptz",
     );
-    let done = Count::find_by_statement(stmt(
+    let done = crate::db::count(
+        db,
         format!(
             "WITH target AS ( \
                SELECT * FROM recipients WHERE tenant_id = $1 AND phone = $2 AND sent_at IS NOT NULL \
@@ -698,10 +689,9 @@ pub async fn record_reply(
             // Postgres text holds no NUL.
             text.map(|t| t.replace('\0', "")).into(),
         ],
-    ))
-    .one(db)
+    )
     .await?;
-    Ok(done.is_some_and(|d| d.n > 0))
+    Ok(done > 0)
 }
 
 /// `pending | queued → skipped` (`opted_out`) in every campaign of the tenant, for the
@@ -744,18 +734,13 @@ pub async fn detach_contact(
 /// `cancelled`): always 0 when the state machine holds (PRODUCT §2.2). `arauto check` and
 /// the tests ask.
 pub async fn stranded(db: &impl ConnectionTrait) -> Result<i64, sea_orm::DbErr> {
-    #[derive(FromQueryResult)]
-    struct N {
-        n: i64,
-    }
-    Ok(N::find_by_statement(stmt(
+    crate::db::count(
+        db,
         "SELECT count(*) AS n FROM recipients r JOIN campaigns c ON c.id = r.campaign_id \
          WHERE c.status IN ('completed', 'cancelled') AND r.status IN ('pending', 'queued', 'sending')",
-        [],
-    ))
-    .one(db)
-    .await?
-    .map_or(0, |n| n.n))
+        vec![],
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -206,18 +206,13 @@ pub async fn deliveries(
     user.require_admin()?;
     let found = find_owned::<subs::Entity>(&state.db, user.tenant_id, *id, "webhook subscription").await?;
     let status = filter.0.status.map(DeliveryStatus::as_str);
-    #[derive(FromQueryResult)]
-    struct N {
-        n: i64,
-    }
     let where_ = "WHERE subscription_id = $1 AND tenant_id = $2 AND ($3::text IS NULL OR status = $3)";
-    let total = N::find_by_statement(stmt(
+    let total = crate::db::count(
+        &state.db,
         format!("SELECT count(*) AS n FROM webhook_deliveries {where_}"),
         vec![found.id.into(), user.tenant_id.into(), status.into()],
-    ))
-    .one(&state.db)
-    .await?
-    .map_or(0, |n| n.n);
+    )
+    .await?;
     let items = DeliveryView::find_by_statement(stmt(
         format!(
             "SELECT id, event_id, event_type AS event, status, attempts, last_status, last_error, last_attempt_at, \

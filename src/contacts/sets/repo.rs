@@ -86,17 +86,13 @@ impl SetKind {
         tenant_id: Uuid,
         page: &Pagination,
     ) -> AppResult<(Vec<SetRow>, u64)> {
-        #[derive(FromQueryResult)]
-        struct Count {
-            n: i64,
-        }
-        let total = Count::find_by_statement(stmt(
+        let total = crate::db::count(
+            db,
             format!("SELECT count(*) AS n FROM {} WHERE tenant_id = $1", self.table),
             vec![tenant_id.into()],
-        ))
-        .one(db)
+        )
         .await?
-        .map_or(0, |c| c.n as u64);
+        .max(0) as u64;
         let items = SetRow::find_by_statement(stmt(
             format!(
                 "{} WHERE s.tenant_id = $1 ORDER BY lower(s.name), s.id LIMIT $2 OFFSET $3",
