@@ -159,6 +159,13 @@ impl BenchDb {
         ))
         .await;
         self.analyze().await;
+        // The first sends count from the moment the fleet is ready, not from the start of its
+        // (seconds-long) set-up: otherwise the campaigns whose first instant passed meanwhile
+        // all fall due at once when the engine starts.
+        self.exec(&format!(
+            "UPDATE campaigns SET next_send_at = {first_send} WHERE tenant_id = '{tenant}'"
+        ))
+        .await;
         tenant
     }
 

@@ -134,6 +134,30 @@ pub struct Pacing {
     pub max_interval_seconds: f64,
 }
 
+impl Pacing {
+    /// The minimum interval in ms (rounded; 0 without a minimum).
+    pub fn min_interval_ms(&self) -> u64 {
+        (self.min_interval_seconds * 1000.0).round().max(0.0) as u64
+    }
+
+    /// The gap (ms) the send gate enforces between two of the campaign's sends: the minimum
+    /// plus its departure margin ([`guarded_interval_ms`]); 0 when it sends as fast as it can.
+    pub fn guarded_interval_ms(&self) -> u64 {
+        guarded_interval_ms(self.min_interval_ms())
+    }
+
+    /// The shortest gap (ms) the beat plans between two sends: the gate's gap plus one more
+    /// departure margin of slack. The gate holds a send back until the last one left a
+    /// guarded gap ago; planned at exactly that gap, a send whose predecessor left a few ms
+    /// late would be held and leave late too, and with `min = max` every later send of the
+    /// campaign after it (the delays add up send after send). With the slack a late send is
+    /// absorbed within a few sends, at the cost of one margin per gap (at most 50 ms, 1 %).
+    pub fn planned_gap_floor_ms(&self) -> u64 {
+        let min = self.min_interval_ms();
+        guarded_interval_ms(min) + departure_margin_ms(min)
+    }
+}
+
 /// Added to a campaign's minimum interval (ms) where it is enforced, at the send gate: what a
 /// request may lose on its way to the gateway's handler (scheduling, the HTTP client, the
 /// server's parsing) on a loaded machine, so that the gap the gateway sees is still the

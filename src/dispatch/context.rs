@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::calendar::{Calendars, Schedule, ScheduleSpec};
+use crate::calendar::{Calendars, Pacing, Schedule, ScheduleSpec};
 use crate::campaigns::domain::{Media, MediaKind, Message};
 use crate::crypto::Cipher;
 use crate::db::stmt;
@@ -144,18 +144,14 @@ impl ContextCache {
         let spec: ScheduleSpec = serde_json::from_value(row.schedule)?;
         let schedule = Schedule::parse(spec, &self.calendars)
             .map_err(|e| anyhow::anyhow!("campaign {campaign_id}: stored schedule does not parse: {e:?}"))?;
-        let min_interval = row
-            .pacing
-            .get("min_interval_seconds")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0);
+        let pacing: Pacing = serde_json::from_value(row.pacing)?;
         Ok(Some(CampaignContext {
             id: row.id,
             tenant_id: row.tenant_id,
             variants,
             schedule,
             tenant_holidays: serde_json::from_value(row.holidays)?,
-            interval_ms: crate::calendar::guarded_interval_ms((min_interval * 1000.0) as u64),
+            interval_ms: pacing.guarded_interval_ms(),
             api_url: row.api_url,
             instance_name: row.instance_name,
             api_key: self.cipher.decrypt(&row.api_key_enc)?,
