@@ -193,3 +193,36 @@ mod tests {
         assert!(!is_field_key(""));
     }
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "João P. Silva", "fields": {"quem_indicou": "Ana"}}))]
+pub struct UpdateContactRequest {
+    pub phone: Option<String>,
+    #[schema(max_length = 200)]
+    pub name: Option<String>,
+    /// Replaces all fields.
+    #[schema(value_type = Option<ContactFields>)]
+    pub fields: Option<Map<String, Value>>,
+    /// Replaces the contact's tags.
+    pub tag_ids: Option<Vec<Uuid>>,
+    /// `true` opts the contact out (now: its pending and queued sends in every campaign are
+    /// skipped), `false` opts them back in (as `POST /contacts/{id}/opt-in`). Audited.
+    pub opted_out: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"contacts": [{"phone": "5511987654321", "name": "João Silva"}, {"phone": "5521987654321", "name": "Maria", "fields": {"plano": "ouro"}}]}))]
+pub struct BulkRequest {
+    /// Up to 10,000 contacts, upserted by phone.
+    pub contacts: Vec<ContactRequest>,
+}
+
+pub fn describe(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

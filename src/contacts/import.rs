@@ -6,15 +6,37 @@ use actix_web::{http::header, post, web, HttpMessage, HttpRequest, HttpResponse}
 use csv_async::{AsyncReaderBuilder, ByteRecord, Trim};
 use futures_util::StreamExt;
 use sea_orm::TransactionTrait;
+use serde::Serialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+use utoipa::ToSchema;
 
 use super::csv_format::{sniff_delimiter, Charset, Columns, CsvFormat};
+use super::domain::describe;
 use super::domain::NewContact;
 use super::repo;
-use super::routes::{default_country, describe, ImportResult, InvalidRow};
+use super::repo::default_country;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
+
+/// A row that was not written, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvalidRow {
+    /// Bulk: the 0-based index in `contacts`. Import: the 1-based line in the file (the
+    /// header is line 1).
+    pub row: u64,
+    pub error: String,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ImportResult {
+    pub created: u64,
+    pub updated: u64,
+    pub invalid: Vec<InvalidRow>,
+    /// CSV import only: how the file was read (encoding, delimiter, column mapping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<CsvFormat>,
+}
 
 /// Rows upserted per statement.
 const BATCH: usize = 2_000;

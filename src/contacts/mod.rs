@@ -9,5 +9,6 @@ pub mod optout;
 pub mod phone;
 pub mod repo;
 pub mod routes;
+pub mod service;
 pub mod sets;
 pub mod tags;

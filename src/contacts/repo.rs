@@ -364,3 +364,12 @@ pub async fn set_opted_out(
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// The tenant's default country, for phone normalisation.
+pub async fn default_country(db: &impl ConnectionTrait, tenant_id: Uuid) -> Result<String, sea_orm::DbErr> {
+    use sea_orm::EntityTrait;
+    Ok(crate::entities::tenants::Entity::find_by_id(tenant_id)
+        .one(db)
+        .await?
+        .map_or_else(|| "BR".to_owned(), |t| t.default_country))
+}
