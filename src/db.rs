@@ -8,10 +8,10 @@ use sea_orm::{
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use crate::api::extract::{Page, Pagination};
 use crate::config::Settings;
 use crate::entities::TenantOwned;
 use crate::error::{AppError, AppResult};
+use crate::pagination::{Page, Pagination};
 
 /// A Postgres statement with bound values: how every hand-written query in Arauto is made.
 pub fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = sea_orm::Value>) -> Statement {

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod instances;
 pub mod observability;
 pub mod ops;
+pub mod pagination;
 pub mod recipients;
 pub mod redis;
 pub mod scheduler;

@@ -14,8 +14,8 @@ use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::gateway::GatewayClient;
 use crate::redis::Keys;
-use crate::tenancy::auth::UserCache;
 use crate::tenancy::jwt::JwtKeys;
+use crate::tenancy::repo::UserCache;
 
 /// Everything a request handler may need, built once per process.
 pub struct AppState {

@@ -4,6 +4,7 @@ pub mod cursor;
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod schema;
 
 use crate::error::AppError;
 use actix_cors::Cors;

@@ -322,14 +322,7 @@ pub fn allowed_methods(path: &str) -> Option<&'static [Method]> {
     })
 }
 
-/// A string schema with exactly `values`, for fields kept as text that take a closed set
-/// (`#[schema(schema_with = …)]`).
-pub fn string_enum(values: &[&str]) -> utoipa::openapi::schema::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(values.iter().copied()))
-        .build()
-}
+pub use super::schema::string_enum;
 
 /// The methods of a documented path without parameters equal to `path`
 /// (`/api/v1/contacts/bulk`), if there is one.

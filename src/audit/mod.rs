@@ -8,9 +8,9 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Order, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::api::extract::{Page, Pagination};
 use crate::db::{page_sorted, scoped};
 use crate::entities::audit_logs;
+use crate::pagination::{Page, Pagination};
 use crate::tenancy::auth::AuthUser;
 
 /// What happened, to what.

@@ -4,9 +4,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::extract::Pagination;
 use crate::entities::audit_logs;
 use crate::error::AppResult;
+use crate::pagination::Pagination;
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 

@@ -7,19 +7,12 @@ use std::path::{Path, PathBuf};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+pub use crate::calendar::rules::HolidayKind;
 use crate::calendar::rules::{RawHoliday, Rule};
 
 /// First and last year whose blocking days are precomputed at load time.
 /// Other years still work, through a slower path that evaluates the rules.
 pub const INDEXED_YEARS: std::ops::RangeInclusive<i32> = 1990..=2100;
-
-/// Public holiday or optional day ("ponto facultativo").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum HolidayKind {
-    Public,
-    Optional,
-}
 
 /// One holiday occurrence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,10 +4,17 @@
 //! The file format is documented in `holidays/README.md`.
 
 use chrono::{Datelike, Days, NaiveDate, Weekday};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::calendar::easter::easter_sunday;
-use crate::calendar::holidays::HolidayKind;
+
+/// Public holiday or optional day ("ponto facultativo").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HolidayKind {
+    Public,
+    Optional,
+}
 
 /// One `[[holiday]]` table exactly as written in a calendar file.
 #[derive(Debug, Clone, Deserialize)]

@@ -49,7 +49,7 @@ impl From<holidays::Model> for HolidayView {
 }
 
 fn holiday_source_schema() -> utoipa::openapi::schema::Object {
-    crate::api::openapi::string_enum(&["shipped", "tenant"])
+    crate::api::schema::string_enum(&["shipped", "tenant"])
 }
 
 /// The shipped calendar `calendar`'s holidays of `year` (default: the current year;

@@ -20,11 +20,11 @@ use super::domain::CampaignStatus;
 use super::recurrence::{local_date, next_occurrence, Recurrence, RecurrenceSpec};
 use super::repo;
 use super::routes::CampaignView;
-use crate::api::extract::{Page, Pagination};
 use crate::calendar::ScheduleSpec;
 use crate::db::find_owned;
 use crate::entities::campaigns;
 use crate::error::AppResult;
+use crate::pagination::{Page, Pagination};
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 

@@ -364,7 +364,7 @@ pub struct InstanceState {
 
 /// `InstanceState::state`: a connection state or `unknown`.
 fn probed_state_schema() -> utoipa::openapi::schema::Object {
-    crate::api::openapi::string_enum(&["open", "connecting", "close", "unknown"])
+    crate::api::schema::string_enum(&["open", "connecting", "close", "unknown"])
 }
 
 #[derive(FromQueryResult)]

@@ -8,11 +8,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::domain::{InstanceInput, InstancePatch};
-use crate::api::extract::{Page, Pagination};
 use crate::constraints::{violation, Violation, CAMPAIGNS_INSTANCE_FKEY};
 use crate::db::{page_sorted, scoped};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
+use crate::pagination::{Page, Pagination};
 
 /// 40 random alphanumerics: the secret part of the instance's webhook URL.
 fn webhook_token() -> String {

@@ -1,20 +1,16 @@
 //! Passwords (argon2), the [`AuthUser`] extractor (tokens: [`super::jwt`]) and the
-//! short-lived [`UserCache`] it reads users through.
+//! short-lived [`UserCache`] it reads users through (kept in [`super::repo`]).
 
+pub use super::domain::AuthUser;
+pub use super::repo::UserCache;
+use crate::api::extract::state;
+use crate::error::AppError;
 use actix_web::{dev::Payload, http::header, FromRequest, HttpRequest};
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
 };
 use futures_util::future::LocalBoxFuture;
-use sea_orm::EntityTrait;
-use std::time::Duration;
-use uuid::Uuid;
-
-use super::domain::Role;
-use crate::api::extract::state;
-use crate::entities::users;
-use crate::error::AppError;
 
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || {
@@ -41,69 +37,6 @@ pub async fn verify_password(password: String, hash: Option<String>) -> anyhow::
         Ok(known && ok)
     })
     .await?
-}
-
-/// The authenticated caller: a user of a tenant, still existing, with their current role.
-#[derive(Debug, Clone)]
-pub struct AuthUser {
-    pub user_id: Uuid,
-    pub tenant_id: Uuid,
-    pub role: Role,
-    pub email: String,
-}
-
-impl AuthUser {
-    /// 403 unless the caller is an admin of their tenant.
-    pub fn require_admin(&self) -> Result<(), AppError> {
-        match self.role {
-            Role::Admin => Ok(()),
-            Role::Member => Err(AppError::Forbidden("only admins may do this".into())),
-        }
-    }
-}
-
-/// Users seen by this process, by id, for `server.read_cache_ttl_ms`, so that a request
-/// does not read its caller's row every time. A user changed or deleted through this
-/// process is forgotten at once ([`UserCache::forget`]); one changed through another replica
-/// keeps its old role (or, deleted, keeps being let in) here for at most the TTL. Unknown
-/// ids are remembered too, as absent.
-#[derive(Clone)]
-pub struct UserCache {
-    users: moka::future::Cache<Uuid, Option<AuthUser>>,
-}
-
-impl UserCache {
-    /// Users remembered at most: beyond it the least used are dropped.
-    const CAPACITY: u64 = 100_000;
-
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            users: moka::future::Cache::builder()
-                .max_capacity(Self::CAPACITY)
-                .time_to_live(ttl)
-                .build(),
-        }
-    }
-
-    /// The user with this id (any tenant), from memory or from the database.
-    pub async fn get(&self, db: &sea_orm::DatabaseConnection, user_id: Uuid) -> Result<Option<AuthUser>, AppError> {
-        if let Some(found) = self.users.get(&user_id).await {
-            return Ok(found);
-        }
-        let found = users::Entity::find_by_id(user_id).one(db).await?.map(|u| AuthUser {
-            user_id: u.id,
-            tenant_id: u.tenant_id,
-            role: u.role,
-            email: u.email,
-        });
-        self.users.insert(user_id, found.clone()).await;
-        Ok(found)
-    }
-
-    /// Drops what this process remembers of the user: call after changing or deleting them.
-    pub async fn forget(&self, user_id: Uuid) {
-        self.users.invalidate(&user_id).await;
-    }
 }
 
 impl FromRequest for AuthUser {

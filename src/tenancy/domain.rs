@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::AppError;
 
 /// A lower-cased, trimmed email address of plausible shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,5 +111,24 @@ mod tests {
         assert_eq!(parse_name("  Loja  ", 10).unwrap(), "Loja");
         assert!(parse_name("   ", 10).is_err());
         assert!(parse_name("abcdefghijk", 10).is_err());
+    }
+}
+
+/// The authenticated caller: a user of a tenant, still existing, with their current role.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub role: Role,
+    pub email: String,
+}
+
+impl AuthUser {
+    /// 403 unless the caller is an admin of their tenant.
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Member => Err(AppError::Forbidden("only admins may do this".into())),
+        }
     }
 }

@@ -7,11 +7,11 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order
 use serde_json::json;
 use uuid::Uuid;
 
-use super::domain::{Email, Role};
-use crate::api::extract::{Page, Pagination};
+use super::domain::{AuthUser, Email, Role};
 use crate::db::{page_sorted, scoped};
 use crate::entities::{tenants, users};
 use crate::error::{AppError, AppResult};
+use crate::pagination::{Page, Pagination};
 
 /// A user row to insert: the email already parsed and the password already hashed (argon2).
 pub struct NewUser {
@@ -147,4 +147,48 @@ pub async fn list_users(
 ) -> Result<Page<users::Model>, sea_orm::DbErr> {
     let query = scoped::<users::Entity>(tenant_id);
     page_sorted(db, query, users::Column::CreatedAt, Order::Asc, page).await
+}
+
+/// Users seen by this process, by id, for `server.read_cache_ttl_ms`, so that a request
+/// does not read its caller's row every time. A user changed or deleted through this
+/// process is forgotten at once ([`UserCache::forget`]); one changed through another replica
+/// keeps its old role (or, deleted, keeps being let in) here for at most the TTL. Unknown
+/// ids are remembered too, as absent.
+#[derive(Clone)]
+pub struct UserCache {
+    users: moka::future::Cache<Uuid, Option<AuthUser>>,
+}
+
+impl UserCache {
+    /// Users remembered at most: beyond it the least used are dropped.
+    const CAPACITY: u64 = 100_000;
+
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            users: moka::future::Cache::builder()
+                .max_capacity(Self::CAPACITY)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// The user with this id (any tenant), from memory or from the database.
+    pub async fn get(&self, db: &sea_orm::DatabaseConnection, user_id: Uuid) -> Result<Option<AuthUser>, AppError> {
+        if let Some(found) = self.users.get(&user_id).await {
+            return Ok(found);
+        }
+        let found = users::Entity::find_by_id(user_id).one(db).await?.map(|u| AuthUser {
+            user_id: u.id,
+            tenant_id: u.tenant_id,
+            role: u.role,
+            email: u.email,
+        });
+        self.users.insert(user_id, found.clone()).await;
+        Ok(found)
+    }
+
+    /// Drops what this process remembers of the user: call after changing or deleting them.
+    pub async fn forget(&self, user_id: Uuid) {
+        self.users.invalidate(&user_id).await;
+    }
 }

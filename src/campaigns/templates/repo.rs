@@ -5,11 +5,11 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Order, Set};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::api::extract::{Page, Pagination};
 use crate::campaigns::domain::Message;
 use crate::db::{page_sorted, scoped};
 use crate::entities::templates;
 use crate::error::AppResult;
+use crate::pagination::{Page, Pagination};
 
 /// Inserts a template of the tenant, created `now`. 409 when it has one of that name.
 pub async fn insert(

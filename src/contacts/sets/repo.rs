@@ -7,10 +7,10 @@ use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::api::extract::Pagination;
 use crate::contacts::repo::{self, Owned};
 use crate::db::stmt;
 use crate::error::{AppError, AppResult};
+use crate::pagination::Pagination;
 
 /// One kind of set: its table, its membership table and its own text column.
 pub struct SetKind {
