@@ -2,7 +2,7 @@
 //! sandbox + Postgres + Redis all on this machine. Prints sends per second.
 //!
 //! `cargo bench --bench dispatch` (env `BENCH_SENDS`, default 20000; `BENCH_WORKERS`,
-//! default 2).
+//! default 2; `BENCH_LATENCY_MS`, the sandbox's answer latency, default 0).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 async fn main() {
     let sends = env("BENCH_SENDS", 20_000);
     let workers = env("BENCH_WORKERS", 2);
+    let latency_ms = env("BENCH_LATENCY_MS", 0) as u64;
     let campaigns = 4;
     let bench = support::setup(|s| {
         s.beat.max_batch = 100_000;
@@ -26,6 +27,12 @@ async fn main() {
     })
     .await;
     let (url, sandbox) = support::sandbox();
+    sandbox
+        .set_faults(arauto::gateway::sandbox::FaultsPatch {
+            latency_ms: Some(latency_ms),
+            ..Default::default()
+        })
+        .unwrap();
     let per = sends / campaigns;
     bench
         .active_campaigns(support::Fleet {
@@ -71,7 +78,7 @@ async fn main() {
         m
     };
     println!(
-        "dispatch: {sent} sends in {:.2} s = {:.0} sends/s ({workers} workers, {campaigns} campaigns, {ticks} ticks; duplicates: {})",
+        "dispatch: {sent} sends in {:.2} s = {:.0} sends/s ({workers} workers, {latency_ms} ms gateway latency, {campaigns} campaigns, {ticks} ticks; duplicates: {})",
         elapsed.as_secs_f64(),
         sent as f64 / elapsed.as_secs_f64(),
         per_number.values().filter(|n| **n > 1).count()
