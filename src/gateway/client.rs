@@ -203,7 +203,7 @@ impl GatewayError {
         Self {
             class,
             status,
-            reason: reason.into(),
+            reason: storable(&reason.into()),
             body_excerpt: excerpt(body),
             attempts: 1,
         }
@@ -371,12 +371,12 @@ impl GatewayClient {
             });
         };
         Ok(SentMessage {
-            message_id: message_id.to_owned(),
-            remote_jid: key
-                .and_then(|k| k.get("remoteJid"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            message_id: storable(message_id),
+            remote_jid: storable(
+                key.and_then(|k| k.get("remoteJid"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
             status: answer.status,
             attempts: answer.attempts,
             body_excerpt: excerpt(&answer.body),
@@ -692,12 +692,20 @@ fn message_texts(message: Option<&Value>) -> (Vec<String>, bool) {
     (texts, not_on_whatsapp)
 }
 
-/// At most [`EXCERPT_CHARS`] characters.
+/// At most [`EXCERPT_CHARS`] characters, storable: see [`storable`].
 fn excerpt(body: &str) -> String {
-    match body.char_indices().nth(EXCERPT_CHARS) {
-        Some((cut, _)) => body[..cut].to_owned(),
-        None => body.to_owned(),
-    }
+    let cut = match body.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => &body[..cut],
+        None => body,
+    };
+    storable(cut)
+}
+
+/// Gateway text as Postgres can store it: NUL (`\0`, also from a JSON `\u0000`), which
+/// Postgres refuses in `text` and `jsonb`, becomes U+FFFD. Whatever a gateway answers, its
+/// outcome is still written.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -1124,6 +1132,17 @@ mod tests {
         );
         let e = classify_status(302, "");
         assert_eq!(e.class, ErrorClass::Instance);
+    }
+
+    #[test]
+    fn gateway_text_with_nul_is_made_storable() {
+        let e = classify_status(400, r#"{"response": {"message": ["bad\u0000number"]}}"#);
+        assert!(!e.reason.contains('\0') && !e.body_excerpt.contains('\0'), "{e:?}");
+        let raw = GatewayError::new(ErrorClass::Recipient, Some(400), "a\0b", "x\0y");
+        assert_eq!(
+            (raw.reason.as_str(), raw.body_excerpt.as_str()),
+            ("a\u{FFFD}b", "x\u{FFFD}y")
+        );
     }
 
     #[test]
