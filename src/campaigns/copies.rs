@@ -6,12 +6,13 @@ use actix_web::web::Bytes;
 use actix_web::{get, http::header, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures_util::{stream, StreamExt};
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
+use sea_orm::{DatabaseConnection, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::repo;
 use super::routes::CampaignView;
 use crate::api::extract::ApiQuery;
 use crate::audit::{self, Event};
@@ -42,13 +43,7 @@ pub async fn duplicate(state: web::Data<AppState>, user: AuthUser, id: web::Path
     let keep = 200 - COPY_SUFFIX.chars().count();
     let name: String = c.name.chars().take(keep).collect::<String>() + COPY_SUFFIX;
     let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
-    txn.execute(stmt(
-        "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, created_at, updated_at) \
-         SELECT $1, tenant_id, $3, instance_id, 'draft', messages, audience, schedule, pacing, $4, $4 \
-         FROM campaigns WHERE id = $2",
-        vec![copy.into(), c.id.into(), name.into(), now.into()],
-    ))
-    .await?;
+    repo::insert_copy(&txn, c.id, copy, &name, now).await?;
     let event = Event::new("campaign.duplicate", "campaign", copy).with(json!({"from": c.id}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), now, event).await?;
     txn.commit().await?;

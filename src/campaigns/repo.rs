@@ -188,6 +188,26 @@ pub async fn insert_runs(
     Ok(runs.into_iter().map(|r| (r.id, r.status)).collect())
 }
 
+/// A new draft `copy` with `source`'s definition (instance, messages, audience, schedule,
+/// pacing, recurrence) named `name`: nothing of its run (status, counts, parent) is copied.
+pub async fn insert_copy(
+    db: &impl ConnectionTrait,
+    source: Uuid,
+    copy: Uuid,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    db.execute(stmt(
+        "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, \
+           recurrence, created_at, updated_at) \
+         SELECT $1, tenant_id, $3, instance_id, 'draft', messages, audience, schedule, pacing, recurrence, $4, $4 \
+         FROM campaigns WHERE id = $2",
+        vec![copy.into(), source.into(), name.into(), now.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Moves recurring parents on, given as `[{id, next_occurrence_at, occurrences}]`: the next
 /// occurrence and how many more were seen; a parent with no next occurrence has ended its
 /// series and becomes `completed` (its last run may still be sending). Only `scheduled`

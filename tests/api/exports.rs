@@ -53,6 +53,29 @@ async fn a_duplicate_is_a_new_draft_with_the_same_definition() {
     assert!(copy["started_at"].is_null());
     // It starts like any draft.
     assert_eq!(w.start(copy["id"].as_str().unwrap()).await["status"], "active");
+    // A recurring draft's copy recurs the same way.
+    let draft = copy["id"].as_str().unwrap().to_owned();
+    let recurring = w
+        .app
+        .post(&format!("/api/v1/campaigns/{draft}/duplicate"), &w.t, json!({}))
+        .await;
+    let recurring = recurring.ok(201)["id"].as_str().unwrap().to_owned();
+    let rule = json!({"freq": "weekly", "at": "09:30", "weekdays": [1, 3]});
+    let patched = w
+        .app
+        .patch(
+            &format!("/api/v1/campaigns/{recurring}"),
+            &w.t,
+            json!({"recurrence": rule}),
+        )
+        .await;
+    let patched = patched.ok(200).clone();
+    let again = w
+        .app
+        .post(&format!("/api/v1/campaigns/{recurring}/duplicate"), &w.t, json!({}))
+        .await;
+    assert_eq!(again.ok(201)["recurrence"], patched["recurrence"]);
+    assert!(!patched["recurrence"].is_null());
     // Another tenant's campaign is not found.
     let other = w.app.signup("Outra").await;
     w.app
