@@ -29,15 +29,25 @@ async fn update_with_event(
     event: Option<EventType>,
     at: &str,
 ) -> Result<u64, sea_orm::DbErr> {
+    values.push(event.map(EventType::as_str).into());
+    let event_sql = format!("${}::text", values.len());
+    update_with_events(db, update, values, &event_sql, at).await
+}
+
+/// [`update_with_event`] with the event type as SQL over each moved row `c` (a `text`, NULL
+/// for none): one statement may then write different events for different rows.
+async fn update_with_events(
+    db: &impl ConnectionTrait,
+    update: &str,
+    values: Vec<sea_orm::Value>,
+    event_sql: &str,
+    at: &str,
+) -> Result<u64, sea_orm::DbErr> {
     #[derive(FromQueryResult)]
     struct Moved {
         n: i64,
     }
-    values.push(event.map(EventType::as_str).into());
-    let source = format!(
-        "SELECT c.tenant_id, ${}::text AS event_type, {CAMPAIGN_DATA} AS data FROM moved c",
-        values.len()
-    );
+    let source = format!("SELECT c.tenant_id, {event_sql} AS event_type, {CAMPAIGN_DATA} AS data FROM moved c");
     let moved = Moved::find_by_statement(stmt(
         format!(
             "WITH moved AS ({update} RETURNING c.*), {} SELECT count(*) AS n FROM moved",
@@ -168,7 +178,13 @@ pub async fn insert_runs(
     if occurrences.is_empty() {
         return Ok(vec![]);
     }
-    let runs = Run::find_by_statement(stmt(
+    // In the statement that creates them: `campaign.started` for each run created (a
+    // skipped occurrence starts nothing) and one audit row per run, by the system (no user).
+    let source = format!(
+        "SELECT c.tenant_id, CASE WHEN c.status = 'preparing' THEN 'campaign.started' END AS event_type, \
+         {CAMPAIGN_DATA} AS data FROM created c"
+    );
+    let insert: &str =
         "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, \
            parent_id, occurrence_at, started_at, next_send_at, cancelled_at, cancel_reason, audience_total, \
            audience_ready_at, audience_on, created_at, updated_at) \
@@ -180,7 +196,18 @@ pub async fn insert_runs(
            CASE WHEN r.skipped THEN 0 END, CASE WHEN r.skipped THEN $2 END, r.local_date::date, $2, $2 \
          FROM jsonb_to_recordset($1::jsonb) AS r(parent_id uuid, at timestamptz, local_date text, skipped boolean) \
          JOIN campaigns p ON p.id = r.parent_id \
-         ON CONFLICT (parent_id, occurrence_at) DO NOTHING RETURNING id, status",
+         ON CONFLICT (parent_id, occurrence_at) DO NOTHING RETURNING *";
+    let runs = Run::find_by_statement(stmt(
+        format!(
+            "WITH created AS ({insert}), {}, \
+             audited AS (INSERT INTO audit_logs (id, tenant_id, user_id, action, entity_type, entity_id, details, created_at) \
+               SELECT gen_random_uuid(), c.tenant_id, NULL, \
+                 CASE WHEN c.status = 'preparing' THEN 'campaign.run' ELSE 'campaign.run_skipped' END, 'campaign', c.id, \
+                 jsonb_build_object('parent_id', c.parent_id, 'occurrence_at', c.occurrence_at), $2 \
+               FROM created c RETURNING 1) \
+             SELECT id, status FROM created",
+            enqueue_cte("hooks", &source, "$2")
+        ),
         vec![Value::Array(occurrences).into(), now.into()],
     ))
     .all(db)
@@ -220,18 +247,20 @@ pub async fn advance_parents(
     if advanced.is_empty() {
         return Ok(0);
     }
-    let done = db
-        .execute(stmt(
-            "UPDATE campaigns c SET next_occurrence_at = u.next_occurrence_at, \
+    // A parent whose series ended writes `campaign.completed` in the same statement.
+    update_with_events(
+        db,
+        "UPDATE campaigns c SET next_occurrence_at = u.next_occurrence_at, \
                occurrence_count = c.occurrence_count + u.occurrences, updated_at = $2, \
                status = CASE WHEN u.next_occurrence_at IS NULL THEN 'completed' ELSE c.status END, \
                completed_at = CASE WHEN u.next_occurrence_at IS NULL THEN $2 ELSE c.completed_at END \
              FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, next_occurrence_at timestamptz, occurrences integer) \
              WHERE c.id = u.id AND c.status = 'scheduled' AND c.recurrence IS NOT NULL",
-            vec![Value::Array(advanced).into(), now.into()],
-        ))
-        .await?;
-    Ok(done.rows_affected())
+        vec![Value::Array(advanced).into(), now.into()],
+        "CASE WHEN c.status = 'completed' THEN 'campaign.completed' END",
+        "$2",
+    )
+    .await
 }
 
 /// A campaign whose audience is still to resolve (`preparing`, or paused while preparing),

@@ -241,12 +241,51 @@ async fn count_and_until_end_the_series_and_complete_the_parent() {
         json!({"freq": "daily", "at": "09:00", "until": "2026-12-02"}),
     )
     .await;
+    // A receiver that never answers: the outbox rows are what this test reads.
+    let sub = w
+        .app
+        .post(
+            "/api/v1/webhook-subscriptions",
+            &w.t,
+            json!({"url": "http://127.0.0.1:9/hooks", "events": ["campaign.started", "campaign.completed"]}),
+        )
+        .await;
+    let sub = sub.ok(201)["id"].as_str().unwrap().to_owned();
     start_at(&w, &counted, utc(2026, 11, 30, 10, 0)).await;
     let (t, _) = start_at(&w, &until, utc(2026, 11, 30, 10, 0)).await;
     let b = beat(&w, utc(2026, 11, 30, 12, 1));
     for d in 0..5 {
         b.tick(utc(2026, 11, 30, 12, 1) + Duration::days(d)).await.unwrap();
     }
+    // Each run the beat created is announced and audited like a start; each ended series
+    // announces its parent's completion.
+    let log = w
+        .app
+        .get(
+            &format!("/api/v1/webhook-subscriptions/{sub}/deliveries?per_page=500"),
+            &t,
+        )
+        .await;
+    let events: Vec<String> = log.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["event"].as_str().unwrap().to_owned())
+        .collect();
+    let count = |e: &str| events.iter().filter(|x| *x == e).count();
+    assert_eq!(
+        (count("campaign.started"), count("campaign.completed")),
+        (2 + 5, 2),
+        "two parents started, five runs, two series ended: {events:?}"
+    );
+    let audit = w.app.get("/api/v1/audit-logs?per_page=500", &t).await;
+    let runs_audited = audit.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "campaign.run" && a["user_id"].is_null())
+        .count();
+    assert_eq!(runs_audited, 5);
     assert_eq!(runs(&w, &t, &counted).await.len(), 2);
     assert_eq!(
         runs(&w, &t, &until).await.len(),
