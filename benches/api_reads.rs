@@ -12,7 +12,7 @@ mod support;
 
 use support::env;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 #[tokio::main]
@@ -30,7 +30,6 @@ async fn main() {
     let token = signup["token"].as_str().expect("token").to_owned();
     let tenant = signup["tenant"]["id"].as_str().expect("tenant id").to_owned();
     let tenant_id: uuid::Uuid = tenant.parse().expect("uuid");
-    bench.instances(tenant_id, 1, "http://127.0.0.1:9").await;
     bench
         .exec(&format!(
             "INSERT INTO contacts (id, tenant_id, phone, name, fields) \
@@ -38,58 +37,7 @@ async fn main() {
              FROM generate_series(1, 100000) AS i"
         ))
         .await;
-    let instance: Value = http
-        .get(format!("{base}/instances"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("instances")
-        .json()
-        .await
-        .expect("instances body");
-    let contacts: Value = http
-        .get(format!("{base}/contacts?per_page=1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("contacts")
-        .json()
-        .await
-        .expect("contacts body");
-    let campaign: Value = http
-        .post(format!("{base}/campaigns"))
-        .bearer_auth(&token)
-        .json(&json!({
-            "name": "Big", "instance_id": instance["items"][0]["id"],
-            "messages": [{"text": "{{saudacao}}, {{nome}}!"}],
-            "audience": {"contact_ids": [contacts["items"][0]["id"]]},
-            "schedule": {"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR-SP"},
-            "pacing": {"min_interval_seconds": 20, "max_interval_seconds": 40}
-        }))
-        .send()
-        .await
-        .expect("campaign")
-        .json()
-        .await
-        .expect("campaign body");
-    let campaign = campaign["id"].as_str().expect("campaign id").to_owned();
-    // A campaign well under way: sent, failed, skipped and still pending recipients.
-    bench
-        .exec(&format!(
-            "UPDATE campaigns SET status = 'active', started_at = now() - interval '1 day' WHERE id = '{campaign}'"
-        ))
-        .await;
-    bench
-        .exec(&format!(
-            "INSERT INTO recipients (id, tenant_id, campaign_id, phone, name, position, status, reason, sent_at, delivered_at) \
-             SELECT gen_random_uuid(), '{tenant}', '{campaign}', (5521900000000 + i)::text, 'R ' || i, i, \
-                    CASE WHEN i % 20 < 8 THEN 'sent' WHEN i % 20 = 8 THEN 'failed' WHEN i % 20 = 9 THEN 'skipped' ELSE 'pending' END, \
-                    CASE WHEN i % 20 = 8 THEN 'not_on_whatsapp' WHEN i % 20 = 9 THEN 'opted_out' END, \
-                    CASE WHEN i % 20 < 8 THEN now() - (i % 3600) * interval '1 second' END, \
-                    CASE WHEN i % 20 < 6 THEN now() END \
-             FROM generate_series(1, {recipients}) AS i"
-        ))
-        .await;
+    let campaign = bench.campaign_under_way(&base, &token, tenant_id, recipients).await;
     bench.exec("VACUUM ANALYZE").await;
 
     let stats_url = format!("{base}/campaigns/{campaign}/stats");
