@@ -37,6 +37,15 @@ pub enum Command {
     /// Operator check of everything Arauto needs: Postgres, Redis, migrations, a leading
     /// beat, each busy instance's gateway, stuck rows (exit status 1 on a problem).
     Doctor,
+    /// Re-seal every secret stored at rest (instance api keys, webhook secrets) with the
+    /// current `crypto.key`, opening each with `crypto.key` or one of
+    /// `crypto.previous_keys`. Idempotent and resumable; exit status 1 when a value opens
+    /// with no configured key (it is left as it was and its row named).
+    RotateCryptoKey {
+        /// Rows re-sealed per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u64,
+    },
     /// Operator views of campaigns.
     Campaigns {
         #[command(subcommand)]
@@ -57,6 +66,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Sandbox => crate::gateway::run_sandbox(&settings.sandbox.host, settings.sandbox.port).await,
         Command::Api => api(settings).await,
         Command::Check => check(&settings).await,
+        Command::RotateCryptoKey { batch_size } => rotate_crypto_key(&settings, batch_size).await,
         Command::Doctor => {
             let state = AppState::build(settings, Arc::new(SystemClock)).await?;
             report(crate::ops::doctor(&state, chrono::Utc::now()).await)
@@ -112,6 +122,37 @@ async fn check(settings: &Settings) -> anyhow::Result<()> {
     println!("non-terminal recipients in completed or cancelled campaigns: {stranded}");
     if stranded > 0 {
         anyhow::bail!("{stranded} recipients are not terminal although their campaign is");
+    }
+    Ok(())
+}
+
+async fn rotate_crypto_key(settings: &Settings, batch_size: u64) -> anyhow::Result<()> {
+    let (Some(key), Some(previous)) = (settings.crypto_key(), settings.crypto_previous_keys()) else {
+        anyhow::bail!("crypto.key and crypto.previous_keys must each be the base64 encoding of exactly 32 bytes");
+    };
+    let cipher = crate::crypto::Cipher::with_previous(&key, &previous);
+    let db = crate::state::connect_db(settings).await?;
+    let report = crate::crypto::rotation::rotate_all(&db, &cipher, batch_size).await?;
+    let mut unreadable = 0;
+    for (col, done) in &report {
+        println!(
+            "{}.{}: {} re-sealed with crypto.key, {} already were, {} unreadable",
+            col.table,
+            col.column,
+            done.resealed,
+            done.current,
+            done.unreadable.len()
+        );
+        for id in &done.unreadable {
+            println!(
+                "  unreadable: {} {id} (no configured key opens it; left as it was)",
+                col.table
+            );
+        }
+        unreadable += done.unreadable.len();
+    }
+    if unreadable > 0 {
+        anyhow::bail!("{unreadable} value(s) could not be opened with crypto.key or crypto.previous_keys");
     }
     Ok(())
 }

@@ -142,6 +142,11 @@ pub struct LogSettings {
     pub format: String,
     /// A tracing `EnvFilter` directive; `RUST_LOG` wins when set.
     pub level: String,
+    /// Keys used before `key` (each base64 of 32 bytes): they still open stored values,
+    /// never seal new ones, until `arauto rotate-crypto-key` re-sealed everything with
+    /// `key`. Env: comma-separated.
+    #[serde(default)]
+    pub previous_keys: Vec<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,7 +197,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("server.cors_origins"),
+                    .with_list_parse_key("server.cors_origins")
+                    .with_list_parse_key("crypto.previous_keys"),
             );
             if let Ok(url) = std::env::var("DATABASE_URL") {
                 builder = builder.set_override("database.url", url)?;
@@ -231,6 +237,12 @@ impl Settings {
             return fail("gateway.max_attempts", "must be at least 1");
         }
         if self.auth.token_ttl_hours <= 0 {
+        if self.crypto_previous_keys().is_none() {
+            return fail(
+                "crypto.previous_keys",
+                "each must be the base64 encoding of exactly 32 bytes",
+            );
+        }
             return fail("auth.token_ttl_hours", "must be positive");
         }
         if self.redis.prefix.is_empty() {
@@ -249,10 +261,18 @@ impl Settings {
 
     /// The decoded `crypto.key`, if well-formed.
     pub fn crypto_key(&self) -> Option<[u8; 32]> {
-        base64::engine::general_purpose::STANDARD
-            .decode(self.crypto.key.expose_secret().trim())
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
+        decode_key(&self.crypto.key)
+    }
+
+    /// The decoded `crypto.previous_keys` (blank entries ignored), if every one is
+    /// well-formed.
+    pub fn crypto_previous_keys(&self) -> Option<Vec<[u8; 32]>> {
+        self.crypto
+            .previous_keys
+            .iter()
+            .filter(|k| !k.expose_secret().trim().is_empty())
+            .map(decode_key)
+            .collect()
     }
 
     /// The configured JWT secret, if one is set and not blank.
@@ -297,6 +317,14 @@ mod tests {
             }
         }
         impl Drop for Dir {
+/// Base64 of exactly 32 bytes.
+fn decode_key(key: &SecretString) -> Option<[u8; 32]> {
+    base64::engine::general_purpose::STANDARD
+        .decode(key.expose_secret().trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+}
+
             fn drop(&mut self) {
                 let _ = std::fs::remove_dir_all(&self.0);
             }
@@ -365,3 +393,19 @@ mod tests {
         assert!(e.contains("crypto.key"), "{e}");
     }
 }
+    #[test]
+    fn previous_crypto_keys_are_read_and_a_malformed_one_is_refused_by_name() {
+        let good = "[crypto]\nkey = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"\nprevious_keys = [\"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\"]\n";
+        let dir = custom(("[crypto]", "[crypto]"), good);
+        let s = Settings::load_from(dir.path(), "custom", false).unwrap();
+        assert_eq!(s.crypto_previous_keys(), Some(vec![[2u8; 32]]));
+        let dir = custom(
+            ("[crypto]", "[crypto]"),
+            &good.replace("AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=", "short"),
+        );
+        let e = Settings::load_from(dir.path(), "custom", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crypto.previous_keys"), "{e}");
+    }
+

@@ -75,7 +75,7 @@ impl AppState {
             redis,
             keys: Keys::new(settings.redis.prefix.clone()),
             jwt: JwtKeys::new(&secret, settings.auth.token_ttl_hours),
-            cipher: Cipher::new(&key),
+            cipher: Cipher::with_previous(&key, &previous_keys),
             clock,
             calendars,
             settings: Arc::new(settings),
@@ -84,6 +84,9 @@ impl AppState {
 }
 
 /// The shipped calendars; a missing folder or a bad file stops the process, naming it.
+        let previous_keys = settings.crypto_previous_keys().ok_or_else(|| {
+            anyhow::anyhow!("crypto.previous_keys: each must be the base64 encoding of exactly 32 bytes")
+        })?;
 pub fn load_calendars(settings: &Settings) -> anyhow::Result<Arc<Calendars>> {
     Calendars::load_dir(&settings.holidays.dir)
         .map(Arc::new)

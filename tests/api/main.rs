@@ -12,6 +12,7 @@ mod exports;
 mod health;
 mod holidays;
 mod instances;
+mod key_rotation;
 mod metrics;
 mod migrations;
 mod observability;
