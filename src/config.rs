@@ -94,6 +94,16 @@ pub struct DispatchSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
+    /// Partitions of the dispatch queue (a stream and a due-time sorted set each, under one
+    /// hash tag): on a Redis Cluster they spread the queue over the nodes. Every process
+    /// must use the same number; changing it strands queued jobs, which the beat queues
+    /// again after a while (Postgres is the truth).
+    #[serde(default = "default_queue_partitions")]
+    pub queue_partitions: u16,
+}
+
+fn default_queue_partitions() -> u16 {
+    crate::redis::DEFAULT_QUEUE_PARTITIONS
     pub timeout_ms: u64,
     pub max_attempts: u32,
 }
@@ -254,6 +264,13 @@ impl Settings {
             }
             if self.crypto.key.expose_secret().trim() == DEVELOPMENT_CRYPTO_KEY {
                 return fail("crypto.key", "the development key must not be used in production");
+        if self.redis.prefix.contains(['{', '}']) {
+            // A hash tag in the prefix would put every key in one Redis Cluster slot.
+            return fail("redis.prefix", "must not contain { or }");
+        }
+        if !(1..=1024).contains(&self.dispatch.queue_partitions) {
+            return fail("dispatch.queue_partitions", "must be between 1 and 1024");
+        }
             }
         }
         Ok(())

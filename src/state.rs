@@ -73,7 +73,7 @@ impl AppState {
             gateway: GatewayClient::new(&settings.gateway)?,
             db,
             redis,
-            keys: Keys::new(settings.redis.prefix.clone()),
+            keys: Keys::new(settings.redis.prefix.clone()).with_partitions(settings.dispatch.queue_partitions),
             jwt: JwtKeys::new(&secret, settings.auth.token_ttl_hours),
             cipher: Cipher::with_previous(&key, &previous_keys),
             clock,

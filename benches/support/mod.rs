@@ -69,19 +69,7 @@ impl BenchDb {
     }
 
     pub async fn teardown(self) {
-        use fred::prelude::*;
-        let keys: Vec<String> = self
-            .state
-            .redis
-            .custom(
-                fred::cmd!("KEYS"),
-                vec![format!("{}*", self.state.settings.redis.prefix)],
-            )
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<i64, _> = self.state.redis.del(keys).await;
-        }
+        let _ = arauto::redis::delete_prefixed(&self.state.redis, &self.state.settings.redis.prefix).await;
         let _ = self.state.db.clone().close().await;
         if let Ok(admin) = Database::connect(&self.server_url).await {
             let _ = admin

@@ -485,7 +485,7 @@ pub async fn queue(state: web::Data<AppState>, user: AuthUser) -> AppResult<Http
     let due_length = stream::due_len(&state.redis, &state.keys).await.unwrap_or(0);
     let leader: i64 = state
         .redis
-        .exists(state.keys.key(&["beat", "leader"]))
+        .exists(crate::scheduler::lease::leader_key(&state.keys))
         .await
         .unwrap_or(0);
     Ok(HttpResponse::Ok().json(QueueView {

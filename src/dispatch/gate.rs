@@ -108,7 +108,7 @@ pub async fn inspect(redis: &Client, keys: &Keys, campaign_id: Uuid) -> Result<(
 }
 
 fn key(keys: &Keys, campaign_id: Uuid, what: &str) -> String {
-    keys.key(&["campaign", &format!("{{{campaign_id}}}"), what])
+    keys.tagged("campaign", &campaign_id.to_string(), what)
 }
 
 /// What [`reserve`] answered: waits measured on Redis's clock.

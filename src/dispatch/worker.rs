@@ -19,7 +19,7 @@ use super::batcher::Batcher;
 use super::context::{CampaignContext, ContextCache};
 use super::gate;
 use super::lock::{self, Acquired};
-use super::stream::{self, Entry, Job};
+use super::stream::{self, Entry, EntryId, Job};
 use crate::calendar::is_open;
 use crate::campaigns::domain::recipient_seed;
 use crate::clock::SharedClock;
@@ -38,6 +38,8 @@ const SOON: Duration = Duration::from_millis(50);
 /// Longest blocking read of the stream (ms): bounds how late a job that fell due in the
 /// due-time queue meanwhile is moved to the stream.
 pub const MAX_BLOCK_MS: u64 = 50;
+/// Shortest time between two promotions by one worker's loop.
+const PROMOTE_EVERY: Duration = Duration::from_millis(2);
 /// Most jobs moved from the due-time queue per promotion.
 const PROMOTE_BATCH: u64 = 500;
 /// A job read this much (ms) before its planned instant goes back to the due-time queue.
@@ -68,7 +70,7 @@ pub struct Worker {
     claimer: Batcher<Uuid, Option<Claimed>>,
     recorder: Batcher<Record, bool>,
     /// Stream entries being processed here, kept alive against [`stream::claim_abandoned`].
-    in_progress: std::sync::Mutex<std::collections::HashSet<String>>,
+    in_progress: std::sync::Mutex<std::collections::HashSet<EntryId>>,
 }
 
 impl Worker {
@@ -146,6 +148,9 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(self.settings.dispatch.concurrency));
         let mut tasks = JoinSet::new();
         let mut last_reclaim = Instant::now();
+        let mut last_promote = Instant::now().checked_sub(PROMOTE_EVERY).unwrap_or_else(Instant::now);
+        // The partition read first (and blocked on when all are empty), turning each round.
+        let mut start: u16 = 0;
         // Beside the loop, so that it runs however long the sends in hand take.
         let beating = CancellationToken::new();
         let heart = tokio::spawn({
@@ -170,7 +175,14 @@ impl Worker {
                     _ = tasks.join_next() => continue,
                 }
             }
-            let block_ms = self.promote_due().await;
+            // One promotion (a script per queue partition) per few ms at most: under load the
+            // loop turns once per finished send, which would otherwise repeat it each time.
+            let block_ms = if last_promote.elapsed() >= PROMOTE_EVERY {
+                last_promote = Instant::now();
+                self.promote_due().await
+            } else {
+                1
+            };
             let mut entries = vec![];
             if last_reclaim.elapsed()
                 > Duration::from_millis(self.settings.dispatch.reclaim_idle_ms / 2).max(Duration::from_millis(500))
@@ -190,9 +202,10 @@ impl Worker {
                 }
             }
             if entries.is_empty() {
+                start = start.wrapping_add(1) % self.keys.partitions();
                 let read = tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    r = stream::read(&self.blocking, &self.keys, &self.consumer, free as u64, block_ms) => r,
+                    r = stream::read(&self.blocking, &self.keys, &self.consumer, free as u64, block_ms, start) => r,
                 };
                 match read {
                     Ok(found) => entries = found,
@@ -243,7 +256,7 @@ impl Worker {
 
     async fn heartbeat(&self) {
         use fred::prelude::SortedSetsInterface;
-        let mine: Vec<String> = self.in_hand().iter().cloned().collect();
+        let mine: Vec<EntryId> = self.in_hand().iter().cloned().collect();
         if let Err(e) = stream::keep_alive(&self.redis, &self.keys, &self.consumer, mine).await {
             tracing::warn!(error = %e, "keeping in-progress entries alive failed");
         }
@@ -283,7 +296,7 @@ impl Worker {
         }
     }
 
-    fn in_hand(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    fn in_hand(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<EntryId>> {
         self.in_progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -1,5 +1,6 @@
 //! The beat's leader lease: `SET key holder NX PX ttl`, renewed by its holder only, with a
 //! fencing token (a counter bumped at every acquisition) so a deposed leader can tell.
+//! Both keys share the hash tag `{lease}`: one script touches them on a Redis Cluster.
 
 use fred::prelude::*;
 
@@ -29,9 +30,19 @@ pub struct Lease {
     fence_key: String,
 }
 
+/// The lease: the leading beat's holder id, while it leads.
+pub fn leader_key(keys: &Keys) -> String {
+    keys.tagged("beat", "lease", "leader")
+}
+
+/// The fencing counter, bumped at every acquisition.
+fn fence_key(keys: &Keys) -> String {
+    keys.tagged("beat", "lease", "fence")
+}
+
 /// The beat that leads now (its holder id), if any: for operators (`arauto doctor`).
 pub async fn holder(redis: &Client, keys: &Keys) -> Result<Option<String>, Error> {
-    redis.get(keys.key(&["beat", "leader"])).await
+    redis.get(leader_key(keys)).await
 }
 
 impl Lease {
@@ -39,8 +50,8 @@ impl Lease {
         Self {
             holder: uuid::Uuid::new_v4().to_string(),
             ttl_ms,
-            key: keys.key(&["beat", "leader"]),
-            fence_key: keys.key(&["beat", "fence"]),
+            key: leader_key(keys),
+            fence_key: fence_key(keys),
         }
     }
 

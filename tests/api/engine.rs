@@ -579,8 +579,10 @@ async fn a_dead_workers_jobs_are_taken_over_without_duplicates() {
     stream::ensure_group(&w.app.redis, &state.keys).await.unwrap();
     Beat::new(&state).tick(Utc::now()).await.unwrap();
     // A worker reads every entry, then dies (SIGKILL: no ack, no outcome).
-    let blocking = arauto::redis::connect("redis://127.0.0.1:6379").await.unwrap();
-    let taken = stream::read(&blocking, &state.keys, "dead-worker", 100, 100)
+    let blocking = arauto::redis::connect(secrecy::ExposeSecret::expose_secret(&w.settings().redis.url))
+        .await
+        .unwrap();
+    let taken = stream::read(&blocking, &state.keys, "dead-worker", 100, 100, 0)
         .await
         .unwrap();
     assert_eq!(taken.len(), 20);
@@ -632,16 +634,10 @@ async fn deleting_every_redis_key_mid_run_loses_nothing_and_repeats_nothing() {
     while w.sandbox.state.send_count() < 10 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // What FLUSHALL would do, limited to this test's keys.
+    // What FLUSHALL would do, limited to this test's keys (on every node of a cluster).
     let prefix = w.settings().redis.prefix;
-    let keys: Vec<String> = w
-        .app
-        .redis
-        .custom(fred::cmd!("KEYS"), vec![format!("{prefix}*")])
-        .await
-        .unwrap();
-    assert!(!keys.is_empty());
-    let _: i64 = w.app.redis.del(keys).await.unwrap();
+    let deleted = arauto::redis::delete_prefixed(&w.app.redis, &prefix).await.unwrap();
+    assert!(deleted > 0);
     w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
     engine.stop().await;
     assert_each_sent_once(&w, 40);
@@ -744,13 +740,15 @@ async fn a_stopping_worker_finishes_the_send_in_hand() {
     }
     engine.stop().await; // SIGTERM: returns only when the send in hand is recorded
     assert_eq!(w.counts(&c).await.get("sent"), Some(&1));
-    let pending: fred::types::Value = w
-        .app
-        .redis
-        .xpending(stream::stream_key(&state.keys), stream::GROUP, ())
-        .await
-        .unwrap();
-    assert_eq!(pending.into_array()[0].as_i64(), Some(0), "acknowledged");
+    for p in 0..state.keys.partitions() {
+        let pending: fred::types::Value = w
+            .app
+            .redis
+            .xpending(stream::stream_key(&state.keys, p), stream::GROUP, ())
+            .await
+            .unwrap();
+        assert_eq!(pending.into_array()[0].as_i64(), Some(0), "acknowledged");
+    }
 }
 
 #[tokio::test]

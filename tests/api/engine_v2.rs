@@ -319,11 +319,7 @@ async fn stopping_the_queue_and_restarting_redis_from_nothing_moves_again_within
     // Every key of this test's prefix deleted, then a worker starts first and recreates
     // the stream (as after FLUSHALL): the beat must still notice.
     let prefix = w.settings().redis.prefix;
-    let keys: Vec<String> =
-        fred::prelude::ClientLike::custom(&w.app.redis, fred::cmd!("KEYS"), vec![format!("{prefix}*")])
-            .await
-            .unwrap();
-    let _: i64 = fred::prelude::KeysInterface::del(&w.app.redis, keys).await.unwrap();
+    arauto::redis::delete_prefixed(&w.app.redis, &prefix).await.unwrap();
     arauto::dispatch::stream::ensure_group(&w.app.redis, &state.keys)
         .await
         .unwrap();
@@ -496,8 +492,10 @@ async fn a_live_workers_entry_is_never_handed_to_another_consumer() {
     stream::enqueue(&w.app.redis, &keys, &[job(0), job(1)], Utc::now())
         .await
         .unwrap();
-    let blocking = arauto::redis::connect("redis://127.0.0.1:6379").await.unwrap();
-    let taken = stream::read(&blocking, &keys, "alive", 10, 100).await.unwrap();
+    let blocking = arauto::redis::connect(secrecy::ExposeSecret::expose_secret(&w.settings().redis.url))
+        .await
+        .unwrap();
+    let taken = stream::read(&blocking, &keys, "alive", 10, 100, 0).await.unwrap();
     assert_eq!(taken.len(), 2);
     // The live consumer keeps the first entry alive; the second it abandons.
     for _ in 0..6 {

@@ -14,6 +14,7 @@ async fn arauto(w: &World, args: &[&str]) -> (i32, String) {
         .env("ARAUTO_ENV", "test")
         .env("ARAUTO__DATABASE__URL", w.app.settings.database.url.expose_secret())
         .env("ARAUTO__REDIS__PREFIX", &w.app.settings.redis.prefix)
+        .env("ARAUTO__REDIS__URL", w.app.settings.redis.url.expose_secret())
         .env("RUST_LOG", "error");
     let out = tokio::task::spawn_blocking(move || command.output().expect("arauto runs"))
         .await

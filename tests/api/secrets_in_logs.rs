@@ -24,6 +24,7 @@ async fn a_full_run_logs_as_json_and_never_logs_a_password_token_or_api_key() {
         .env("ARAUTO_ENV", "test")
         .env("ARAUTO__DATABASE__URL", app.settings.database.url.expose_secret())
         .env("ARAUTO__REDIS__PREFIX", &app.settings.redis.prefix)
+        .env("ARAUTO__REDIS__URL", app.settings.redis.url.expose_secret())
         .env("ARAUTO__SERVER__PORT", port.to_string())
         .env("ARAUTO__LOG__FORMAT", "json")
         .env("RUST_LOG", "debug")

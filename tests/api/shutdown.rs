@@ -18,6 +18,7 @@ fn spawn(w: &World, command: &str, env: &[(&str, String)]) -> Child {
         .env("ARAUTO_ENV", "test")
         .env("ARAUTO__DATABASE__URL", w.app.settings.database.url.expose_secret())
         .env("ARAUTO__REDIS__PREFIX", &w.app.settings.redis.prefix)
+        .env("ARAUTO__REDIS__URL", w.app.settings.redis.url.expose_secret())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -82,7 +83,7 @@ async fn a_worker_stopped_by_sigterm_finishes_and_records_the_send_in_hand() {
 async fn a_beat_stopped_by_sigterm_releases_its_lease() {
     let w = world().await;
     let mut beat = spawn(&w, "beat", &[]);
-    let lease = format!("{}beat:leader", w.app.settings.redis.prefix);
+    let lease = arauto::scheduler::lease::leader_key(&arauto::redis::Keys::new(w.app.settings.redis.prefix.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let holder: Option<String> = w.app.redis.get(&lease).await.unwrap();
