@@ -62,6 +62,11 @@ fn default_read_cache_ttl_ms() -> u64 {
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
+    /// A read replica (or any lagging copy) for the API's statistics and lists, which
+    /// tolerate lag; claims, opt-outs, limits and every write stay on `url`. Unset: `url`
+    /// serves them too.
+    #[serde(default)]
+    pub read_url: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,11 +94,6 @@ pub struct DispatchSettings {
     pub sending_timeout_seconds: u64,
     /// A job read by a worker and not acknowledged for this long is taken over by another.
     pub reclaim_idle_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GatewaySettings {
     /// Partitions of the dispatch queue (a stream and a due-time sorted set each, under one
     /// hash tag): on a Redis Cluster they spread the queue over the nodes. Every process
     /// must use the same number; changing it strands queued jobs, which the beat queues
@@ -104,6 +104,11 @@ pub struct GatewaySettings {
 
 fn default_queue_partitions() -> u16 {
     crate::redis::DEFAULT_QUEUE_PARTITIONS
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
     pub timeout_ms: u64,
     pub max_attempts: u32,
 }
@@ -134,8 +139,14 @@ fn default_signin_per_email() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CryptoSettings {
-    /// Base64 of 32 bytes: the AES-256-GCM key for instance api keys at rest.
+    /// Base64 of 32 bytes: the AES-256-GCM key that seals instance api keys and webhook
+    /// secrets at rest.
     pub key: SecretString,
+    /// Keys used before `key` (each base64 of 32 bytes): they still open stored values,
+    /// never seal new ones, until `arauto rotate-crypto-key` re-sealed everything with
+    /// `key`. Env: comma-separated.
+    #[serde(default)]
+    pub previous_keys: Vec<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,11 +163,6 @@ pub struct LogSettings {
     pub format: String,
     /// A tracing `EnvFilter` directive; `RUST_LOG` wins when set.
     pub level: String,
-    /// Keys used before `key` (each base64 of 32 bytes): they still open stored values,
-    /// never seal new ones, until `arauto rotate-crypto-key` re-sealed everything with
-    /// `key`. Env: comma-separated.
-    #[serde(default)]
-    pub previous_keys: Vec<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,6 +237,12 @@ impl Settings {
         if self.crypto_key().is_none() {
             return fail("crypto.key", "must be the base64 encoding of exactly 32 bytes");
         }
+        if self.crypto_previous_keys().is_none() {
+            return fail(
+                "crypto.previous_keys",
+                "each must be the base64 encoding of exactly 32 bytes",
+            );
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return fail("log.format", "must be \"text\" or \"json\"");
         }
@@ -247,23 +259,11 @@ impl Settings {
             return fail("gateway.max_attempts", "must be at least 1");
         }
         if self.auth.token_ttl_hours <= 0 {
-        if self.crypto_previous_keys().is_none() {
-            return fail(
-                "crypto.previous_keys",
-                "each must be the base64 encoding of exactly 32 bytes",
-            );
-        }
             return fail("auth.token_ttl_hours", "must be positive");
         }
         if self.redis.prefix.is_empty() {
             return fail("redis.prefix", "must not be empty");
         }
-        if self.environment == "production" {
-            if self.jwt_secret().is_none() {
-                return fail("auth.jwt_secret", "must be set in production");
-            }
-            if self.crypto.key.expose_secret().trim() == DEVELOPMENT_CRYPTO_KEY {
-                return fail("crypto.key", "the development key must not be used in production");
         if self.redis.prefix.contains(['{', '}']) {
             // A hash tag in the prefix would put every key in one Redis Cluster slot.
             return fail("redis.prefix", "must not contain { or }");
@@ -271,9 +271,24 @@ impl Settings {
         if !(1..=1024).contains(&self.dispatch.queue_partitions) {
             return fail("dispatch.queue_partitions", "must be between 1 and 1024");
         }
+        if self.environment == "production" {
+            if self.jwt_secret().is_none() {
+                return fail("auth.jwt_secret", "must be set in production");
+            }
+            if self.crypto.key.expose_secret().trim() == DEVELOPMENT_CRYPTO_KEY {
+                return fail("crypto.key", "the development key must not be used in production");
             }
         }
         Ok(())
+    }
+
+    /// `database.read_url` when set and not blank.
+    pub fn database_read_url(&self) -> Option<&str> {
+        self.database
+            .read_url
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .filter(|s| !s.trim().is_empty())
     }
 
     /// The decoded `crypto.key`, if well-formed.
@@ -300,6 +315,14 @@ impl Settings {
             .map(|s| s.expose_secret())
             .filter(|s| !s.trim().is_empty())
     }
+}
+
+/// Base64 of exactly 32 bytes.
+fn decode_key(key: &SecretString) -> Option<[u8; 32]> {
+    base64::engine::general_purpose::STANDARD
+        .decode(key.expose_secret().trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
 }
 
 #[cfg(test)]
@@ -334,14 +357,6 @@ mod tests {
             }
         }
         impl Drop for Dir {
-/// Base64 of exactly 32 bytes.
-fn decode_key(key: &SecretString) -> Option<[u8; 32]> {
-    base64::engine::general_purpose::STANDARD
-        .decode(key.expose_secret().trim())
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-}
-
             fn drop(&mut self) {
                 let _ = std::fs::remove_dir_all(&self.0);
             }
@@ -401,16 +416,6 @@ fn decode_key(key: &SecretString) -> Option<[u8; 32]> {
     }
 
     #[test]
-    fn production_refuses_the_development_secrets() {
-        let dir = custom(("jwt_secret = \"\"", "jwt_secret = \"a real secret\""), "");
-        std::fs::copy(dir.path().join("custom.toml"), dir.path().join("production.toml")).unwrap();
-        let e = Settings::load_from(dir.path(), "production", false)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("crypto.key"), "{e}");
-    }
-}
-    #[test]
     fn previous_crypto_keys_are_read_and_a_malformed_one_is_refused_by_name() {
         let good = "[crypto]\nkey = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"\nprevious_keys = [\"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\"]\n";
         let dir = custom(("[crypto]", "[crypto]"), good);
@@ -426,3 +431,13 @@ fn decode_key(key: &SecretString) -> Option<[u8; 32]> {
         assert!(e.contains("crypto.previous_keys"), "{e}");
     }
 
+    #[test]
+    fn production_refuses_the_development_secrets() {
+        let dir = custom(("jwt_secret = \"\"", "jwt_secret = \"a real secret\""), "");
+        std::fs::copy(dir.path().join("custom.toml"), dir.path().join("production.toml")).unwrap();
+        let e = Settings::load_from(dir.path(), "production", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crypto.key"), "{e}");
+    }
+}

@@ -19,7 +19,12 @@ use crate::tenancy::repo::UserCache;
 
 /// Everything a request handler may need, built once per process.
 pub struct AppState {
+    /// The primary: every write, claim and check that must see the latest rows.
     pub db: DatabaseConnection,
+    /// For statistics and lists only (they tolerate lag): the `database.read_url` pool, or
+    /// the primary's when it is unset. Never for claims, opt-outs, limits or a read that
+    /// decides a write.
+    pub reads: DatabaseConnection,
     pub redis: fred::prelude::Client,
     pub keys: Keys,
     pub settings: Arc<Settings>,
@@ -40,7 +45,20 @@ impl AppState {
         let db = connect_db(&settings).await?;
         let redis = crate::redis::connect(settings.redis.url.expose_secret()).await?;
         let calendars = load_calendars(&settings)?;
-        Self::from_parts(settings, clock, db, redis, calendars)
+        let mut state = Self::from_parts(settings, clock, db, redis, calendars)?;
+        state.connect_reads().await?;
+        Ok(state)
+    }
+
+    /// Points [`Self::reads`] at `database.read_url` when it is set (built by
+    /// [`Self::from_parts`], it is the primary's pool).
+    pub async fn connect_reads(&mut self) -> anyhow::Result<()> {
+        if let Some(url) = self.settings.database_read_url() {
+            self.reads = connect_pool(url, self.settings.database.max_connections)
+                .await
+                .map_err(|e| anyhow::anyhow!("database.read_url: {e}"))?;
+        }
+        Ok(())
     }
 
     pub fn from_parts(
@@ -66,11 +84,15 @@ impl AppState {
         let key = settings
             .crypto_key()
             .ok_or_else(|| anyhow::anyhow!("crypto.key: must be the base64 encoding of exactly 32 bytes"))?;
+        let previous_keys = settings.crypto_previous_keys().ok_or_else(|| {
+            anyhow::anyhow!("crypto.previous_keys: each must be the base64 encoding of exactly 32 bytes")
+        })?;
         let cache_ttl = Duration::from_millis(settings.server.read_cache_ttl_ms.max(1));
         Ok(Self {
             users: UserCache::new(cache_ttl),
             holidays: HolidayCache::new(cache_ttl),
             gateway: GatewayClient::new(&settings.gateway)?,
+            reads: db.clone(),
             db,
             redis,
             keys: Keys::new(settings.redis.prefix.clone()).with_partitions(settings.dispatch.queue_partitions),
@@ -84,9 +106,6 @@ impl AppState {
 }
 
 /// The shipped calendars; a missing folder or a bad file stops the process, naming it.
-        let previous_keys = settings.crypto_previous_keys().ok_or_else(|| {
-            anyhow::anyhow!("crypto.previous_keys: each must be the base64 encoding of exactly 32 bytes")
-        })?;
 pub fn load_calendars(settings: &Settings) -> anyhow::Result<Arc<Calendars>> {
     Calendars::load_dir(&settings.holidays.dir)
         .map(Arc::new)
@@ -94,8 +113,13 @@ pub fn load_calendars(settings: &Settings) -> anyhow::Result<Arc<Calendars>> {
 }
 
 pub async fn connect_db(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    let mut opts = ConnectOptions::new(settings.database.url.expose_secret().to_owned());
-    opts.max_connections(settings.database.max_connections)
+    connect_pool(settings.database.url.expose_secret(), settings.database.max_connections).await
+}
+
+/// A pool of at most `max_connections` to `url`.
+async fn connect_pool(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))

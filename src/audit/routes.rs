@@ -52,7 +52,7 @@ impl From<audit_logs::Model> for AuditLogView {
 #[get("/audit-logs")]
 pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let page = super::list(&state.db, user.tenant_id, &page).await?;
+    let page = super::list(&state.reads, user.tenant_id, &page).await?;
     Ok(HttpResponse::Ok().json(page.map(AuditLogView::from)))
 }
 

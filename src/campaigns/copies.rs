@@ -126,7 +126,7 @@ async fn export<R: ExportRows>(
     delimiter: Delimiter,
 ) -> AppResult<HttpResponse> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
-    Ok(csv_response::<R>(state.db.clone(), user.tenant_id, c.id, delimiter))
+    Ok(csv_response::<R>(state.reads.clone(), user.tenant_id, c.id, delimiter))
 }
 
 /// A streamed CSV answer (UTF-8 with BOM) of every row of `R` for the campaign.

@@ -110,7 +110,7 @@ pub async fn list(
     filter: ApiQuery<CampaignFilter>,
     page: Pagination,
 ) -> AppResult<HttpResponse> {
-    let page = repo::list(&state.db, user.tenant_id, filter.0.status, &page).await?;
+    let page = repo::list(&state.reads, user.tenant_id, filter.0.status, &page).await?;
     Ok(HttpResponse::Ok().json(page.map(CampaignView::from)))
 }
 

@@ -150,7 +150,7 @@ pub async fn list(
     page: Pagination,
 ) -> AppResult<HttpResponse> {
     let parent = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    let runs = repo::runs(&state.db, user.tenant_id, parent.id, &page).await?;
+    let runs = repo::runs(&state.reads, user.tenant_id, parent.id, &page).await?;
     Ok(HttpResponse::Ok().json(runs.map(CampaignView::from)))
 }
 

@@ -103,8 +103,8 @@ pub struct CampaignStats {
 pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
     let now = state.clock.now();
-    let t = counts::of(&state.db, c.id, now - Duration::minutes(1)).await?;
-    let per_variant = counts::by_variant(&state.db, c.id).await?;
+    let t = counts::of(&state.reads, c.id, now - Duration::minutes(1)).await?;
+    let per_variant = counts::by_variant(&state.reads, c.id).await?;
     let messages = c.messages.0.len().clamp(1, 5);
     let variants = (0..messages)
         .map(|i| {
@@ -242,7 +242,7 @@ pub async fn recipients(
             AppError::field("status", format!("must be one of {}", all.join(", ")))
         })?),
     };
-    let counts = counts::by_status(&state.db, c.id).await?;
+    let counts = counts::by_status(&state.reads, c.id).await?;
     let total = status.map_or_else(|| counts.total(), |s| counts.in_status(s));
     let mut clause = String::from("tenant_id = $1 AND campaign_id = $2");
     let mut values: Vec<sea_orm::Value> = vec![user.tenant_id.into(), c.id.into()];
@@ -267,7 +267,7 @@ pub async fn recipients(
         ),
         values,
     ))
-    .all(&state.db)
+    .all(&state.reads)
     .await?;
     Ok(HttpResponse::Ok().json(page.page_of(items, Total::Exact(total.max(0) as u64))))
 }
@@ -320,7 +320,7 @@ pub async fn logs(
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
     let scope = "FROM send_logs WHERE tenant_id = $1 AND campaign_id = $2";
     let mut values: Vec<sea_orm::Value> = vec![user.tenant_id.into(), c.id.into()];
-    let counted = bounded_count(&state.db, scope, values.clone(), COUNT_CAP).await?;
+    let counted = bounded_count(&state.reads, scope, values.clone(), COUNT_CAP).await?;
     let mut clause = String::new();
     if let Some(after) = &page.after {
         values.push(after.log_id.into());
@@ -337,7 +337,7 @@ pub async fn logs(
         ),
         values,
     ))
-    .all(&state.db)
+    .all(&state.reads)
     .await?;
     Ok(HttpResponse::Ok().json(page.page_of(items, Total::bounded(counted, COUNT_CAP))))
 }
@@ -393,14 +393,14 @@ pub async fn dashboard(state: web::Data<AppState>, user: AuthUser) -> AppResult<
     let now = state.clock.now();
     let today = now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let campaigns = key_counts(
-        &state.db,
+        &state.reads,
         "SELECT status AS key, count(*) AS n FROM campaigns WHERE tenant_id = $1 GROUP BY status",
         vec![user.tenant_id.into()],
     )
     .await?;
     let since = |from: DateTime<Utc>| {
         key_counts(
-            &state.db,
+            &state.reads,
             "SELECT outcome AS key, count(*) AS n FROM send_logs WHERE tenant_id = $1 AND created_at >= $2 GROUP BY outcome",
             vec![user.tenant_id.into(), from.into()],
         )
@@ -408,10 +408,11 @@ pub async fn dashboard(state: web::Data<AppState>, user: AuthUser) -> AppResult<
     let messages_today = since(today).await?;
     let messages_7_days = since(now - Duration::days(7)).await?;
     let instances = crate::db::scoped::<crate::entities::instances::Entity>(user.tenant_id)
-        .all(&state.db)
+        .all(&state.reads)
         .await?;
     let states = futures_util::future::join_all(instances.iter().map(|i| async {
         let limit = std::time::Duration::from_secs(2);
+        // The probe stores the state it learns: a write, on the primary.
         match crate::instances::connectivity::probe(&state.db, &state.gateway, &state.cipher, i, limit, now).await {
             Ok(s) => s.as_str().to_owned(),
             Err(_) => "unknown".to_owned(),
@@ -471,7 +472,7 @@ pub async fn queue(state: web::Data<AppState>, user: AuthUser) -> AppResult<Http
          FROM recipients WHERE tenant_id = $1 AND status IN ('queued', 'sending')",
         vec![user.tenant_id.into()],
     ))
-    .one(&state.db)
+    .one(&state.reads)
     .await?;
     let now = state.clock.now();
     let stream_length = stream::len(&state.redis, &state.keys).await.unwrap_or(0);

@@ -43,7 +43,7 @@ pub async fn list(
     filter: ApiQuery<ContactFilter>,
     page: Keyset<ContactKey>,
 ) -> AppResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(repo::list(&state.db, user.tenant_id, &filter.0, &page).await?))
+    Ok(HttpResponse::Ok().json(repo::list(&state.reads, user.tenant_id, &filter.0, &page).await?))
 }
 
 /// One contact.

@@ -185,7 +185,7 @@ pub async fn create(
 ), security(("bearer" = [])))]
 #[get("/instances")]
 pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
-    let page = repo::list(&state.db, user.tenant_id, &page).await?;
+    let page = repo::list(&state.reads, user.tenant_id, &page).await?;
     Ok(HttpResponse::Ok().json(page.map(InstanceView::from)))
 }
 

@@ -261,7 +261,7 @@ pub async fn create_user(
 #[get("/users")]
 pub async fn list_users(state: web::Data<AppState>, user: AuthUser, page: Pagination) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let page = repo::list_users(&state.db, user.tenant_id, &page).await?;
+    let page = repo::list_users(&state.reads, user.tenant_id, &page).await?;
     Ok(HttpResponse::Ok().json(page.map(UserView::from)))
 }
 

@@ -123,7 +123,7 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser, page: Pagination) 
     let query = scoped::<subs::Entity>(user.tenant_id)
         .order_by_asc(subs::Column::CreatedAt)
         .order_by_asc(subs::Column::Id);
-    let found = page.fetch(&state.db, query).await?;
+    let found = page.fetch(&state.reads, query).await?;
     Ok(HttpResponse::Ok().json(found.try_map(SubscriptionView::try_from)?))
 }
 
@@ -208,7 +208,7 @@ pub async fn deliveries(
     let status = filter.0.status.map(DeliveryStatus::as_str);
     let where_ = "WHERE subscription_id = $1 AND tenant_id = $2 AND ($3::text IS NULL OR status = $3)";
     let total = crate::db::count(
-        &state.db,
+        &state.reads,
         format!("SELECT count(*) AS n FROM webhook_deliveries {where_}"),
         vec![found.id.into(), user.tenant_id.into(), status.into()],
     )
@@ -227,7 +227,7 @@ pub async fn deliveries(
             (page.offset() as i64).into(),
         ],
     ))
-    .all(&state.db)
+    .all(&state.reads)
     .await?;
     Ok(HttpResponse::Ok().json(page.page_of(items, total.max(0) as u64)))
 }

@@ -102,6 +102,27 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with settings changed by `tweak` first.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(tweak, Reads::Unset).await
+}
+
+/// Where the test API's read pool (`database.read_url`) points.
+#[allow(dead_code)] // not every variant in every test
+pub enum Reads {
+    /// Unset: the primary serves reads too.
+    Unset,
+    /// The test's own database, through a pool of its own.
+    SameDatabase,
+    /// Another database (a replica that has not caught up, say).
+    Url(String),
+}
+
+/// [`spawn_app`] with `database.read_url` set as `reads` says.
+#[allow(dead_code)]
+pub async fn spawn_app_with_reads(reads: Reads) -> TestApp {
+    spawn(|_| {}, reads).await
+}
+
+async fn spawn(tweak: impl FnOnce(&mut Settings), reads: Reads) -> TestApp {
     let mut settings = test_settings();
     tweak(&mut settings);
     let id = Uuid::new_v4().simple().to_string();
@@ -116,6 +137,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database.url = SecretString::from(with_database(&server_url, &db_name));
     settings.database.max_connections = 5;
     settings.redis.prefix = format!("test:{id}:");
+    settings.database.read_url = match reads {
+        Reads::Unset => None,
+        Reads::SameDatabase => Some(settings.database.url.clone()),
+        Reads::Url(url) => Some(SecretString::from(url)),
+    };
     let db = arauto::state::connect_db(&settings)
         .await
         .expect("connect test database");
@@ -126,7 +152,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let clock = FixedClock::at(chrono::Utc::now());
     let shared: SharedClock = Arc::new(clock.clone());
     let calendars = arauto::state::load_calendars(&settings).expect("shipped calendars load");
-    let state = AppState::from_parts(settings.clone(), shared, db.clone(), redis.clone(), calendars).expect("state");
+    let mut state =
+        AppState::from_parts(settings.clone(), shared, db.clone(), redis.clone(), calendars).expect("state");
+    state.connect_reads().await.expect("connect the read pool");
     let app = Application::with_state(state).expect("bind the API");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -163,19 +191,7 @@ impl Drop for TestApp {
                     let _ = admin.close().await;
                 }
                 if let Ok(redis) = arauto::redis::connect(&redis_url).await {
-                    let keys: Vec<String> = redis
-                        .custom(
-                            fred::cmd!("EVAL"),
-                            vec![
-                                "local ks = redis.call('KEYS', ARGV[1]) for _, k in ipairs(ks) do redis.call('DEL', k) end return ks"
-                                    .to_owned(),
-                                "0".to_owned(),
-                                format!("{prefix}*"),
-                            ],
-                        )
-                        .await
-                        .unwrap_or_default();
-                    let _ = keys;
+                    let _ = arauto::redis::delete_prefixed(&redis, &prefix).await;
                     let _ = redis.quit().await;
                 }
             });

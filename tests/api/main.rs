@@ -21,6 +21,7 @@ mod operator;
 mod optout;
 mod outbound_webhooks;
 mod preparing;
+mod read_replica;
 mod reads;
 mod receipts;
 mod recurring;
