@@ -40,6 +40,7 @@ mod m20261130_000012_reply_lookup;
 mod m20261130_000013_variant_counts;
 mod m20261130_000014_webhook_outbox;
 mod m20261130_000015_recurring;
+mod m20261130_000016_provisioning;
 
 pub struct Migrator;
 
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000013_variant_counts::Migration),
             Box::new(m20261130_000014_webhook_outbox::Migration),
             Box::new(m20261130_000015_recurring::Migration),
+            Box::new(m20261130_000016_provisioning::Migration),
         ]
     }
 }
