@@ -14,9 +14,16 @@
 //! - Sends answer 201 with a `key.id` unique per send (`3EB0…`), ignoring `delay` unless
 //!   `honor_delay` is set. A send to an instance that is not open answers 400 with
 //!   `Connection Closed`.
-//! - `webhook/set` with an enabled url: after each successful send a `messages.update`
-//!   `DELIVERY_ACK` event is POSTed there in the background (best effort, not retried);
-//!   `logout` and `connect` post `connection.update`.
+//! - `webhook/set` (or `instance/create` with a `webhook`) with an enabled url: after each
+//!   successful send a `messages.update` receipt is POSTed there in the background (best
+//!   effort, not retried): `DELIVERY_ACK`, or `ERROR` for the numbers in `error_receipts`
+//!   (a send the gateway accepted, then could not deliver). By default the receipt leaves
+//!   `receipt_delay_ms` (50) after the 201 was handed to the server; with
+//!   `receipts_before_answer: true` it leaves before the 201, as Evolution's receipts can
+//!   race its answer. `logout` and `connect` post `connection.update`.
+//! - `sendMedia` of a URL served by this sandbox (`…/_sandbox/files/{name}`) whose file is
+//!   missing answers 400 `Error: Request failed with status code 404`, as Evolution does
+//!   when it cannot download the media.
 //!
 //! # Control API (no apikey)
 //!
@@ -24,6 +31,15 @@
 //!   `DELETE /_sandbox/sends` clears them.
 //! - `GET /_sandbox/faults`; `POST /_sandbox/faults` merges a [`FaultsPatch`];
 //!   `DELETE /_sandbox/faults` resets. `POST /_sandbox/reset` resets everything.
+//! - `POST /_sandbox/inbound` `{"instance", "number", "text", "lid"?: bool}`: the contact
+//!   `number` writes `text` to the instance: a `messages.upsert` event is POSTed to its
+//!   webhook (with `lid: true` the jid is an `@lid` and the phone is in `remoteJidAlt`);
+//!   answers `{"status": <the receiver's HTTP status>}`, 409 when the instance has no
+//!   webhook, 502 when the receiver cannot be reached.
+//! - `POST /_sandbox/files` `{"name", "content_type", "size"}` serves a file of `size` bytes
+//!   at `GET /_sandbox/files/{name}` (and `HEAD`) with that `Content-Type`, honouring a
+//!   `Range: bytes=a-b` header (206 with `Content-Range`); `DELETE /_sandbox/files/{name}`
+//!   removes it (404 afterwards). A local media server for tests and demos.
 //!
 //! # Order of a send
 //!
@@ -122,6 +138,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/_sandbox/faults", web::post().to(patch_faults))
         .route("/_sandbox/faults", web::delete().to(reset_faults))
         .route("/_sandbox/reset", web::post().to(reset_all))
+        .route("/_sandbox/inbound", web::post().to(inbound))
+        .route("/_sandbox/files", web::post().to(put_file))
+        .route("/_sandbox/files/{name}", web::get().to(get_file))
+        .route("/_sandbox/files/{name}", web::head().to(get_file))
+        .route("/_sandbox/files/{name}", web::delete().to(delete_file))
         .default_service(web::to(no_route));
 }
 
@@ -148,6 +169,8 @@ struct Inner {
     fail_next_left: AtomicU32,
     drop_next_left: AtomicU32,
     instances: RwLock<HashMap<String, InstanceEntry>>,
+    /// Files served at `/_sandbox/files/{name}`: content type and size.
+    files: RwLock<HashMap<String, (String, u64)>>,
     webhook_http: Option<reqwest::Client>,
 }
 
@@ -175,6 +198,7 @@ impl SandboxState {
                 fail_next_left: AtomicU32::new(0),
                 drop_next_left: AtomicU32::new(0),
                 instances: RwLock::new(HashMap::new()),
+                files: RwLock::new(HashMap::new()),
                 webhook_http,
             }),
         }
@@ -240,6 +264,15 @@ impl SandboxState {
         if let Some(ms) = patch.pairing_ms {
             faults.pairing_ms = ms;
         }
+        if let Some(before) = patch.receipts_before_answer {
+            faults.receipts_before_answer = before;
+        }
+        if let Some(ms) = patch.receipt_delay_ms {
+            faults.receipt_delay_ms = ms;
+        }
+        if let Some(numbers) = patch.error_receipts {
+            faults.error_receipts = numbers.iter().map(|n| digits(n)).collect();
+        }
         Ok(())
     }
 
@@ -255,6 +288,27 @@ impl SandboxState {
         self.reset_faults();
         self.clear_sends();
         write(&self.inner.instances).clear();
+        write(&self.inner.files).clear();
+    }
+
+    /// Serves a file of `size` bytes with `content_type` at `/_sandbox/files/{name}`.
+    pub fn put_file(&self, name: &str, content_type: &str, size: u64) {
+        write(&self.inner.files).insert(name.to_owned(), (content_type.to_owned(), size));
+    }
+
+    /// Whether `url` names a file of this sandbox (`…/_sandbox/files/{name}`) that it does
+    /// not serve.
+    fn missing_file(&self, url: &str) -> bool {
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        match path.split_once("/_sandbox/files/") {
+            Some((_, name)) => !read(&self.inner.files).contains_key(name),
+            None => false,
+        }
+    }
+
+    /// Stops serving `/_sandbox/files/{name}`; false when it was not served.
+    pub fn delete_file(&self, name: &str) -> bool {
+        write(&self.inner.files).remove(name).is_some()
     }
 
     /// The current fault configuration, with the counts still to come.
@@ -279,6 +333,9 @@ impl SandboxState {
             drop_connection_next: self.inner.drop_next_left.load(Ordering::SeqCst),
             honor_delay: faults.honor_delay,
             pairing_ms: faults.pairing_ms,
+            receipts_before_answer: faults.receipts_before_answer,
+            receipt_delay_ms: faults.receipt_delay_ms,
+            error_receipts: sorted(&faults.error_receipts),
         }
     }
 
@@ -339,19 +396,41 @@ impl SandboxState {
 
     /// Posts one event to the instance's webhook in the background, if it wants it.
     fn fire_webhook(&self, instance: &str, event: &'static str, data: Value) {
-        let Some(http) = self.inner.webhook_http.clone() else {
+        self.fire_webhook_after(instance, event, data, Duration::ZERO);
+    }
+
+    /// [`Self::fire_webhook`], `after` a delay.
+    fn fire_webhook_after(&self, instance: &str, event: &'static str, data: Value, after: Duration) {
+        let Some(delivery) = self.webhook_delivery(instance, event, data) else {
             return;
         };
-        let Some((hook, token)) = self.webhook_of(instance) else {
-            return;
-        };
+        tokio::spawn(async move {
+            if !after.is_zero() {
+                tokio::time::sleep(after).await;
+            }
+            if let Err(e) = delivery.await {
+                tracing::debug!(error = %e, "sandbox webhook delivery failed");
+            }
+        });
+    }
+
+    /// The POST of one event to the instance's webhook (the receiver's status), or `None`
+    /// when the instance has no enabled webhook wanting it.
+    fn webhook_delivery(
+        &self,
+        instance: &str,
+        event: &'static str,
+        data: Value,
+    ) -> Option<impl std::future::Future<Output = Result<u16, reqwest::Error>> + Send + 'static> {
+        let http = self.inner.webhook_http.clone()?;
+        let (hook, token) = self.webhook_of(instance)?;
         let wanted = hook.events.is_empty()
             || hook
                 .events
                 .iter()
                 .any(|e| e.replace('_', ".").eq_ignore_ascii_case(event));
         if !wanted {
-            return;
+            return None;
         }
         let url = if hook.by_events {
             format!("{}/{}", hook.url.trim_end_matches('/'), event.replace('.', "-"))
@@ -368,21 +447,19 @@ impl SandboxState {
             "server_url": "http://arauto-sandbox",
             "apikey": token,
         });
-        tokio::spawn(async move {
+        Some(async move {
             let mut request = http.post(&url).json(&body);
             for (name, value) in &hook.headers {
                 if let Some(value) = value.as_str() {
                     request = request.header(name.as_str(), value);
                 }
             }
-            if let Err(e) = request.send().await {
-                tracing::debug!(url, error = %e, "sandbox webhook delivery failed");
-            }
-        });
+            request.send().await.map(|r| r.status().as_u16())
+        })
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct FaultConfig {
     latency_ms: u64,
     fail_next_status: u16,
@@ -393,7 +470,32 @@ struct FaultConfig {
     api_key: Option<String>,
     honor_delay: bool,
     pairing_ms: u64,
+    receipts_before_answer: bool,
+    receipt_delay_ms: u64,
+    error_receipts: HashSet<String>,
 }
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            fail_next_status: 0,
+            fail_every: None,
+            not_on_whatsapp: HashSet::new(),
+            disconnected: HashSet::new(),
+            unknown_instances: HashSet::new(),
+            api_key: None,
+            honor_delay: false,
+            pairing_ms: 0,
+            receipts_before_answer: false,
+            receipt_delay_ms: DEFAULT_RECEIPT_DELAY_MS,
+            error_receipts: HashSet::new(),
+        }
+    }
+}
+
+/// How long after its 201 a send's receipt is posted, by default.
+pub const DEFAULT_RECEIPT_DELAY_MS: u64 = 50;
 
 /// The next `count` send calls answer `status` (default 500) with the error envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,6 +542,13 @@ pub struct FaultsPatch {
     pub honor_delay: Option<bool>,
     /// How long an instance stays `connecting` after a QR is issued.
     pub pairing_ms: Option<u64>,
+    /// Post each send's receipt before answering 201 (as Evolution's receipts can race its
+    /// answer) instead of `receipt_delay_ms` after it.
+    pub receipts_before_answer: Option<bool>,
+    /// How long after the 201 a send's receipt is posted (default 50 ms).
+    pub receipt_delay_ms: Option<u64>,
+    /// Numbers (digits) whose sends are accepted (201) and then reported `ERROR`.
+    pub error_receipts: Option<Vec<String>>,
 }
 
 impl FaultsPatch {
@@ -465,6 +574,9 @@ pub struct FaultsView {
     pub drop_connection_next: u32,
     pub honor_delay: bool,
     pub pairing_ms: u64,
+    pub receipts_before_answer: bool,
+    pub receipt_delay_ms: u64,
+    pub error_receipts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -771,8 +883,17 @@ async fn send(
     }
     let number = digits(&record.number);
     let jid = format!("{number}@s.whatsapp.net");
-    let (wait, outcome) = {
+    let (wait, outcome, receipt) = {
         let faults = read(&inner.faults);
+        let receipt = Receipt {
+            status: if faults.error_receipts.contains(&number) {
+                "ERROR"
+            } else {
+                "DELIVERY_ACK"
+            },
+            before_answer: faults.receipts_before_answer,
+            delay: Duration::from_millis(faults.receipt_delay_ms),
+        };
         let mut wait = faults.latency_ms;
         if faults.honor_delay {
             wait += record.delay.unwrap_or(0);
@@ -795,11 +916,17 @@ async fn send(
                 StatusCode::BAD_REQUEST,
                 json!([{"jid": jid, "exists": false, "number": number}]),
             ))
+        } else if record.media.as_deref().is_some_and(|m| state.missing_file(m)) {
+            // Evolution downloads the media first; a 404 there fails the send.
+            Err(EvolutionError::bad_request(&[
+                "Error: Request failed with status code 404".to_owned(),
+            ]))
         } else {
             Ok(())
         };
-        (wait, outcome)
+        (wait, outcome, receipt)
     };
+    let mut after_answer = None;
     let answer = match outcome {
         Ok(()) => {
             record.message_id = state.next_message_id();
@@ -807,12 +934,13 @@ async fn send(
             let id = record.message_id.clone();
             let instance = record.instance.clone();
             lock(&inner.sends).push(record);
-            state.fire_webhook(
-                &instance,
-                "messages.update",
-                json!({"keyId": id, "remoteJid": jid, "fromMe": true, "status": "DELIVERY_ACK",
-                       "instanceId": instance}),
-            );
+            let data = json!({"keyId": id, "remoteJid": jid, "fromMe": true, "status": receipt.status,
+                              "instanceId": instance});
+            if receipt.before_answer {
+                state.fire_webhook(&instance, "messages.update", data);
+            } else {
+                after_answer = Some((instance, data, receipt.delay));
+            }
             Ok(HttpResponse::Created().json(json!({
                 "key": {"remoteJid": jid, "fromMe": true, "id": id},
                 "pushName": "",
@@ -833,7 +961,18 @@ async fn send(
     if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
+    if let Some((instance, data, delay)) = after_answer {
+        // Leaves `delay` after the answer is handed to the server.
+        state.fire_webhook_after(&instance, "messages.update", data, delay);
+    }
     answer
+}
+
+/// A send's receipt: its status and when it is posted.
+struct Receipt {
+    status: &'static str,
+    before_answer: bool,
+    delay: Duration,
 }
 
 /// Decrements a counter if positive; true when it did.
@@ -1120,6 +1259,108 @@ async fn reset_faults(state: web::Data<SandboxState>) -> HttpResponse {
 async fn reset_all(state: web::Data<SandboxState>) -> HttpResponse {
     state.reset();
     HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundBody {
+    instance: String,
+    number: String,
+    text: String,
+    #[serde(default)]
+    lid: bool,
+}
+
+/// `POST /_sandbox/inbound`: a contact writes to the instance (see the module docs).
+async fn inbound(state: web::Data<SandboxState>, body: web::Bytes) -> Reply {
+    let b: InboundBody = parse_json(&body)?;
+    let number = digits(&b.number);
+    let jid = format!("{number}@s.whatsapp.net");
+    let id = state.next_message_id();
+    let key = if b.lid {
+        json!({"remoteJid": format!("1{number}@lid"), "remoteJidAlt": jid,
+               "fromMe": false, "id": id})
+    } else {
+        json!({"remoteJid": jid, "fromMe": false, "id": id})
+    };
+    let data = json!({
+        "key": key, "pushName": "Contato", "message": {"conversation": b.text},
+        "messageType": "conversation", "messageTimestamp": Utc::now().timestamp(),
+        "instanceId": b.instance,
+    });
+    let Some(delivery) = state.webhook_delivery(&b.instance, "messages.upsert", data) else {
+        return Err(EvolutionError::new(
+            StatusCode::CONFLICT,
+            json!([format!(
+                "the \"{}\" instance has no webhook for MESSAGES_UPSERT",
+                b.instance
+            )]),
+        ));
+    };
+    match delivery.await {
+        Ok(status) => Ok(HttpResponse::Ok().json(json!({"status": status, "id": id}))),
+        Err(e) => Err(EvolutionError::new(StatusCode::BAD_GATEWAY, json!([e.to_string()]))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBody {
+    name: String,
+    content_type: String,
+    size: u64,
+}
+
+/// `POST /_sandbox/files`: serve a file (see the module docs).
+async fn put_file(state: web::Data<SandboxState>, body: web::Bytes) -> Reply {
+    let b: FileBody = parse_json(&body)?;
+    if b.name.is_empty() || b.name.contains('/') {
+        return Err(EvolutionError::bad_request(&[
+            "name must be one path segment".to_owned()
+        ]));
+    }
+    state.put_file(&b.name, &b.content_type, b.size);
+    Ok(HttpResponse::Created().json(json!({"name": b.name, "content_type": b.content_type, "size": b.size})))
+}
+
+async fn delete_file(state: web::Data<SandboxState>, name: web::Path<String>) -> HttpResponse {
+    if state.delete_file(&name) {
+        HttpResponse::NoContent().finish()
+    } else {
+        HttpResponse::NotFound().finish()
+    }
+}
+
+/// `GET`/`HEAD /_sandbox/files/{name}`: zeros of the declared size, with its content type;
+/// a `Range: bytes=a-b` (or `a-`) answers 206 with `Content-Range`.
+async fn get_file(state: web::Data<SandboxState>, req: HttpRequest, name: web::Path<String>) -> HttpResponse {
+    let Some((content_type, size)) = read(&state.inner.files).get(name.as_str()).cloned() else {
+        return HttpResponse::NotFound().body("not found");
+    };
+    let range = req
+        .headers()
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(a, b)| {
+            let start: u64 = a.trim().parse().ok()?;
+            let end: u64 = if b.trim().is_empty() {
+                size.checked_sub(1)?
+            } else {
+                b.trim().parse::<u64>().ok()?.min(size.checked_sub(1)?)
+            };
+            (start <= end).then_some((start, end))
+        });
+    // Bodies are capped: a declared size is for the headers, not for sending megabytes.
+    let body_of = |len: u64| vec![0u8; len.min(1 << 20) as usize];
+    match range {
+        Some((start, end)) => HttpResponse::PartialContent()
+            .content_type(content_type)
+            .insert_header(("content-range", format!("bytes {start}-{end}/{size}")))
+            .body(body_of(end - start + 1)),
+        None => HttpResponse::Ok().content_type(content_type).body(body_of(size)),
+    }
 }
 
 async fn no_route(req: HttpRequest) -> Reply {
