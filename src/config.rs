@@ -25,6 +25,9 @@ pub struct Settings {
     pub log: LogSettings,
     pub holidays: HolidaySettings,
     pub webhooks: WebhookSettings,
+    /// Checks of campaigns' media URLs (all defaults when the section is absent).
+    #[serde(default)]
+    pub media: MediaSettings,
     /// `ARAUTO_ENV` (development, test, production); not read from files.
     #[serde(skip)]
     pub environment: String,
@@ -51,6 +54,11 @@ pub struct ServerSettings {
     /// at once; changes made through another replica (or in the database) within this time.
     #[serde(default = "default_read_cache_ttl_ms")]
     pub read_cache_ttl_ms: u64,
+    /// The base URL the gateway reaches this API at (e.g. `https://arauto.example.com`),
+    /// used for the webhook of the instances Arauto creates on the gateway. Unset: the
+    /// scheme and host of the request that creates the instance.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 fn default_read_cache_ttl_ms() -> u64 {
@@ -111,6 +119,41 @@ fn default_queue_partitions() -> u16 {
 pub struct GatewaySettings {
     pub timeout_ms: u64,
     pub max_attempts: u32,
+    /// The gateway's global api key (Evolution's `AUTHENTICATION_API_KEY`), used only to
+    /// create instances (`POST /instances` with `create: true`) when the request gives none.
+    /// Never stored in the database.
+    #[serde(default)]
+    pub global_api_key: Option<SecretString>,
+}
+
+/// How campaigns' media URLs are checked (when a campaign is created, edited or started,
+/// and when a media send fails).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    /// `false` skips the checks (an API with no outbound network).
+    #[serde(default = "yes")]
+    pub check: bool,
+    /// Longest wait for a media URL's answer, in ms.
+    #[serde(default = "default_media_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            check: true,
+            timeout_ms: default_media_timeout_ms(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_media_timeout_ms() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +314,14 @@ impl Settings {
         if !(1..=1024).contains(&self.dispatch.queue_partitions) {
             return fail("dispatch.queue_partitions", "must be between 1 and 1024");
         }
+        if let Some(url) = &self.server.public_url {
+            if crate::instances::domain::parse_api_url(url).is_err() {
+                return fail("server.public_url", "must be an absolute http(s) URL without query");
+            }
+        }
+        if self.media.timeout_ms == 0 {
+            return fail("media.timeout_ms", "must be at least 1");
+        }
         if self.environment == "production" {
             if self.jwt_secret().is_none() {
                 return fail("auth.jwt_secret", "must be set in production");
@@ -305,6 +356,15 @@ impl Settings {
             .filter(|k| !k.expose_secret().trim().is_empty())
             .map(decode_key)
             .collect()
+    }
+
+    /// The configured global gateway key, if one is set and not blank.
+    pub fn gateway_global_key(&self) -> Option<&str> {
+        self.gateway
+            .global_api_key
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .filter(|s| !s.trim().is_empty())
     }
 
     /// The configured JWT secret, if one is set and not blank.

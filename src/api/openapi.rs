@@ -32,6 +32,7 @@ use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenan
         tenancy::routes::create_user, tenancy::routes::list_users, tenancy::routes::update_user, tenancy::routes::delete_user,
         tenancy::settings::get_settings, tenancy::settings::update_settings,
         instances::routes::create, instances::routes::list, instances::routes::get, instances::routes::update, instances::routes::delete,
+        instances::routes::health,
         contacts::routes::create, contacts::routes::list, contacts::routes::get, contacts::routes::update, contacts::routes::delete,
         contacts::routes::bulk, contacts::import::import, contacts::optout::opt_in,
         contacts::groups::create, contacts::groups::list, contacts::groups::get, contacts::groups::update, contacts::groups::delete,
@@ -127,6 +128,10 @@ const TOO_MANY: ErrorStatus = ErrorStatus(
     "Too many attempts from this client or for this account; retry after `Retry-After` seconds.",
 );
 const INTERNAL: ErrorStatus = ErrorStatus(500, "Unexpected fault; the body is opaque (the cause is logged).");
+const BAD_GATEWAY: ErrorStatus = ErrorStatus(
+    502,
+    "The WhatsApp gateway failed or refused the call; `detail` carries the gateway's message.",
+);
 const UNAVAILABLE: ErrorStatus = ErrorStatus(
     503,
     "Overloaded or a dependency is unreachable; retry after `Retry-After` seconds.",
@@ -215,6 +220,7 @@ fn standard_description(status: u16) -> &'static str {
         INVALID,
         TOO_MANY,
         INTERNAL,
+        BAD_GATEWAY,
         UNAVAILABLE,
     ]
     .into_iter()

@@ -95,6 +95,17 @@ pub async fn by_variant(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<
     .await
 }
 
+/// Recipients of the campaign failed by an `ERROR` receipt after the gateway accepted their
+/// send (a partial index holds exactly them).
+pub async fn failed_after_send(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<i64, sea_orm::DbErr> {
+    crate::db::count(
+        db,
+        "SELECT count(*) AS n FROM recipients WHERE campaign_id = $1 AND failed_after_send",
+        vec![campaign_id.into()],
+    )
+    .await
+}
+
 /// The campaign's counts by status and receipts, without the recent pace (`sent_since` 0).
 pub async fn by_status(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<Counts, sea_orm::DbErr> {
     let found = Counts::find_by_statement(stmt(

@@ -79,6 +79,9 @@ pub struct CampaignStats {
     pub delivered: u64,
     pub read: u64,
     pub replied: u64,
+    /// Sends the gateway accepted and then reported `ERROR` for: counted in `failed`
+    /// (each such recipient is `failed` with `failed_after_send: true` and the reason).
+    pub failed_after_send: u64,
     /// `replied / sent` (0–1; a reply counts for the latest send to that phone within 7
     /// days); `null` before anything was sent.
     pub reply_rate: Option<f64>,
@@ -105,6 +108,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
     let now = state.clock.now();
     let t = counts::of(&state.reads, c.id, now - Duration::minutes(1)).await?;
     let per_variant = counts::by_variant(&state.reads, c.id).await?;
+    let failed_after_send = counts::failed_after_send(&state.reads, c.id).await?;
     let messages = c.messages.0.len().clamp(1, 5);
     let variants = (0..messages)
         .map(|i| {
@@ -155,6 +159,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
         delivered: n(t.delivered),
         read: n(t.read),
         replied: n(t.replied),
+        failed_after_send: n(failed_after_send),
         variants,
         reply_rate: (t.sent > 0).then(|| n(t.replied) as f64 / n(t.sent) as f64),
         sent_last_minute: n(t.sent_since),
@@ -181,6 +186,9 @@ pub struct RecipientView {
     /// True when the send may or may not have reached WhatsApp (a timeout after the request
     /// left, or a crash while sending): `failed`, never resent; a receipt corrects it.
     pub outcome_unknown: bool,
+    /// True when the gateway accepted the send and then reported `ERROR` (`failed`, with
+    /// the reason); a later delivery receipt makes it `sent` again.
+    pub failed_after_send: bool,
     pub variant: Option<i16>,
     pub queued_at: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -260,8 +268,8 @@ pub async fn recipients(
     let n = values.len();
     let items = RecipientView::find_by_statement(stmt(
         format!(
-            "SELECT id, contact_id, phone, name, status, reason, outcome_unknown, variant, queued_at, sent_at, delivered_at, \
-                    read_at, message_id, position \
+            "SELECT id, contact_id, phone, name, status, reason, outcome_unknown, failed_after_send, variant, queued_at, \
+                    sent_at, delivered_at, read_at, message_id, position \
              FROM recipients WHERE {clause} ORDER BY position, id LIMIT ${} OFFSET ${n}",
             n - 1
         ),

@@ -17,6 +17,9 @@ pub struct Model {
     /// `open`, `connecting` or `close`: the last state heard; `None` before any.
     pub connection_state: Option<crate::gateway::ConnectionState>,
     pub state_checked_at: Option<DateTimeUtc>,
+    /// Arauto created the instance on the gateway (`create: true`): deleting the row deletes
+    /// it there too.
+    pub provisioned: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -158,6 +158,31 @@ pub struct ConnectInfo {
     pub count: Option<u32>,
 }
 
+/// An instance the gateway created ([`GatewayClient::create_instance`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedInstance {
+    /// The instance's own api key (`hash`): what Arauto stores, encrypted, to use it.
+    pub api_key: String,
+    /// `instance.status` as the gateway reported it.
+    pub state: Option<ConnectionState>,
+    /// The QR code (and pairing code) to connect the number.
+    pub qrcode: ConnectInfo,
+}
+
+/// `{"pairingCode", "code", "base64", "count"}` as the gateway answers them.
+fn connect_info(v: &Value) -> ConnectInfo {
+    let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    ConnectInfo {
+        pairing_code: text("pairingCode"),
+        code: text("code"),
+        base64: text("base64"),
+        count: v
+            .get("count")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok()),
+    }
+}
+
 /// How a failure should be handled; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -401,16 +426,56 @@ impl GatewayClient {
         let url = url(target, "instance/connect");
         let answer = self.call(Method::GET, &url, target.api_key, None, Repeat::Safe).await?;
         let v: Value = serde_json::from_str(&answer.body).map_err(|_| answer.unexpected("the answer is not JSON"))?;
-        let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
-        Ok(ConnectInfo {
-            pairing_code: text("pairingCode"),
-            code: text("code"),
-            base64: text("base64"),
-            count: v
-                .get("count")
-                .and_then(Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok()),
+        Ok(connect_info(&v))
+    }
+
+    /// `POST /instance/create` with the gateway's global key (`target.api_key`; its
+    /// `instance_name` is the new instance's name), asking for a QR code and pointing the
+    /// instance's webhook at `webhook_url` for `events` (`EVOLUTION.md`, "Instances").
+    /// Never retried after the request may have reached the gateway (a second create of the
+    /// same name is refused): only a refused connection or a 5xx/429 is retried.
+    pub async fn create_instance(
+        &self,
+        target: InstanceTarget<'_>,
+        webhook_url: &str,
+        events: &[&str],
+    ) -> Result<CreatedInstance, GatewayError> {
+        let url = format!("{}/instance/create", target.api_url.trim_end_matches('/'));
+        let body = serde_json::json!({
+            "instanceName": target.instance_name,
+            "integration": "WHATSAPP-BAILEYS",
+            "qrcode": true,
+            "webhook": {"url": webhook_url, "byEvents": false, "base64": false, "events": events},
+        });
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| GatewayError::new(ErrorClass::Recipient, None, format!("cannot encode: {e}"), ""))?;
+        let answer = self
+            .call(Method::POST, &url, target.api_key, Some(body), Repeat::AtMostOnce)
+            .await?;
+        let v: Value = serde_json::from_str(&answer.body).map_err(|_| answer.unexpected("the answer is not JSON"))?;
+        // `hash` is the instance's own key: a string in 2.x, `{"apikey": …}` in some versions.
+        let api_key = v
+            .get("hash")
+            .and_then(|h| h.as_str().or_else(|| h.get("apikey").and_then(Value::as_str)))
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| answer.unexpected("no hash (the instance's api key) in the answer"))?;
+        let status = v
+            .pointer("/instance/status")
+            .and_then(Value::as_str)
+            .and_then(ConnectionState::parse);
+        Ok(CreatedInstance {
+            api_key: api_key.to_owned(),
+            state: status,
+            qrcode: v.get("qrcode").map(connect_info).unwrap_or_default(),
         })
+    }
+
+    /// `DELETE /instance/delete/{instance}`.
+    pub async fn delete_instance(&self, target: InstanceTarget<'_>) -> Result<(), GatewayError> {
+        let url = url(target, "instance/delete");
+        self.call(Method::DELETE, &url, target.api_key, None, Repeat::Safe)
+            .await
+            .map(|_| ())
     }
 
     /// `DELETE /instance/logout/{instance}`.

@@ -9,8 +9,8 @@ pub mod service;
 pub mod webhook;
 
 pub use client::{
-    ConnectInfo, ConnectionState, ErrorClass, GatewayClient, GatewayError, InstanceTarget, MediaType, OutgoingMessage,
-    SentMessage,
+    ConnectInfo, ConnectionState, CreatedInstance, ErrorClass, GatewayClient, GatewayError, InstanceTarget, MediaType,
+    OutgoingMessage, SentMessage,
 };
 pub use sandbox::{run_sandbox, sandbox_server, SandboxState, SendKind, SendRecord};
 pub use webhook::{parse_webhook, receipt_rank, GatewayEvent, ReceiptStatus, WebhookError};

@@ -58,7 +58,7 @@ pub struct StateView {
 #[utoipa::path(operation_id = "getInstanceState", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 200, body = StateView),
     (status = 404, body = crate::error::Problem),
-    (status = 409, body = crate::error::Problem),
+    (status = 502, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[get("/instances/{id}/state")]
 pub async fn instance_state(
@@ -70,6 +70,7 @@ pub async fn instance_state(
     Ok(HttpResponse::Ok().json(StateView { state: s }))
 }
 
+/// A QR code and/or pairing code to connect a number (all `null` when it is connected).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectView {
     pub pairing_code: Option<String>,
@@ -88,12 +89,13 @@ impl From<ConnectInfo> for ConnectView {
     }
 }
 
-/// Asks the gateway for a QR code / pairing code to connect the number (admins only).
+/// Asks the gateway for a fresh QR code / pairing code to connect the number (admins only;
+/// 502 with the gateway's message when it fails).
 #[utoipa::path(operation_id = "connectInstance", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ConnectView),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),
-    (status = 409, body = crate::error::Problem),
+    (status = 502, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[post("/instances/{id}/connect")]
 pub async fn instance_connect(
@@ -111,7 +113,7 @@ pub async fn instance_connect(
     (status = 204),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),
-    (status = 409, body = crate::error::Problem),
+    (status = 502, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[post("/instances/{id}/logout")]
 pub async fn instance_logout(

@@ -12,7 +12,7 @@ use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::instances::connectivity::{self, target_of};
 use crate::instances::repo as instances_repo;
-use crate::recipients;
+use crate::recipients::{self, Receipt};
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 use crate::tenancy::settings;
@@ -42,10 +42,15 @@ pub async fn apply_webhook(state: &AppState, token: &str, body: &serde_json::Val
         metrics::counter!("arauto_webhook_events_total", "event" => kind).increment(1);
         match event {
             GatewayEvent::Receipt { message_id, status, .. } => {
-                let delivered = status.rank() >= ReceiptStatus::DeliveryAck.rank();
-                let read = status.rank() >= ReceiptStatus::Read.rank();
-                // A receipt proves the send: it corrects an `outcome_unknown` failure.
-                recipients::apply_receipt(&state.db, instance.tenant_id, &message_id, delivered, read, now).await?;
+                // A receipt proves the send: it corrects an `outcome_unknown` failure; an
+                // ERROR fails a send the gateway had accepted (`failed_after_send`).
+                let receipt = match status {
+                    ReceiptStatus::Error => Receipt::Error(recipients::ERROR_RECEIPT),
+                    s if s.rank() >= ReceiptStatus::Read.rank() => Receipt::Read,
+                    s if s.rank() >= ReceiptStatus::DeliveryAck.rank() => Receipt::Delivered,
+                    _ => Receipt::Accepted,
+                };
+                recipients::apply_receipt(&state.db, instance.tenant_id, &message_id, receipt, now).await?;
             }
             GatewayEvent::Inbound { phone, text, .. } => {
                 // `phone` is canonical (a jid without the ninth digit gains it), as contacts are.
@@ -67,15 +72,14 @@ pub async fn apply_webhook(state: &AppState, token: &str, body: &serde_json::Val
     Ok(handled)
 }
 
-fn gateway_problem(e: GatewayError) -> AppError {
-    AppError::Conflict {
-        detail: format!("the gateway refused: {e}"),
-        current_status: None,
-    }
+/// A failed gateway call as the API answers it: 502, the detail carrying the gateway's
+/// message (`gateway instance error (HTTP 401): Unauthorized`).
+pub fn gateway_problem(e: GatewayError) -> AppError {
+    AppError::BadGateway(e.to_string())
 }
 
 /// Calls the gateway about instance `id` of the caller's tenant with its decrypted key.
-/// 404 for another tenant's id; 409 when the gateway refuses.
+/// 404 for another tenant's id; 502 when the gateway fails or refuses.
 async fn with_target<T, F, Fut>(state: &AppState, user: &AuthUser, id: Uuid, call: F) -> AppResult<T>
 where
     F: FnOnce(GatewayClient, instances::Model, String) -> Fut,

@@ -50,15 +50,22 @@ pub enum ProbeError {
 }
 
 /// Records what was heard of an instance (`None`: asked, no answer: only the time is
-/// kept). `close` pauses its active and scheduled campaigns.
+/// kept). Going `close` from any other state is a disconnect (kept for the number's
+/// health, [`super::health`]); `close` pauses its active and scheduled campaigns.
 pub async fn record(
     db: &impl ConnectionTrait,
     instance_id: Uuid,
     state: Option<ConnectionState>,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
+    // The row is locked before its old state is read (in the UPDATE's own plan): of two
+    // `close` heard at once, one is the disconnect.
     db.execute(stmt(
-        "UPDATE instances SET connection_state = COALESCE($2, connection_state), state_checked_at = $3 WHERE id = $1",
+        "WITH u AS (UPDATE instances i SET connection_state = COALESCE($2, i.connection_state), state_checked_at = $3 \
+               FROM (SELECT connection_state AS old FROM instances WHERE id = $1 FOR UPDATE) o \
+               WHERE i.id = $1 RETURNING i.id, o.old) \
+         INSERT INTO instance_disconnects (instance_id, at) \
+         SELECT u.id, $3 FROM u WHERE $2 = 'close' AND u.old IS DISTINCT FROM 'close'",
         vec![
             instance_id.into(),
             state.map(ConnectionState::as_str).into(),

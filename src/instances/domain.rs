@@ -22,15 +22,33 @@ impl Warmup {
     }
 }
 
-/// A new instance, parsed: `api_key` in clear (encrypted before it is stored),
-/// `daily_limit` sends per local day.
+/// Where a new instance's api key comes from.
+pub enum KeySource {
+    /// An instance that exists on the gateway: its key, in clear (encrypted before it is
+    /// stored).
+    Given(String),
+    /// Arauto creates the instance on the gateway with its global key (this one, else
+    /// `gateway.global_api_key`; used once, never stored) and stores the key the gateway
+    /// issues for it.
+    Create { global_api_key: Option<String> },
+}
+
+/// A new instance, parsed: `daily_limit` sends per local day.
 pub struct InstanceInput {
     pub name: String,
     pub api_url: String,
-    pub api_key: String,
+    pub key: KeySource,
     pub instance_name: String,
     pub daily_limit: Option<i32>,
     pub warmup: Option<Warmup>,
+}
+
+/// The events an instance Arauto creates posts to its webhook (`EVOLUTION.md`, "Webhooks").
+pub const WEBHOOK_EVENTS: [&str; 3] = ["MESSAGES_UPDATE", "MESSAGES_UPSERT", "CONNECTION_UPDATE"];
+
+/// The path of an instance's webhook, relative to the API's base URL.
+pub fn webhook_path(token: &str) -> String {
+    format!("/api/v1/webhooks/evolution/{token}")
 }
 
 /// A parsed change of an instance: `None` keeps a field, `Some(None)` clears a nullable one.

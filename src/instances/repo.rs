@@ -13,9 +13,10 @@ use crate::db::{page_sorted, scoped};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::pagination::{Page, Pagination};
+use crate::gateway::ConnectionState;
 
 /// 40 random alphanumerics: the secret part of the instance's webhook URL.
-fn webhook_token() -> String {
+pub fn webhook_token() -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(40)
@@ -23,32 +24,54 @@ fn webhook_token() -> String {
         .collect()
 }
 
-/// Inserts an instance of the tenant with `api_key_enc` (the key's `crypto::Cipher` output)
-/// and a fresh webhook token, nothing heard yet. 409 when the tenant has one of that name.
+/// What a new row holds besides the input: its key (`crypto::Cipher` output), webhook
+/// token, whether Arauto created it on the gateway and the state heard then.
+pub struct NewRow {
+    pub api_key_enc: String,
+    pub webhook_token: String,
+    pub provisioned: bool,
+    pub state: Option<ConnectionState>,
+}
+
+/// Inserts an instance of the tenant (`row.state` heard at `now`, if any). 409 when the
+/// tenant has one of that name.
 pub async fn insert(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
-    input: InstanceInput,
-    api_key_enc: String,
+    input: &InstanceInput,
+    row: NewRow,
     now: DateTime<Utc>,
 ) -> AppResult<instances::Model> {
     Ok(instances::ActiveModel {
         id: Set(Uuid::new_v4()),
         tenant_id: Set(tenant_id),
-        name: Set(input.name),
-        api_url: Set(input.api_url),
-        instance_name: Set(input.instance_name),
-        api_key_enc: Set(api_key_enc),
-        webhook_token: Set(webhook_token()),
+        name: Set(input.name.clone()),
+        api_url: Set(input.api_url.clone()),
+        instance_name: Set(input.instance_name.clone()),
+        api_key_enc: Set(row.api_key_enc),
+        webhook_token: Set(row.webhook_token),
         daily_limit: Set(input.daily_limit),
         warmup: Set(input.warmup.map(|w| json!(w))),
-        connection_state: Set(None),
-        state_checked_at: Set(None),
+        connection_state: Set(row.state),
+        state_checked_at: Set(row.state.map(|_| now)),
+        provisioned: Set(row.provisioned),
         created_at: Set(now),
         updated_at: Set(now),
     }
     .insert(db)
     .await?)
+}
+
+/// 409 when the tenant already has an instance named `name`.
+pub async fn ensure_name_free(db: &impl ConnectionTrait, tenant_id: Uuid, name: &str) -> AppResult<()> {
+    let taken = scoped::<instances::Entity>(tenant_id)
+        .filter(instances::Column::Name.eq(name))
+        .one(db)
+        .await?;
+    match taken {
+        Some(_) => Err(AppError::conflict("an instance with this name already exists")),
+        None => Ok(()),
+    }
 }
 
 /// Applies `patch` (its `api_key` already encrypted into `api_key_enc`), stamped `now`; a

@@ -1,4 +1,4 @@
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,6 +10,7 @@ use crate::api::extract::{nullable, ApiJson, Page, Pagination};
 use crate::db::find_owned;
 use crate::entities::instances;
 use crate::error::{AppError, AppResult, FieldError, Fields};
+use crate::gateway::routes::ConnectView;
 use crate::gateway::ConnectionState;
 use crate::state::AppState;
 use crate::tenancy::{auth::AuthUser, domain::parse_name};
@@ -30,6 +31,13 @@ pub struct InstanceView {
     pub connection_state: Option<ConnectionState>,
     /// When the gateway was last asked or heard from.
     pub state_checked_at: Option<DateTime<Utc>>,
+    /// Arauto created this instance on the gateway (`create: true`); deleting it here
+    /// deletes it there too.
+    pub provisioned: bool,
+    /// Only in the answer to a create with `create: true`: the QR code (and pairing code)
+    /// to connect the number. `POST /instances/{id}/connect` gives a fresh one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qrcode: Option<ConnectView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -38,7 +46,9 @@ impl From<instances::Model> for InstanceView {
     fn from(m: instances::Model) -> Self {
         Self {
             id: m.id,
-            webhook_path: format!("/api/v1/webhooks/evolution/{}", m.webhook_token),
+            webhook_path: webhook_path(&m.webhook_token),
+            provisioned: m.provisioned,
+            qrcode: None,
             connection_state: connectivity::stored_state(&m),
             warmup: m.warmup.and_then(|w| serde_json::from_value(w).ok()),
             state_checked_at: m.state_checked_at,
@@ -52,6 +62,9 @@ impl From<instances::Model> for InstanceView {
     }
 }
 
+/// A number on a gateway: one that exists there (`api_key` given), or one Arauto creates
+/// there (`create: true`, with the gateway's global key in `global_api_key` or the
+/// configuration), which answers with its QR code.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Loja 1", "api_url": "http://evolution:8080", "api_key": "secret", "instance_name": "loja-1", "daily_limit": 500}))]
@@ -60,9 +73,20 @@ pub struct CreateInstanceRequest {
     pub name: String,
     /// Base URL of the Evolution gateway, e.g. `http://evolution:8080`.
     pub api_url: String,
-    /// Write-only: stored encrypted, never returned.
+    /// The instance's api key on the gateway; required unless `create` is true (the gateway
+    /// then issues it). Write-only: stored encrypted, never returned.
     #[schema(max_length = 512)]
-    pub api_key: String,
+    pub api_key: Option<String>,
+    /// Create the instance on the gateway (default false): its webhook is pointed at this
+    /// API (`server.public_url` + `webhook_path`, events MESSAGES_UPDATE, MESSAGES_UPSERT,
+    /// CONNECTION_UPDATE) and the answer carries its `qrcode`. Gateway failures answer 502
+    /// with the gateway's message.
+    #[serde(default)]
+    pub create: bool,
+    /// With `create`: the gateway's global api key, used for this call only and never
+    /// stored; by default `gateway.global_api_key` from the configuration.
+    #[schema(max_length = 512)]
+    pub global_api_key: Option<String>,
     /// The instance's name on the gateway: letters, digits, `-`, `_` and `.`.
     #[schema(max_length = 100)]
     pub instance_name: String,
@@ -103,21 +127,47 @@ impl CreateInstanceRequest {
         let mut f = Fields::default();
         let name = f.check("name", parse_name(&self.name, crate::text::MAX_NAME));
         let api_url = f.check("api_url", parse_api_url(&self.api_url));
-        let api_key = f.check("api_key", parse_api_key(&self.api_key));
+        let key = match (self.create, &self.api_key, &self.global_api_key) {
+            (false, Some(key), None) => f.check("api_key", parse_api_key(key)).map(KeySource::Given),
+            (false, None, _) => {
+                f.push(FieldError::new("api_key", "is required (or set create: true)"));
+                None
+            }
+            (false, Some(_), Some(_)) => {
+                f.push(FieldError::new("global_api_key", "is only used with create: true"));
+                None
+            }
+            (true, Some(_), _) => {
+                f.push(FieldError::new(
+                    "api_key",
+                    "must be absent with create: true (the gateway issues the instance's key)",
+                ));
+                None
+            }
+            (true, None, global) => {
+                let global = global.as_deref().map(|g| f.check("global_api_key", parse_api_key(g)));
+                match global {
+                    Some(None) => None,
+                    Some(Some(g)) => Some(KeySource::Create {
+                        global_api_key: Some(g),
+                    }),
+                    None => Some(KeySource::Create { global_api_key: None }),
+                }
+            }
+        };
         let instance_name = f.check("instance_name", parse_instance_name(&self.instance_name));
         let daily_limit = self
             .daily_limit
             .and_then(|n| f.check("daily_limit", parse_daily_limit(n)));
         check_warmup(&mut f, self.warmup.as_ref());
         f.finish()?;
-        let (Some(name), Some(api_url), Some(api_key), Some(instance_name)) = (name, api_url, api_key, instance_name)
-        else {
+        let (Some(name), Some(api_url), Some(key), Some(instance_name)) = (name, api_url, key, instance_name) else {
             return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
         };
         Ok(InstanceInput {
             name,
             api_url,
-            api_key,
+            key,
             instance_name,
             daily_limit,
             warmup: self.warmup,
@@ -161,22 +211,34 @@ impl UpdateInstanceRequest {
     }
 }
 
-/// Connects a WhatsApp number on a gateway (admins only).
+/// Connects a WhatsApp number on a gateway, or creates it there with `create: true`
+/// (answering its QR code; 502 with the gateway's message when the gateway refuses)
+/// (admins only).
 #[utoipa::path(operation_id = "createInstance", tag = "instances", request_body = CreateInstanceRequest, responses(
     (status = 201, body = InstanceView),
     (status = 403, body = crate::error::Problem),
     (status = 409, body = crate::error::Problem),
     (status = 422, body = crate::error::Problem),
+    (status = 502, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[post("/instances")]
 pub async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
+    req: HttpRequest,
     body: ApiJson<CreateInstanceRequest>,
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let created = service::create(&state, &user, body.0.parse()?).await?;
-    Ok(HttpResponse::Created().json(InstanceView::from(created)))
+    let base_url = {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    };
+    let (created, qrcode) = service::create(&state, &user, body.0.parse()?, &base_url).await?;
+    let view = InstanceView {
+        qrcode: qrcode.map(ConnectView::from),
+        ..InstanceView::from(created)
+    };
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// The tenant's instances.
@@ -220,12 +282,14 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(InstanceView::from(updated)))
 }
 
-/// Removes an instance (admins only).
+/// Removes an instance; one created on the gateway by Arauto is deleted there too (502
+/// with the gateway's message when it refuses) (admins only).
 #[utoipa::path(operation_id = "deleteInstance", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 204),
     (status = 403, body = crate::error::Problem),
     (status = 404, body = crate::error::Problem),
     (status = 409, body = crate::error::Problem),
+    (status = 502, body = crate::error::Problem),
 ), security(("bearer" = [])))]
 #[delete("/instances/{id}")]
 pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
@@ -239,5 +303,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(list)
         .service(get)
         .service(update)
-        .service(delete);
+        .service(delete)
+        .service(health);
+}
+
+/// The number's last 24 hours and how close it looks to a ban (see
+/// [`super::health`] for the figures and thresholds).
+#[utoipa::path(operation_id = "getInstanceHealth", tag = "instances", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = super::health::InstanceHealth),
+    (status = 404, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[get("/instances/{id}/health")]
+pub async fn health(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+    let found = find_owned::<instances::Entity>(&state.db, user.tenant_id, *id, "instance").await?;
+    let report = super::health::of(&state, &found).await?;
+    Ok(HttpResponse::Ok().json(report))
 }

@@ -11,6 +11,8 @@
 //! queued ──claim of an opted-out contact──▶ skipped
 //! sending ──time out──▶ failed (outcome_unknown);  failed (outcome_unknown) ──late 2xx,
 //! receipt──▶ sent
+//! sent | failed (outcome_unknown) ──ERROR receipt──▶ failed (failed_after_send, with its
+//! reason) ──later delivery/read receipt──▶ sent
 //! ```
 //! Terminal: `sent`, `failed`, `skipped`, `cancelled` (PRODUCT §2.2). An outcome arriving
 //! for a cancelled campaign never leaves a recipient `pending`.
@@ -521,21 +523,43 @@ pub async fn record(db: &impl ConnectionTrait, records: &[Record]) -> Result<(),
     Ok(())
 }
 
+/// The reason kept on a recipient the gateway reported `ERROR` for after accepting it,
+/// when the receipt gives none.
+pub const ERROR_RECEIPT: &str = "the gateway reported ERROR after accepting the message";
+
 /// What a receipt does to its recipient `r`, given SQL for the receipt's delivered and read
-/// instants (NULL when it does not say so): `delivered_at` / `read_at` filled once
-/// (monotonic: a late DELIVERY_ACK never undoes READ, duplicates change nothing), and the
-/// send proven: `failed` with `outcome_unknown` → `sent`.
-fn receipt_effects(delivered: &str, read: &str) -> String {
+/// instants and its error reason (NULL when it does not say so): `delivered_at` / `read_at`
+/// filled once (monotonic: a late DELIVERY_ACK never undoes READ, duplicates change
+/// nothing), and the send proven: `failed` with `outcome_unknown` → `sent`. An `ERROR`
+/// receipt (only an error) for a send not known delivered or read makes it `failed` with
+/// `failed_after_send` and the error as reason (`sent` or `failed`/`outcome_unknown` →
+/// `failed`); a delivery or read receipt arriving after it (reordered) proves the message
+/// arrived after all and makes it `sent` again.
+fn receipt_effects(delivered: &str, read: &str, error: &str) -> String {
+    let only_error = format!("({error} IS NOT NULL AND {delivered} IS NULL AND {read} IS NULL)");
+    let fails = format!(
+        "({only_error} AND r.delivered_at IS NULL AND r.read_at IS NULL \
+          AND (r.status = 'sent' OR (r.status = 'failed' AND r.outcome_unknown)))"
+    );
+    let proves = format!("({delivered} IS NOT NULL OR {read} IS NOT NULL)");
     format!(
         "delivered_at = COALESCE(r.delivered_at, {delivered}), read_at = COALESCE(r.read_at, {read}), \
-         status = CASE WHEN r.status = 'failed' AND r.outcome_unknown THEN 'sent' ELSE r.status END, \
+         status = CASE WHEN {fails} THEN 'failed' \
+                       WHEN r.status = 'failed' AND r.outcome_unknown AND NOT {only_error} THEN 'sent' \
+                       WHEN r.status = 'failed' AND r.failed_after_send AND {proves} THEN 'sent' \
+                       ELSE r.status END, \
+         reason = CASE WHEN {fails} THEN {error} WHEN r.failed_after_send AND {proves} THEN NULL ELSE r.reason END, \
+         failed_after_send = CASE WHEN {fails} THEN true WHEN r.failed_after_send AND {proves} THEN false \
+                                  ELSE r.failed_after_send END, \
          outcome_unknown = false, sent_at = COALESCE(r.sent_at, {delivered}, {read})"
     )
 }
 
 /// The webhook events of receipts applied by a statement's CTE `m` (updated recipients
-/// with their previous `was_delivered` / `was_read`): `message.delivered` and
-/// `message.read` the first time each is known, never again for duplicates.
+/// with their previous `was_delivered` / `was_read` / `was_failed_after_send`):
+/// `message.delivered` and `message.read` the first time each is known, never again for
+/// duplicates; `message.failed` (with `failed_after_send: true`) when an `ERROR` receipt
+/// failed the send.
 fn receipt_events(at: &str) -> String {
     enqueue_cte(
         "hooks",
@@ -543,14 +567,28 @@ fn receipt_events(at: &str) -> String {
             "SELECT m.tenant_id, 'message.delivered' AS event_type, {MESSAGE_DATA} AS data FROM m \
                WHERE m.was_delivered IS NULL AND m.delivered_at IS NOT NULL \
              UNION ALL \
-             SELECT m.tenant_id, 'message.read', {MESSAGE_DATA} FROM m WHERE m.was_read IS NULL AND m.read_at IS NOT NULL"
+             SELECT m.tenant_id, 'message.read', {MESSAGE_DATA} FROM m WHERE m.was_read IS NULL AND m.read_at IS NOT NULL \
+             UNION ALL \
+             SELECT m.tenant_id, 'message.failed', {MESSAGE_DATA} || jsonb_build_object('failed_after_send', true) \
+               FROM m WHERE m.failed_after_send AND NOT m.was_failed_after_send"
         ),
         at,
     )
 }
 
-/// A receipt naming `message_id` (delivered and/or read at `at`), applied to its recipient
-/// (see [`receipt_effects`]). When no recipient has that message id yet — the receipt beat
+/// What one receipt says (`EVOLUTION.md`, `messages.update`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt<'a> {
+    /// The gateway took the message (`SERVER_ACK`, `PENDING`): proves the send.
+    Accepted,
+    Delivered,
+    Read,
+    /// `ERROR` after the gateway accepted the send, with the reason to keep.
+    Error(&'a str),
+}
+
+/// A receipt naming `message_id` (at `at`), applied to its recipient (see
+/// [`receipt_effects`]). When no recipient has that message id yet — the receipt beat
 /// the send's outcome to the database — it is kept in `early_receipts` and applied when the
 /// outcome is recorded ([`record`]) or by the next tick ([`apply_early_receipts`]): a
 /// receipt is never lost. Returns whether it was applied now.
@@ -558,20 +596,31 @@ pub async fn apply_receipt(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     message_id: &str,
-    delivered: bool,
-    read: bool,
+    receipt: Receipt<'_>,
     at: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
-    let delivered_at = (delivered || read).then_some(at);
+    let (delivered, read) = match receipt {
+        Receipt::Delivered => (true, false),
+        Receipt::Read => (true, true),
+        Receipt::Accepted | Receipt::Error(_) => (false, false),
+    };
+    let delivered_at = delivered.then_some(at);
     let read_at = read.then_some(at);
+    let error = match receipt {
+        // Postgres text holds no NUL.
+        Receipt::Error(reason) => Some(reason.replace('\0', "")),
+        _ => None,
+    };
     let done = crate::db::count(
         db,
         format!(
-            "WITH old AS (SELECT id, delivered_at, read_at FROM recipients WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE), \
+            "WITH old AS (SELECT id, delivered_at, read_at, failed_after_send FROM recipients \
+                          WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE), \
              m AS (UPDATE recipients r SET {} FROM old WHERE r.id = old.id \
-                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read), \
+                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
+                             old.failed_after_send AS was_failed_after_send), \
              {} SELECT count(*) AS n FROM m",
-            receipt_effects("$3::timestamptz", "$4::timestamptz"),
+            receipt_effects("$3::timestamptz", "$4::timestamptz", "$6::text"),
             receipt_events("$5::timestamptz")
         ),
         vec![
@@ -580,6 +629,7 @@ pub async fn apply_receipt(
             delivered_at.into(),
             read_at.into(),
             at.into(),
+            error.clone().into(),
         ],
     )
     .await?;
@@ -587,17 +637,19 @@ pub async fn apply_receipt(
         return Ok(true);
     }
     db.execute(stmt(
-        "INSERT INTO early_receipts (tenant_id, message_id, delivered_at, read_at, received_at) \
-         VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO early_receipts (tenant_id, message_id, delivered_at, read_at, error, received_at) \
+         VALUES ($1, $2, $3, $4, $6, $5) \
          ON CONFLICT (tenant_id, message_id) DO UPDATE SET \
            delivered_at = COALESCE(early_receipts.delivered_at, EXCLUDED.delivered_at), \
-           read_at = COALESCE(early_receipts.read_at, EXCLUDED.read_at)",
+           read_at = COALESCE(early_receipts.read_at, EXCLUDED.read_at), \
+           error = COALESCE(early_receipts.error, EXCLUDED.error)",
         vec![
             tenant_id.into(),
             message_id.into(),
             delivered_at.into(),
             read_at.into(),
             at.into(),
+            error.into(),
         ],
     ))
     .await?;
@@ -620,13 +672,15 @@ pub async fn apply_early_receipts(
                WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id \
                  AND ($1::jsonb IS NULL OR e.message_id IN (SELECT jsonb_array_elements_text($1::jsonb))) \
                RETURNING e.*), \
-             old AS (SELECT r0.id, r0.delivered_at, r0.read_at, e.delivered_at AS e_delivered, e.read_at AS e_read, \
+             old AS (SELECT r0.id, r0.delivered_at, r0.read_at, r0.failed_after_send, e.delivered_at AS e_delivered, \
+                       e.read_at AS e_read, e.error AS e_error, \
                        e.received_at FROM recipients r0 JOIN e ON r0.tenant_id = e.tenant_id AND r0.message_id = e.message_id \
                      FOR UPDATE OF r0), \
              m AS (UPDATE recipients r SET {} FROM old WHERE r.id = old.id \
-                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read), \
+                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
+                             old.failed_after_send AS was_failed_after_send), \
              {} SELECT count(*) AS n FROM m",
-            receipt_effects("old.e_delivered", "old.e_read"),
+            receipt_effects("old.e_delivered", "old.e_read", "old.e_error"),
             receipt_events("now()")
         ),
         vec![message_ids.map(|ids| json!(ids)).into()],

@@ -50,6 +50,7 @@ async fn stats(w: &World, campaign: &str) -> Value {
 async fn receipts_the_gateway_posts_before_its_answer_all_count_as_delivered() {
     let w = world().await;
     // The sandbox posts each send's DELIVERY_ACK to Arauto's webhook before answering 201.
+    w.sandbox.faults(json!({"receipts_before_answer": true}));
     let url = format!("{}{}", w.app.address, webhook_path(&w).await);
     let set = reqwest::Client::new()
         .post(format!("{}/webhook/set/loja-1", w.sandbox.url))
@@ -170,4 +171,105 @@ async fn a_reply_counts_once_for_the_latest_send_to_that_phone_within_seven_days
         .ok(200)
         .clone();
     assert_eq!(s["replied"], 1, "{s}");
+}
+
+async fn recipients(w: &World, campaign: &str) -> Vec<Value> {
+    let r = w
+        .app
+        .get(&format!("/api/v1/campaigns/{campaign}/recipients"), &w.t)
+        .await;
+    r.ok(200)["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn an_error_receipt_after_the_gateways_201_fails_the_send_as_failed_after_send() {
+    let w = world().await;
+    // Receipts leave after the 201 (the default), ERROR for one number.
+    w.sandbox
+        .faults(json!({"error_receipts": [phone(1)], "receipt_delay_ms": 20}));
+    let url = format!("{}{}", w.app.address, webhook_path(&w).await);
+    let set = reqwest::Client::new()
+        .post(format!("{}/webhook/set/loja-1", w.sandbox.url))
+        .header("apikey", "k")
+        .json(&json!({"webhook": {"enabled": true, "url": url, "events": ["MESSAGES_UPDATE"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success());
+    let contacts = w.contacts(3).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = stats(&w, &c).await;
+        if s["failed_after_send"] == 1 && s["delivered"] == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    engine.stop().await;
+    assert_eq!(
+        w.sandbox.state.send_count(),
+        3,
+        "all three were accepted by the gateway"
+    );
+    let s = stats(&w, &c).await;
+    assert_eq!(
+        (s["counts"]["sent"].clone(), s["counts"]["failed"].clone()),
+        (json!(2), json!(1)),
+        "{s}"
+    );
+    let failed = recipients(&w, &c)
+        .await
+        .into_iter()
+        .find(|r| r["phone"] == phone(1).as_str())
+        .unwrap();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["failed_after_send"], true, "{failed}");
+    assert!(failed["reason"].as_str().unwrap().contains("ERROR"), "{failed}");
+    assert!(failed["message_id"].is_string());
+    // A duplicate ERROR changes nothing; a delivery receipt arriving late (reordered)
+    // proves the message arrived after all.
+    let id = failed["message_id"].as_str().unwrap().to_owned();
+    post_receipt(&w, &id, "ERROR").await;
+    assert_eq!(stats(&w, &c).await["failed_after_send"], 1);
+    post_receipt(&w, &id, "DELIVERY_ACK").await;
+    let s = stats(&w, &c).await;
+    assert_eq!(
+        (
+            s["failed_after_send"].clone(),
+            s["counts"]["sent"].clone(),
+            s["delivered"].clone()
+        ),
+        (json!(0), json!(3), json!(3)),
+        "{s}"
+    );
+}
+
+#[tokio::test]
+async fn an_error_receipt_before_the_outcome_is_kept_and_applied_with_it() {
+    let w = world().await;
+    let contacts = w.contacts(1).await;
+    let c = w.campaign(&contacts, immediate(), fast()).await;
+    w.start(&c).await;
+    post_receipt(&w, "3EB0EARLYERR", "ERROR").await;
+    assert_eq!(kept_receipts(&w).await, 1);
+    w.app
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE recipients SET status = 'sent', sent_at = now(), message_id = '3EB0EARLYERR' WHERE campaign_id = '{c}'"
+        ))
+        .await
+        .unwrap();
+    Beat::new(&w.live_state()).tick(Utc::now()).await.unwrap();
+    let s = stats(&w, &c).await;
+    assert_eq!(
+        (s["failed_after_send"].clone(), s["counts"]["failed"].clone()),
+        (json!(1), json!(1)),
+        "{s}"
+    );
+    assert_eq!(kept_receipts(&w).await, 0);
 }
