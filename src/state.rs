@@ -34,6 +34,8 @@ pub struct AppState {
     /// The shipped holiday calendars, read once at start-up from `holidays.dir`.
     pub calendars: Arc<Calendars>,
     pub gateway: GatewayClient,
+    /// Probes campaigns' media URLs (`media.*`).
+    pub media: crate::campaigns::media::MediaChecker,
     /// Callers' users and roles, for `server.read_cache_ttl_ms`.
     pub users: UserCache,
     /// Tenants' own holidays, for `server.read_cache_ttl_ms`.
@@ -93,6 +95,7 @@ impl AppState {
             holidays: HolidayCache::new(cache_ttl),
             gateway: GatewayClient::new(&settings.gateway)?,
             reads: db.clone(),
+            media: crate::campaigns::media::MediaChecker::new(&settings.media)?,
             db,
             redis,
             keys: Keys::new(settings.redis.prefix.clone()).with_partitions(settings.dispatch.queue_partitions),

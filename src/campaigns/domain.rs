@@ -29,8 +29,14 @@ pub struct Media {
     #[serde(rename = "type")]
     pub kind: MediaKind,
     pub url: String,
+    /// The name the recipient sees (documents); by default the URL's last path segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
+    /// The file's MIME type (`application/pdf`), sent to the gateway with it: set from the
+    /// URL's answer when the campaign is checked, else implied by the URL's extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
+    pub mimetype: Option<String>,
 }
 
 /// A message variant as clients send it: its own text (and media), or a template's.
@@ -242,6 +248,23 @@ pub fn parse_message(m: &Message) -> Result<Template, Vec<FieldError>> {
     if let Some(media) = &m.media {
         if !is_http_url(&media.url) {
             errors.push(FieldError::new(at("media.url"), "must be an absolute http(s) URL"));
+        }
+        if let Some(mime) = &media.mimetype {
+            let ok = mime.len() <= 255
+                && mime.split_once('/').is_some_and(|(a, b)| {
+                    !a.is_empty() && !b.is_empty() && mime.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+                });
+            if !ok {
+                errors.push(FieldError::new(
+                    at("media.mimetype"),
+                    "must be a MIME type like image/png",
+                ));
+            }
+        }
+        if let Some(name) = &media.file_name {
+            if let Err(e) = text::check(name, 255) {
+                errors.push(FieldError::new(at("media.file_name"), e.to_string()));
+            }
         }
         if media.kind == MediaKind::Audio && !m.text.trim().is_empty() {
             errors.push(FieldError::new(
@@ -493,6 +516,7 @@ mod tests {
                 kind: MediaKind::Image,
                 url: "file:///etc/passwd".into(),
                 file_name: None,
+                mimetype: None,
             }),
         };
         assert_eq!(parse_message(&m).unwrap_err()[0].field, "media.url");

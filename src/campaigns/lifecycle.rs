@@ -53,6 +53,11 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     if current != CampaignStatus::Draft {
         return Err(invalid("start", current));
     }
+    // The media may have moved or changed since the campaign was saved.
+    let problems = state.media.check_messages(&mut c.messages.0.clone()).await;
+    if !problems.is_empty() {
+        return Err(AppError::Validation(problems));
+    }
     if let Some(recurrence) = &c.recurrence {
         let rule = runs::stored(recurrence).map_err(AppError::internal)?;
         return start_recurring(state, user, &c, &rule).await;
@@ -292,13 +297,19 @@ macro_rules! lifecycle_route {
     };
 }
 
-lifecycle_route!(
-    start_route,
-    "startCampaign",
-    "/campaigns/{id}/start",
-    start,
-    "Starts a draft (409 if the instance is busy or not connected)."
-);
+/// Starts a draft (409 if the instance is busy or not connected; 422 naming
+/// `messages[i].media.url` when a media URL no longer serves a sendable file).
+#[utoipa::path(operation_id = "startCampaign", tag = "campaigns", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = CampaignView),
+    (status = 404, body = crate::error::Problem),
+    (status = 409, body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[post("/campaigns/{id}/start")]
+pub async fn start_route(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+    let c = start(&state, &user, *id).await?;
+    Ok(HttpResponse::Ok().json(CampaignView::from(c)))
+}
 lifecycle_route!(
     pause_route,
     "pauseCampaign",

@@ -4,6 +4,7 @@ pub mod copies;
 pub mod counts;
 pub mod domain;
 pub mod lifecycle;
+pub mod media;
 pub mod preparation;
 pub mod recurrence;
 pub mod repo;

@@ -82,6 +82,11 @@ pub async fn validate(state: &AppState, tenant_id: Uuid, input: CampaignRequest)
         }
         None => None,
     };
+    let mut messages = messages;
+    if errors.is_empty() {
+        // Only a campaign valid otherwise costs a request per media URL.
+        errors.extend(state.media.check_messages(&mut messages).await);
+    }
     match (schedule, pacing) {
         (Some(schedule), Some(pacing)) if errors.is_empty() => Ok(ValidCampaign {
             name,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::calendar::{Calendars, Pacing, Schedule, ScheduleSpec};
 use crate::campaigns::domain::{Media, MediaKind, Message};
+use crate::campaigns::media;
 use crate::crypto::Cipher;
 use crate::db::stmt;
 use crate::gateway::{InstanceTarget, MediaType, OutgoingMessage};
@@ -49,17 +50,24 @@ impl CampaignContext {
                 url,
                 ..
             }) => OutgoingMessage::VoiceNote { url },
-            Some(Media { kind, url, file_name }) => OutgoingMessage::Media {
+            Some(Media {
+                kind,
+                url,
+                file_name,
+                mimetype,
+            }) => OutgoingMessage::Media {
                 mediatype: match kind {
                     MediaKind::Image => MediaType::Image,
                     MediaKind::Video => MediaType::Video,
                     MediaKind::Document => MediaType::Document,
                     MediaKind::Audio => MediaType::Audio,
                 },
+                // Evolution needs both for documents: what the URL answered when the
+                // campaign was checked, else what its extension and path say.
+                mimetype: mimetype.or_else(|| media::guess_from_url(&url)),
+                file_name: file_name.or_else(|| media::file_name_of(&url)),
                 url,
                 caption: (!text.is_empty()).then_some(text),
-                file_name,
-                mimetype: None,
             },
         }
     }

@@ -22,9 +22,10 @@ use super::lock::{self, Acquired};
 use super::stream::{self, Entry, EntryId, Job};
 use crate::calendar::is_open;
 use crate::campaigns::domain::recipient_seed;
+use crate::campaigns::media::{MediaChecker, MEDIA_UNAVAILABLE};
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::gateway::{ErrorClass, GatewayClient};
+use crate::gateway::{ErrorClass, GatewayClient, OutgoingMessage};
 use crate::recipients::{self, Claimed, Outcome, Record};
 use crate::redis::Keys;
 use crate::templating::RenderContext;
@@ -48,6 +49,21 @@ const EARLY_TOLERANCE_MS: i64 = 20;
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// The pause reason when the gateway stayed unreachable past the retries (PRODUCT §7).
 pub const GATEWAY_UNREACHABLE: &str = "gateway_unreachable";
+/// Media sends of one campaign refused because their media could not be fetched (its URL
+/// checked again by the worker) before the campaign pauses with `media_unavailable`;
+/// counted across workers, forgotten after [`MEDIA_FAILURE_MEMORY_MS`] or a media send that
+/// succeeds.
+pub const MEDIA_FAILURES_TO_PAUSE: i64 = 3;
+/// How long a campaign's media failures are remembered, in ms.
+pub const MEDIA_FAILURE_MEMORY_MS: i64 = 600_000;
+
+/// The URL of a media or voice-note message.
+fn media_url(message: &OutgoingMessage) -> Option<&str> {
+    match message {
+        OutgoingMessage::Media { url, .. } | OutgoingMessage::VoiceNote { url } => Some(url),
+        OutgoingMessage::Text { .. } => None,
+    }
+}
 
 /// Live workers: a sorted set of consumers scored by their last heartbeat (wall-clock ms),
 /// read with `ZCOUNT` by `GET /queue` (no `KEYS` on a shared Redis).
@@ -64,6 +80,7 @@ pub struct Worker {
     blocking: Client,
     keys: Keys,
     gateway: GatewayClient,
+    media: MediaChecker,
     clock: SharedClock,
     settings: Arc<Settings>,
     contexts: ContextCache,
@@ -130,6 +147,7 @@ impl Worker {
             blocking,
             keys: state.keys.clone(),
             gateway: state.gateway.clone(),
+            media: state.media.clone(),
             clock,
             settings: state.settings.clone(),
             claimer,
@@ -394,6 +412,45 @@ impl Worker {
         Ok(())
     }
 
+    /// After a recipient-level refusal of a media send: why its media URL is unusable (it
+    /// does not answer, or answers an error), checked afresh; `None` when the media is fine
+    /// (or checks are off), so the refusal is the recipient's.
+    async fn media_problem(&self, message: &OutgoingMessage) -> Option<crate::campaigns::media::MediaProblem> {
+        let url = media_url(message)?;
+        if !self.media.enabled() {
+            return None;
+        }
+        match self.media.probe(url).await {
+            Err(problem) if problem.is_unavailable() => Some(problem),
+            _ => None,
+        }
+    }
+
+    fn media_failures_key(&self, campaign_id: Uuid) -> String {
+        self.keys.key(&["media_failures", &campaign_id.to_string()])
+    }
+
+    /// Counts one more media failure of the campaign; returns the count (0 when Redis did
+    /// not answer: no pause on a guess).
+    async fn count_media_failure(&self, campaign_id: Uuid) -> i64 {
+        use fred::prelude::KeysInterface;
+        let key = self.media_failures_key(campaign_id);
+        let count: i64 = match self.redis.incr(&key).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "counting a media failure failed");
+                return 0;
+            }
+        };
+        let _: Result<bool, _> = self.redis.pexpire(&key, MEDIA_FAILURE_MEMORY_MS, None).await;
+        count
+    }
+
+    async fn forget_media_failures(&self, campaign_id: Uuid) {
+        use fred::prelude::KeysInterface;
+        let _: Result<i64, _> = self.redis.del(self.media_failures_key(campaign_id)).await;
+    }
+
     /// The campaign's next send instant at its enforced interval, if within `within`.
     async fn reserve(
         &self,
@@ -514,6 +571,9 @@ impl Worker {
             }
             match result {
                 Ok(sent) => {
+                    if media_url(&message).is_some() {
+                        self.forget_media_failures(r.campaign_id).await;
+                    }
                     record.outcome = Outcome::Sent;
                     record.gateway_status = Some(sent.status);
                     record.body_excerpt = sent.body_excerpt;
@@ -538,7 +598,18 @@ impl Worker {
                             record.pause = Some(e.reason);
                         }
                         ErrorClass::Unknown => record.outcome = Outcome::Unknown,
-                        ErrorClass::Recipient => record.outcome = Outcome::Failed,
+                        ErrorClass::Recipient => match self.media_problem(&message).await {
+                            // The media cannot be fetched: not this recipient's fault. It
+                            // goes back to `pending`; repeated, the campaign pauses.
+                            Some(problem) => {
+                                record.outcome = Outcome::Unsent;
+                                record.reason = Some(format!("{MEDIA_UNAVAILABLE}: the media {problem}"));
+                                if self.count_media_failure(r.campaign_id).await >= MEDIA_FAILURES_TO_PAUSE {
+                                    record.pause = Some(MEDIA_UNAVAILABLE.to_owned());
+                                }
+                            }
+                            None => record.outcome = Outcome::Failed,
+                        },
                     }
                     break;
                 }

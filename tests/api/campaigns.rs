@@ -3,14 +3,21 @@ use crate::helpers::{spawn_app, Tenant, TestApp};
 use chrono::TimeZone;
 use serde_json::{json, Value};
 
-/// A tenant with an instance and one contact, and a valid campaign body for them.
+/// A tenant with an instance and one contact, and a valid campaign body for them; its
+/// media files are served by a sandbox (media URLs are checked when a campaign is saved).
 struct Setup {
     t: Tenant,
     instance: String,
     contact: String,
+    files: String,
+    _sandbox: crate::engine::Sandbox,
 }
 
 async fn setup(app: &TestApp) -> Setup {
+    let sandbox = crate::engine::start_sandbox();
+    sandbox.state.put_file("a.png", "image/png", 50_000);
+    sandbox.state.put_file("a.pdf", "application/pdf", 50_000);
+    let files = format!("{}/_sandbox/files", sandbox.url);
     let t = app.signup("Acme").await;
     let instance = app.create_instance(&t, "loja-1").await;
     let contact = app
@@ -21,7 +28,13 @@ async fn setup(app: &TestApp) -> Setup {
         )
         .await
         .id();
-    Setup { t, instance, contact }
+    Setup {
+        t,
+        instance,
+        contact,
+        files,
+        _sandbox: sandbox,
+    }
 }
 
 fn body(s: &Setup) -> Value {
@@ -30,7 +43,7 @@ fn body(s: &Setup) -> Value {
         "instance_id": s.instance,
         "messages": [
             {"text": "{{saudacao}}, {{nome}}! {Temos|Preparamos} uma oferta. Indicação de {{quem_indicou}}."},
-            {"text": "Oi {{nome|cliente}}, veja", "media": {"type": "image", "url": "https://cdn.example.com/a.png"}}
+            {"text": "Oi {{nome|cliente}}, veja", "media": {"type": "image", "url": format!("{}/a.png", s.files)}}
         ],
         "audience": {"contact_ids": [s.contact]},
         "schedule": {"mode": "business_hours", "timezone": "America/Sao_Paulo", "calendar": "BR",
@@ -198,7 +211,7 @@ async fn a_template_is_copied_into_the_campaign() {
     let app = spawn_app().await;
     let s = setup(&app).await;
     let tpl = app
-        .post("/api/v1/templates", &s.t, json!({"name": "Boas-vindas", "text": "Bem-vindo, {{nome}}!", "media": {"type": "document", "url": "https://x.example/a.pdf", "file_name": "a.pdf"}}))
+        .post("/api/v1/templates", &s.t, json!({"name": "Boas-vindas", "text": "Bem-vindo, {{nome}}!", "media": {"type": "document", "url": format!("{}/a.pdf", s.files), "file_name": "a.pdf"}}))
         .await;
     let tpl_id = tpl.id();
     let mut b = body(&s);

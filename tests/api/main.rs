@@ -1,7 +1,5 @@
 //! Black-box API tests: one binary, one file per resource.
 
-mod helpers;
-
 mod auth;
 mod bad_input;
 mod campaigns;
@@ -10,9 +8,11 @@ mod engine;
 mod engine_v2;
 mod exports;
 mod health;
+mod helpers;
 mod holidays;
 mod instances;
 mod key_rotation;
+mod media;
 mod metrics;
 mod migrations;
 mod observability;
@@ -21,6 +21,7 @@ mod operator;
 mod optout;
 mod outbound_webhooks;
 mod preparing;
+mod provisioning;
 mod read_replica;
 mod reads;
 mod receipts;
@@ -29,3 +30,4 @@ mod secrets_in_logs;
 mod sets;
 mod shutdown;
 mod users;
+
