@@ -91,6 +91,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/instances/{id}/state"),
     ("post", "/api/v1/instances/{id}/connect"),
     ("post", "/api/v1/instances/{id}/logout"),
+    ("get", "/api/v1/instances/{id}/health"),
     ("get", "/health"),
     ("get", "/ready"),
     ("get", "/metrics"),
