@@ -12,8 +12,8 @@ use crate::constraints::{violation, Violation, CAMPAIGNS_INSTANCE_FKEY};
 use crate::db::{page_sorted, scoped};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{Page, Pagination};
 use crate::gateway::ConnectionState;
+use crate::pagination::{Page, Pagination};
 
 /// 40 random alphanumerics: the secret part of the instance's webhook URL.
 pub fn webhook_token() -> String {
