@@ -108,6 +108,9 @@ pub struct DispatchSettings {
     /// again after a while (Postgres is the truth).
     #[serde(default = "default_queue_partitions")]
     pub queue_partitions: u16,
+    /// The least gap (ms) between two one-off messages of one instance (`POST /messages`),
+    /// measured at the gateway like a campaign's minimum interval; 0: as fast as it goes.
+    pub message_interval_ms: u64,
 }
 
 fn default_queue_partitions() -> u16 {

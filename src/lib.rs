@@ -17,6 +17,7 @@ pub mod entities;
 pub mod error;
 pub mod gateway;
 pub mod instances;
+pub mod messages;
 pub mod observability;
 pub mod ops;
 pub mod pagination;

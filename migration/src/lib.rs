@@ -41,6 +41,7 @@ mod m20261130_000013_variant_counts;
 mod m20261130_000014_webhook_outbox;
 mod m20261130_000015_recurring;
 mod m20261130_000016_provisioning;
+mod m20261130_000017_messages;
 
 pub struct Migrator;
 
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000014_webhook_outbox::Migration),
             Box::new(m20261130_000015_recurring::Migration),
             Box::new(m20261130_000016_provisioning::Migration),
+            Box::new(m20261130_000017_messages::Migration),
         ]
     }
 }

@@ -104,10 +104,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if !bad_text.is_empty() {
         return Err(AppError::Validation(bad_text));
     }
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        AppError::Validation(vec![data_error(&path, err.inner())])
-    })
+    from_value(value).map_err(|e| AppError::Validation(vec![e]))
+}
+
+/// Deserialises a JSON value already checked by [`parse_json`] (a whole body, or one item
+/// of a bulk body checked item by item): a shape or type error names the field by its path.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|err| data_error(&err.path().to_string(), err.inner()))
 }
 
 /// A serde data error as a field error: the path, completed with the field that a

@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::campaigns::stats::configure)
                 .configure(crate::campaigns::copies::configure)
                 .configure(crate::campaigns::runs::configure)
+                .configure(crate::messages::routes::configure)
                 .configure(crate::gateway::routes::configure)
                 .configure(crate::webhooks::routes::configure),
         )
@@ -76,7 +77,12 @@ pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
 pub fn cors(origins: &[String]) -> Cors {
     let cors = Cors::default()
         .allow_any_method()
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
         .expose_headers([header::LOCATION])
         .max_age(3600);
     if origins.iter().any(|o| o == "*") {

@@ -21,7 +21,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenancy, webhooks};
+use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, messages, tenancy, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,6 +50,7 @@ use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenan
         campaigns::stats::stats, campaigns::stats::recipients, campaigns::stats::logs, campaigns::stats::dashboard,
         campaigns::stats::queue,
         campaigns::runs::list, campaigns::copies::duplicate, campaigns::copies::recipients_csv, campaigns::copies::logs_csv,
+        messages::routes::send, messages::routes::bulk, messages::routes::get, messages::routes::list,
         gateway::routes::evolution_webhook, gateway::routes::instance_state, gateway::routes::instance_connect,
         gateway::routes::instance_logout,
         webhooks::routes::create, webhooks::routes::list, webhooks::routes::get, webhooks::routes::delete,
@@ -66,6 +67,7 @@ use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, tenan
         (name = "tags", description = "Labels on contacts; dynamic audiences."),
         (name = "templates", description = "Reusable message texts."),
         (name = "campaigns", description = "Campaigns, their lifecycle, statistics, recipients and logs."),
+        (name = "messages", description = "One-off messages (the transactional path), sent by the campaign engine."),
         (name = "holidays", description = "Shipped calendars and the tenant's own dates."),
         (name = "dashboard", description = "Per-tenant figures and the queue."),
         (name = "audit", description = "Who did what and when (admins only)."),

@@ -43,33 +43,40 @@ impl CampaignContext {
 
     /// The message of variant `v` with its rendered text.
     pub fn outgoing(&self, variant: usize, text: String) -> OutgoingMessage {
-        match self.variants.get(variant).and_then(|(_, m)| m.clone()) {
-            None => OutgoingMessage::Text { text },
-            Some(Media {
-                kind: MediaKind::Audio,
-                url,
-                ..
-            }) => OutgoingMessage::VoiceNote { url },
-            Some(Media {
-                kind,
-                url,
-                file_name,
-                mimetype,
-            }) => OutgoingMessage::Media {
-                mediatype: match kind {
-                    MediaKind::Image => MediaType::Image,
-                    MediaKind::Video => MediaType::Video,
-                    MediaKind::Document => MediaType::Document,
-                    MediaKind::Audio => MediaType::Audio,
-                },
-                // Evolution needs both for documents: what the URL answered when the
-                // campaign was checked, else what its extension and path say.
-                mimetype: mimetype.or_else(|| media::guess_from_url(&url)),
-                file_name: file_name.or_else(|| media::file_name_of(&url)),
-                url,
-                caption: (!text.is_empty()).then_some(text),
+        outgoing(self.variants.get(variant).and_then(|(_, m)| m.clone()), text)
+    }
+}
+
+/// What goes to the gateway for a rendered `text` with optional `media` (the text is its
+/// caption; audio goes as a voice note, without one): campaign variants and one-off
+/// messages alike.
+pub fn outgoing(media: Option<Media>, text: String) -> OutgoingMessage {
+    match media {
+        None => OutgoingMessage::Text { text },
+        Some(Media {
+            kind: MediaKind::Audio,
+            url,
+            ..
+        }) => OutgoingMessage::VoiceNote { url },
+        Some(Media {
+            kind,
+            url,
+            file_name,
+            mimetype,
+        }) => OutgoingMessage::Media {
+            mediatype: match kind {
+                MediaKind::Image => MediaType::Image,
+                MediaKind::Video => MediaType::Video,
+                MediaKind::Document => MediaType::Document,
+                MediaKind::Audio => MediaType::Audio,
             },
-        }
+            // Evolution needs both for documents: what the URL answered when the campaign
+            // was checked, else what its extension and path say.
+            mimetype: mimetype.or_else(|| media::guess_from_url(&url)),
+            file_name: file_name.or_else(|| media::file_name_of(&url)),
+            url,
+            caption: (!text.is_empty()).then_some(text),
+        },
     }
 }
 

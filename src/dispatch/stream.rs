@@ -22,6 +22,16 @@ use crate::redis::Keys;
 
 pub const GROUP: &str = "workers";
 
+/// What a job sends: a campaign's recipient, or a one-off message (`src/messages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobKind {
+    #[default]
+    Recipient,
+    /// `recipient_id` is the message's id and `campaign_id` its instance's (the lane its
+    /// pacing is reserved on).
+    Message,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub recipient_id: Uuid,
@@ -29,19 +39,24 @@ pub struct Job {
     pub tenant_id: Uuid,
     pub phone: String,
     pub planned_at: DateTime<Utc>,
+    pub kind: JobKind,
 }
 
 impl Job {
-    /// `recipient|campaign|tenant|phone|planned ms`: the sorted-set member and the stream
-    /// entry's one field `j`.
+    /// `recipient|campaign|tenant|phone|planned ms`, plus `|m` for a one-off message: the
+    /// sorted-set member and the stream entry's one field `j`.
     fn encode(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}{}",
             self.recipient_id.simple(),
             self.campaign_id.simple(),
             self.tenant_id.simple(),
             self.phone,
-            self.planned_at.timestamp_millis()
+            self.planned_at.timestamp_millis(),
+            match self.kind {
+                JobKind::Recipient => "",
+                JobKind::Message => "|m",
+            }
         )
     }
 
@@ -51,12 +66,18 @@ impl Job {
         let (recipient_id, campaign_id, tenant_id) = (uuid()?, uuid()?, uuid()?);
         let phone = parts.next()?.to_owned();
         let planned_at = Utc.timestamp_millis_opt(parts.next()?.parse().ok()?).single()?;
+        let kind = match parts.next() {
+            None => JobKind::Recipient,
+            Some("m") => JobKind::Message,
+            Some(_) => return None,
+        };
         Some(Self {
             recipient_id,
             campaign_id,
             tenant_id,
             phone,
             planned_at,
+            kind,
         })
     }
 

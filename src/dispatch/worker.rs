@@ -19,16 +19,18 @@ use super::batcher::Batcher;
 use super::context::{CampaignContext, ContextCache};
 use super::gate;
 use super::lock::{self, Acquired};
-use super::stream::{self, Entry, EntryId, Job};
+use super::stream::{self, Entry, EntryId, Job, JobKind};
 use crate::calendar::is_open;
 use crate::campaigns::domain::recipient_seed;
 use crate::campaigns::media::{MediaChecker, MEDIA_UNAVAILABLE};
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::gateway::{ErrorClass, GatewayClient, OutgoingMessage};
+use crate::gateway::{ErrorClass, GatewayClient, InstanceTarget, OutgoingMessage};
 use crate::recipients::{self, Claimed, Outcome, Record};
 use crate::redis::Keys;
 use crate::templating::RenderContext;
+
+mod message;
 
 /// Claims and outcome records are grouped per statement: at most this many, or whatever
 /// arrived within the linger time.
@@ -84,6 +86,8 @@ pub struct Worker {
     clock: SharedClock,
     settings: Arc<Settings>,
     contexts: ContextCache,
+    /// Decrypts the instance keys of one-off messages (campaigns' come with their context).
+    cipher: crate::crypto::Cipher,
     claimer: Batcher<Uuid, Option<Claimed>>,
     recorder: Batcher<Record, bool>,
     /// Stream entries being processed here, kept alive against [`stream::claim_abandoned`].
@@ -142,6 +146,7 @@ impl Worker {
         Ok(Arc::new(Self {
             consumer: format!("worker-{}", Uuid::new_v4().simple()),
             contexts: ContextCache::new(db.clone(), state.cipher.clone(), state.calendars.clone()),
+            cipher: state.cipher.clone(),
             db,
             redis: state.redis.clone(),
             blocking,
@@ -308,6 +313,12 @@ impl Worker {
         }
     }
 
+    /// The job's destination lock: one send at a time per phone and tenant, whatever sends it.
+    fn phone_key(&self, job: &Job) -> String {
+        self.keys
+            .key(&["lock", "phone", &job.tenant_id.to_string(), &job.phone])
+    }
+
     async fn release(&self, l: &lock::Lock) {
         if let Err(e) = lock::release(&self.redis, l).await {
             tracing::warn!(error = %e, key = %l.key, "releasing a lock failed; it expires by itself");
@@ -352,6 +363,9 @@ impl Worker {
             self.defer(entry, job, early.num_milliseconds().max(0) as u64).await;
             return Ok(());
         }
+        if job.kind == JobKind::Message {
+            return self.process_message(entry, job).await;
+        }
         let Some(ctx) = self.contexts.get(job.campaign_id).await? else {
             self.ack(entry).await;
             return Ok(());
@@ -361,17 +375,15 @@ impl Worker {
             self.ack(entry).await;
             return Ok(());
         }
-        let phone_key = self
-            .keys
-            .key(&["lock", "phone", &job.tenant_id.to_string(), &job.phone]);
-        let phone_lock = match lock::acquire(&self.redis, phone_key, self.settings.dispatch.phone_lock_ms).await? {
-            Acquired::Yes(l) => l,
-            Acquired::HeldFor(ms) => {
-                metrics::counter!("arauto_phone_lock_busy_total").increment(1);
-                self.defer(entry, job, ms).await;
-                return Ok(());
-            }
-        };
+        let phone_lock =
+            match lock::acquire(&self.redis, self.phone_key(job), self.settings.dispatch.phone_lock_ms).await? {
+                Acquired::Yes(l) => l,
+                Acquired::HeldFor(ms) => {
+                    metrics::counter!("arauto_phone_lock_busy_total").increment(1);
+                    self.defer(entry, job, ms).await;
+                    return Ok(());
+                }
+            };
         // The campaign's pacing, before the claim: a job that could not leave soon goes back
         // to the due-time queue at the campaign's next free instant, so no slot waits for it.
         let reserved = if ctx.interval_ms > 0 {
@@ -460,35 +472,37 @@ impl Worker {
         gate::reserve(&self.redis, &self.keys, ctx.id, ctx.interval_ms, within).await
     }
 
-    /// Before an attempt: the campaign's pacing reservation (`reserved` for the first
-    /// attempt, taken before the claim; a retry takes a new one), waited for here outside
-    /// any transaction; the window re-checked; a pass through the send gate. `Err` says why
-    /// nothing may leave now.
+    /// Before an attempt: the lane's pacing reservation (`reserved` for the first attempt,
+    /// taken before the claim; a retry takes a new one), waited for here outside any
+    /// transaction; the campaign's window re-checked; a pass through the lane's send gate.
+    /// `Err` says why nothing may leave now.
     async fn prepare_attempt(
         &self,
-        ctx: &CampaignContext,
+        lane: &Lane<'_>,
         reserved: Option<tokio::time::Instant>,
     ) -> Result<gate::Pass, &'static str> {
         let until = match reserved {
             Some(at) => Some(at),
-            None if ctx.interval_ms > 0 => match self.reserve(ctx, None).await {
-                Ok(gate::Reservation::In(wait) | gate::Reservation::NotBefore(wait)) => {
-                    Some(tokio::time::Instant::now() + wait)
+            None if lane.interval_ms > 0 => {
+                match gate::reserve(&self.redis, &self.keys, lane.gate, lane.interval_ms, None).await {
+                    Ok(gate::Reservation::In(wait) | gate::Reservation::NotBefore(wait)) => {
+                        Some(tokio::time::Instant::now() + wait)
+                    }
+                    Err(_) => return Err("pacing reservation failed"),
                 }
-                Err(_) => return Err("pacing reservation failed"),
-            },
+            }
             None => None,
         };
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
         }
-        if !self.window_open(ctx) {
+        if lane.campaign.is_some_and(|ctx| !self.window_open(ctx)) {
             return Err("window closed");
         }
         // An attempt is in flight for at most the call timeout (plus a margin).
         let max_attempt = self.gateway.timeout() + Duration::from_secs(2);
         loop {
-            match gate::enter(&self.redis, &self.keys, ctx.id, ctx.interval_ms, max_attempt).await {
+            match gate::enter(&self.redis, &self.keys, lane.gate, lane.interval_ms, max_attempt).await {
                 Ok(gate::Entry::Go(pass)) => return Ok(pass),
                 Ok(gate::Entry::Wait(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 Ok(gate::Entry::Stopped) => return Err("campaign stopped"),
@@ -497,10 +511,7 @@ impl Worker {
         }
     }
 
-    /// Renders and sends, retrying transient errors up to `gateway.max_attempts` with
-    /// backoff; every attempt (the first and each retry) goes through
-    /// [`Self::prepare_attempt`], so pacing, the window and pause/cancel hold at the instant
-    /// each request leaves. Errors that prove nothing was sent never fail the recipient.
+    /// Renders and sends a campaign's recipient ([`Self::deliver`] on the campaign's lane).
     async fn send(
         &self,
         ctx: &CampaignContext,
@@ -508,7 +519,6 @@ impl Worker {
         planned_at: chrono::DateTime<chrono::Utc>,
         reserved: Option<tokio::time::Instant>,
     ) -> Record {
-        let mut reserved = reserved;
         let n = ctx.variants.len().max(1);
         let variant = r.variant.map_or(0, |v| v.max(0) as usize) % n;
         let local_time = self.clock.now().with_timezone(&ctx.schedule.timezone()).naive_local();
@@ -526,106 +536,165 @@ impl Worker {
             .unwrap_or_default();
         let message = ctx.outgoing(variant, text.clone());
         let started = Instant::now();
-        let mut record = Record {
+        let lane = Lane {
+            gate: ctx.id,
+            interval_ms: ctx.interval_ms,
+            campaign: Some(ctx),
+        };
+        let d = self
+            .deliver(&lane, ctx.target(), &r.phone, &message, planned_at, reserved, r.id)
+            .await;
+        Record {
             recipient_id: r.id,
             campaign_id: r.campaign_id,
             tenant_id: r.tenant_id,
             variant: Some(variant as i16),
             rendered: text,
+            attempts: d.attempts,
+            gateway_status: d.gateway_status,
+            body_excerpt: d.body_excerpt,
+            duration_ms: started.elapsed().as_millis() as u64,
+            outcome: d.outcome,
+            reason: d.reason,
+            pause: d.pause,
+            message_id: d.message_id,
+            at: self.clock.now(),
+        }
+    }
+
+    /// Sends `message` to `phone`, retrying transient errors up to `gateway.max_attempts`
+    /// with backoff; every attempt (the first and each retry) goes through
+    /// [`Self::prepare_attempt`], so pacing, the window and pause/cancel hold at the instant
+    /// each request leaves. Errors that prove nothing was sent never fail the send (outcome
+    /// [`Outcome::Unsent`], with the reason to pause for). `id` names the send in logs.
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver(
+        &self,
+        lane: &Lane<'_>,
+        target: InstanceTarget<'_>,
+        phone: &str,
+        message: &OutgoingMessage,
+        planned_at: chrono::DateTime<chrono::Utc>,
+        reserved: Option<tokio::time::Instant>,
+        id: Uuid,
+    ) -> Delivery {
+        let mut reserved = reserved;
+        let mut d = Delivery {
             attempts: 0,
             gateway_status: None,
             body_excerpt: String::new(),
-            duration_ms: 0,
             outcome: Outcome::Unsent,
             reason: None,
             pause: None,
             message_id: None,
-            at: self.clock.now(),
         };
         let max_attempts = self.gateway.max_attempts();
         loop {
-            if record.attempts > 0 {
+            if d.attempts > 0 {
                 metrics::counter!("arauto_gateway_retries_total").increment(1);
-                tokio::time::sleep(self.gateway.backoff(record.attempts)).await;
+                tokio::time::sleep(self.gateway.backoff(d.attempts)).await;
             }
-            let pass = match self.prepare_attempt(ctx, reserved.take()).await {
+            let pass = match self.prepare_attempt(lane, reserved.take()).await {
                 Ok(pass) => pass,
                 Err(why) => {
-                    // Nothing left for this attempt: the recipient goes back to `pending`
-                    // (or ends `cancelled` with its campaign).
-                    tracing::info!(recipient = %r.id, why, "send not attempted");
-                    record.reason = Some(why.to_owned());
+                    // Nothing left for this attempt: a recipient goes back to `pending` (or
+                    // ends `cancelled` with its campaign), a message is due again later.
+                    tracing::info!(send = %id, why, "send not attempted");
+                    d.reason = Some(why.to_owned());
                     break;
                 }
             };
-            record.attempts += 1;
-            if record.attempts == 1 {
+            d.attempts += 1;
+            if d.attempts == 1 {
                 let late = (self.clock.now() - planned_at).num_milliseconds().max(0) as f64 / 1000.0;
                 metrics::histogram!("arauto_pacing_lateness_seconds").record(late);
             }
             let call = Instant::now();
-            let result = self.gateway.send_once(ctx.target(), &r.phone, &message).await;
+            let result = self.gateway.send_once(target, phone, message).await;
             metrics::histogram!("arauto_send_duration_seconds").record(call.elapsed().as_secs_f64());
             if let Err(e) = gate::leave(&self.redis, &self.keys, &pass).await {
                 tracing::warn!(error = %e, "leaving the send gate failed; the entry expires by itself");
             }
             match result {
                 Ok(sent) => {
-                    if media_url(&message).is_some() {
-                        self.forget_media_failures(r.campaign_id).await;
+                    if let (Some(c), Some(_)) = (lane.campaign, media_url(message)) {
+                        self.forget_media_failures(c.id).await;
                     }
-                    record.outcome = Outcome::Sent;
-                    record.gateway_status = Some(sent.status);
-                    record.body_excerpt = sent.body_excerpt;
-                    record.message_id = Some(sent.message_id);
-                    record.reason = None;
+                    d.outcome = Outcome::Sent;
+                    d.gateway_status = Some(sent.status);
+                    d.body_excerpt = sent.body_excerpt;
+                    d.message_id = Some(sent.message_id);
+                    d.reason = None;
                     break;
                 }
                 Err(e) => {
-                    tracing::info!(recipient = %r.id, class = e.class.as_str(), reason = %e.reason, attempt = record.attempts, "send failed");
-                    record.gateway_status = e.status;
-                    record.body_excerpt = e.body_excerpt;
-                    record.reason = Some(e.reason.clone());
+                    tracing::info!(send = %id, class = e.class.as_str(), reason = %e.reason, attempt = d.attempts, "send failed");
+                    d.gateway_status = e.status;
+                    d.body_excerpt = e.body_excerpt;
+                    d.reason = Some(e.reason.clone());
                     match e.class {
-                        ErrorClass::Transient if record.attempts < max_attempts => continue,
+                        ErrorClass::Transient if d.attempts < max_attempts => continue,
                         // The gateway stayed unreachable or overloaded: nothing was sent.
                         ErrorClass::Transient => {
-                            record.outcome = Outcome::Unsent;
-                            record.pause = Some(GATEWAY_UNREACHABLE.to_owned());
+                            d.outcome = Outcome::Unsent;
+                            d.pause = Some(GATEWAY_UNREACHABLE.to_owned());
                         }
                         ErrorClass::Instance => {
-                            record.outcome = Outcome::Unsent;
-                            record.pause = Some(e.reason);
+                            d.outcome = Outcome::Unsent;
+                            d.pause = Some(e.reason);
                         }
-                        ErrorClass::Unknown => record.outcome = Outcome::Unknown,
-                        ErrorClass::Recipient => match self.media_problem(&message).await {
+                        ErrorClass::Unknown => d.outcome = Outcome::Unknown,
+                        ErrorClass::Recipient => match self.media_problem(message).await {
                             // The media cannot be fetched: not this recipient's fault. It
                             // goes back to `pending`; repeated, the campaign pauses.
                             Some(problem) => {
-                                record.outcome = Outcome::Unsent;
-                                record.reason = Some(format!("{MEDIA_UNAVAILABLE}: the media {problem}"));
-                                if self.count_media_failure(r.campaign_id).await >= MEDIA_FAILURES_TO_PAUSE {
-                                    record.pause = Some(MEDIA_UNAVAILABLE.to_owned());
+                                d.outcome = Outcome::Unsent;
+                                d.reason = Some(format!("{MEDIA_UNAVAILABLE}: the media {problem}"));
+                                if let Some(c) = lane.campaign {
+                                    if self.count_media_failure(c.id).await >= MEDIA_FAILURES_TO_PAUSE {
+                                        d.pause = Some(MEDIA_UNAVAILABLE.to_owned());
+                                    }
                                 }
                             }
-                            None => record.outcome = Outcome::Failed,
+                            None => d.outcome = Outcome::Failed,
                         },
                     }
                     break;
                 }
             }
         }
-        record.duration_ms = started.elapsed().as_millis() as u64;
-        record.at = self.clock.now();
-        let error_class = match &record.pause {
+        let error_class = match &d.pause {
             Some(reason) if reason == GATEWAY_UNREACHABLE => "transient",
             Some(_) => "instance",
-            None if record.outcome == Outcome::Failed => "recipient",
-            None if record.outcome == Outcome::Unknown => "unknown",
+            None if d.outcome == Outcome::Failed => "recipient",
+            None if d.outcome == Outcome::Unknown => "unknown",
             None => "none",
         };
-        metrics::counter!("arauto_sends_total", "outcome" => record.outcome.as_str(), "error_class" => error_class)
+        metrics::counter!("arauto_sends_total", "outcome" => d.outcome.as_str(), "error_class" => error_class)
             .increment(1);
-        record
+        d
     }
+}
+
+/// Where an attempt's pacing and send gate live: a campaign's (keyed by its id, its window
+/// re-checked before each attempt), or an instance's one-off lane (keyed by the instance's
+/// id, no window).
+struct Lane<'a> {
+    gate: Uuid,
+    /// The gap the gate enforces (ms, margin included); 0: none.
+    interval_ms: u64,
+    campaign: Option<&'a CampaignContext>,
+}
+
+/// What the attempts of one send came to.
+struct Delivery {
+    /// Requests made to the gateway (0: none left).
+    attempts: u32,
+    gateway_status: Option<u16>,
+    body_excerpt: String,
+    outcome: Outcome,
+    reason: Option<String>,
+    /// Nothing was sent because the instance or the gateway is unusable: this reason.
+    pause: Option<String>,
+    message_id: Option<String>,
 }

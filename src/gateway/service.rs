@@ -12,6 +12,7 @@ use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::instances::connectivity::{self, target_of};
 use crate::instances::repo as instances_repo;
+use crate::messages::status as message_status;
 use crate::recipients::{self, Receipt};
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
@@ -43,18 +44,31 @@ pub async fn apply_webhook(state: &AppState, token: &str, body: &serde_json::Val
         match event {
             GatewayEvent::Receipt { message_id, status, .. } => {
                 // A receipt proves the send: it corrects an `outcome_unknown` failure; an
-                // ERROR fails a send the gateway had accepted (`failed_after_send`).
+                // ERROR fails a send the gateway had accepted (`failed_after_send`; one-off
+                // messages keep their status). One-off messages first, then recipients,
+                // which keep an unknown id as an early receipt.
                 let receipt = match status {
                     ReceiptStatus::Error => Receipt::Error(recipients::ERROR_RECEIPT),
                     s if s.rank() >= ReceiptStatus::Read.rank() => Receipt::Read,
                     s if s.rank() >= ReceiptStatus::DeliveryAck.rank() => Receipt::Delivered,
                     _ => Receipt::Accepted,
                 };
-                recipients::apply_receipt(&state.db, instance.tenant_id, &message_id, receipt, now).await?;
+                let (delivered, read) = (
+                    matches!(receipt, Receipt::Delivered | Receipt::Read),
+                    receipt == Receipt::Read,
+                );
+                let db = &state.db;
+                if !message_status::apply_receipt(db, instance.tenant_id, &message_id, delivered, read, now).await?
+                    && !recipients::apply_receipt(db, instance.tenant_id, &message_id, receipt, now).await?
+                {
+                    // Kept as early; a one-off message's outcome may have committed meanwhile.
+                    message_status::apply_early_receipts(db, Some(std::slice::from_ref(&message_id))).await?;
+                }
             }
             GatewayEvent::Inbound { phone, text, .. } => {
                 // `phone` is canonical (a jid without the ninth digit gains it), as contacts are.
                 recipients::record_reply(&state.db, instance.tenant_id, &phone, text.as_deref(), now).await?;
+                message_status::record_reply(&state.db, instance.tenant_id, &phone, text.as_deref(), now).await?;
                 let Some(text) = text else { continue };
                 let keywords = match &mut keywords {
                     Some(k) => k,

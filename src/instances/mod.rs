@@ -7,3 +7,4 @@ pub mod health;
 pub mod repo;
 pub mod routes;
 pub mod service;
+pub mod usage;

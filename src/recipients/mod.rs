@@ -707,7 +707,8 @@ pub const REPLY_WINDOW_DAYS: i64 = 7;
 
 /// An inbound message from `phone` at `at` (its `text`, when it has one): `replied_at` on
 /// the latest recipient sent to that phone within [`REPLY_WINDOW_DAYS`] (the conversation
-/// it answers), once; every such message writes `reply.received` to the webhook outbox
+/// it answers), once, unless a one-off message was sent to it later (then
+/// `crate::messages::status::record_reply` marks that one); every such message writes `reply.received` to the webhook outbox
 /// (with `text`, `received_at` and `first_reply`). Returns whether one was marked.
 pub async fn record_reply(
     db: &impl ConnectionTrait,
@@ -730,6 +731,8 @@ pub async fn record_reply(
             "WITH target AS ( \
                SELECT * FROM recipients WHERE tenant_id = $1 AND phone = $2 AND sent_at IS NOT NULL \
                  AND sent_at >= $4 AND status = 'sent' \
+                 AND NOT EXISTS (SELECT 1 FROM messages mm WHERE mm.tenant_id = $1 AND mm.phone = $2 \
+                                 AND mm.status = 'sent' AND mm.sent_at > recipients.sent_at) \
                ORDER BY sent_at DESC LIMIT 1), \
              marked AS (UPDATE recipients r SET replied_at = $3 FROM target t WHERE r.id = t.id AND r.replied_at IS NULL \
                RETURNING r.id), \

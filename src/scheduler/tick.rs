@@ -18,9 +18,10 @@ use crate::config::Settings;
 use crate::constraints::{violation, Violation, ONE_ACTIVE_PER_INSTANCE};
 use crate::crypto::Cipher;
 use crate::db::stmt;
-use crate::dispatch::{stream, stream::Job};
+use crate::dispatch::stream::{self, Job, JobKind};
 use crate::gateway::{ConnectionState, GatewayClient};
-use crate::instances::{connectivity, domain::Warmup};
+use crate::instances::{connectivity, usage};
+use crate::messages::status as message_status;
 use crate::recipients;
 use crate::redis::Keys;
 
@@ -44,6 +45,8 @@ pub struct TickReport {
     /// Runs of recurring campaigns created (`preparing`), and occurrences skipped as late.
     pub runs: u64,
     pub skipped_runs: u64,
+    /// One-off messages queued (`crate::messages`).
+    pub messages: u64,
 }
 
 #[derive(Clone)]
@@ -112,9 +115,24 @@ impl Beat {
         Duration::seconds(self.settings.beat.tick_seconds as i64)
     }
 
+    /// What a tick at `now` plans: the sends due before the next tick, plus the look-ahead.
+    fn horizon(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.tick_length() + Duration::milliseconds(LOOKAHEAD_MS)
+    }
+
+    fn message_planner(&self) -> crate::messages::planning::Planner<'_> {
+        crate::messages::planning::Planner {
+            db: &self.db,
+            redis: &self.redis,
+            keys: &self.keys,
+            interval_ms: self.settings.dispatch.message_interval_ms,
+        }
+    }
+
     /// One tick at `now`: create the runs of recurring campaigns whose occurrence has come
     /// (their audience is resolved by the preparation round), promote due scheduled campaigns, time out stuck sends, re-queue
-    /// lost jobs, plan every send that falls before the next tick, complete finished
+    /// lost jobs, plan the one-off messages and every campaign send that fall before the
+    /// next tick, complete finished
     /// campaigns, fold the recipient count and contact total deltas. Postgres first, then Redis: a crash in between leaves `queued` rows that
     /// a later tick re-queues.
     #[tracing::instrument(skip(self), fields(promoted, queued))]
@@ -131,14 +149,18 @@ impl Beat {
             requeued: self.requeue_lost(now).await?,
             ..Default::default()
         };
+        // One-off messages first: they take their instance's daily allowance before campaigns.
+        report.messages = self.message_planner().plan(now, self.horizon(now), None).await?;
         let (queued, campaigns, completed) = self.plan(now).await?;
         report.campaigns = campaigns;
         report.completed = completed;
         report.queued = queued;
         // The safety net for receipts that beat their outcome (normally applied when the
         // outcome is recorded); those that never found their message go after a day.
-        report.early_receipts = recipients::apply_early_receipts(&self.db, None).await?;
+        report.early_receipts = recipients::apply_early_receipts(&self.db, None).await?
+            + message_status::apply_early_receipts(&self.db, None).await?;
         recipients::drop_early_receipts(&self.db, now - Duration::days(1)).await?;
+        crate::messages::idempotency::forget_expired(&self.db, now).await?;
         report.folded = crate::campaigns::counts::fold(&self.db).await?;
         report.folded_contact_totals = crate::contacts::counts::fold(&self.db).await?;
         tracing::Span::current().record("queued", report.queued);
@@ -175,7 +197,8 @@ impl Beat {
     /// `outcome_unknown` (a later receipt naming its message corrects it).
     async fn time_out_sending(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
         let cutoff = now - Duration::seconds(self.settings.dispatch.sending_timeout_seconds as i64);
-        Ok(recipients::time_out_sending(&self.db, cutoff).await?)
+        Ok(recipients::time_out_sending(&self.db, cutoff).await?
+            + message_status::time_out_sending(&self.db, cutoff).await?)
     }
 
     /// `queued` rows whose queue entry may be gone: all of them if Redis lost its data
@@ -196,7 +219,7 @@ impl Beat {
             now - grace
         };
         let lost = recipients::restamp_queued(&self.db, cutoff, now, MAX_REQUEUE).await?;
-        let jobs: Vec<Job> = lost
+        let mut jobs: Vec<Job> = lost
             .into_iter()
             .map(|q| Job {
                 recipient_id: q.id,
@@ -204,8 +227,15 @@ impl Beat {
                 tenant_id: q.tenant_id,
                 phone: q.phone,
                 planned_at: q.planned_at.unwrap_or(now).max(now),
+                kind: JobKind::Recipient,
             })
             .collect();
+        let lost_messages = message_status::restamp_queued(&self.db, cutoff, now, MAX_REQUEUE).await?;
+        jobs.extend(
+            lost_messages
+                .into_iter()
+                .map(|q| crate::messages::planning::job(q, now)),
+        );
         stream::enqueue(&self.redis, &self.keys, &jobs, now).await?;
         if !jobs.is_empty() {
             tracing::warn!(
@@ -224,7 +254,7 @@ impl Beat {
     async fn plan(&self, now: DateTime<Utc>) -> anyhow::Result<(u64, u64, u64)> {
         // A little past the next tick: the sends due just after it starts are already
         // queued while it runs, so a tick's own duration never shows as a gap.
-        let horizon = now + self.tick_length() + Duration::milliseconds(LOOKAHEAD_MS);
+        let horizon = self.horizon(now);
         let (mut queued, mut completed) = (0, 0);
         let mut seen: Vec<Uuid> = vec![];
         // In chunks, each committed and queued at once: the first campaigns' sends do not
@@ -353,6 +383,7 @@ impl Beat {
                 tenant_id: c.tenant_id,
                 phone: p.phone,
                 planned_at: p.planned_at,
+                kind: JobKind::Recipient,
             }));
         }
         // One statement for every campaign planned: a tick's cost is its round trips.
@@ -363,7 +394,8 @@ impl Beat {
     }
 
     /// Sends the campaign's instance may still make today (its local day, in the campaign's
-    /// zone), by `daily_limit` and warm-up; `None` when it has no limit.
+    /// zone), by `daily_limit` and warm-up; `None` when it has no limit. One-off messages of
+    /// the instance count too ([`usage::left_today`]).
     async fn left_today(
         &self,
         txn: &impl ConnectionTrait,
@@ -371,29 +403,8 @@ impl Beat {
         schedule: &Schedule,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<u64>> {
-        let warmup = c.warmup.clone().and_then(|w| serde_json::from_value::<Warmup>(w).ok());
-        if c.daily_limit.is_none() && warmup.is_none() {
-            return Ok(None);
-        }
-        #[derive(FromQueryResult)]
-        struct Usage {
-            today: i64,
-            days: i64,
-        }
-        let tz = schedule.timezone();
-        let day_start = pacing::local_midnight(tz, now);
-        let usage = Usage::find_by_statement(stmt(
-            "SELECT count(*) FILTER (WHERE r.status IN ('queued', 'sending') OR r.sent_at >= $2) AS today, \
-                    count(DISTINCT (r.sent_at AT TIME ZONE $3)::date) FILTER (WHERE r.sent_at < $2) AS days \
-             FROM recipients r JOIN campaigns c ON c.id = r.campaign_id \
-             WHERE c.instance_id = $1 AND (r.status IN ('queued', 'sending') OR r.sent_at IS NOT NULL)",
-            vec![c.instance_id.into(), day_start.into(), tz.name().into()],
-        ))
-        .one(txn)
-        .await?;
-        let (today, days) = usage.map_or((0, 0), |u| (u.today.max(0) as u64, u.days.max(0) as u32));
-        let limit = pacing::daily_allowance(c.daily_limit.map(|l| l.max(0) as u64), warmup.as_ref(), days);
-        Ok(limit.map(|l| l.saturating_sub(today)))
+        let limits = usage::Limits::from_columns(c.daily_limit, c.warmup.as_ref());
+        Ok(usage::left_today(txn, c.instance_id, &limits, schedule.timezone(), now).await?)
     }
 
     /// Asks the gateway again for the state of instances with an active campaign not heard

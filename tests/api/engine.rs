@@ -298,6 +298,7 @@ async fn queued_jobs(w: &World, campaign: &str) -> Vec<stream::Job> {
             tenant_id: r.try_get("", "tenant_id").unwrap(),
             phone: r.try_get("", "phone").unwrap(),
             planned_at: r.try_get("", "planned_at").unwrap(),
+            kind: stream::JobKind::Recipient,
         })
         .collect()
 }

@@ -488,6 +488,7 @@ async fn a_live_workers_entry_is_never_handed_to_another_consumer() {
         tenant_id: uuid::Uuid::new_v4(),
         phone: phone(i),
         planned_at: Utc::now(),
+        kind: stream::JobKind::Recipient,
     };
     stream::enqueue(&w.app.redis, &keys, &[job(0), job(1)], Utc::now())
         .await

@@ -13,6 +13,7 @@ mod holidays;
 mod instances;
 mod key_rotation;
 mod media;
+mod messages;
 mod metrics;
 mod migrations;
 mod observability;
