@@ -43,13 +43,10 @@ pub struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    /// The gap the send gate enforces on an instance's one-off lane (ms).
+    /// The gap the send gate enforces on an instance's one-off lane (ms): the minimum plus
+    /// its departure margin, as for a campaign.
     pub fn guarded_interval_ms(&self) -> u64 {
-        if self.interval_ms == 0 {
-            0
-        } else {
-            crate::calendar::guarded_interval_ms(self.interval_ms)
-        }
+        crate::calendar::guarded_interval_ms(self.interval_ms)
     }
 
     /// Plans the `pending` messages due before `horizon` (only those of `only`, when given):
@@ -74,7 +71,9 @@ impl Planner<'_> {
         for d in &due {
             by_instance.entry(d.instance_id).or_default().push(d);
         }
-        let gap = self.guarded_interval_ms();
+        // Planned one margin over the gate's gap, as campaigns are (`Pacing::planned_gap_floor_ms`):
+        // a send held up a few ms does not delay every later one.
+        let gap = self.guarded_interval_ms() + crate::calendar::departure_margin_ms(self.interval_ms);
         let mut plans = vec![];
         for (instance_id, messages) in by_instance {
             let first = messages[0];

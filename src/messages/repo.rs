@@ -27,7 +27,8 @@ pub struct NewMessage {
     pub send_at: Option<DateTime<Utc>>,
 }
 
-/// Writes `messages` as `pending`, due at their `send_at` (or `now`), in one statement.
+/// Writes `messages` as `pending`, due at their `send_at` (`now` when absent or past), in one
+/// statement.
 pub async fn insert(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
@@ -42,7 +43,7 @@ pub async fn insert(
         .map(|m| {
             json!({"id": m.id, "instance_id": m.instance_id, "phone": m.phone.as_str(), "text": m.text,
                 "template_id": m.template_id, "variables": m.variables, "media": m.media,
-                "transactional": m.transactional, "send_at": m.send_at, "due_at": m.send_at.unwrap_or(now)})
+                "transactional": m.transactional, "send_at": m.send_at, "due_at": m.send_at.map_or(now, |at| at.max(now))})
         })
         .collect();
     db.execute(stmt(

@@ -2,7 +2,7 @@
 //! variables, instance, role for `transactional`, opt-out), the accepted ones written in
 //! one transaction with the `Idempotency-Key`'s answer, then planned at once when due.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -27,6 +27,8 @@ use crate::tenancy::domain::Role;
 
 /// Most messages in one `POST /messages/bulk`.
 pub const MAX_BULK: usize = 1_000;
+/// How far ahead `send_at` may be, in days.
+pub const MAX_AHEAD_DAYS: i64 = 365;
 
 /// A one-off message as clients send it (`POST /messages`, each item of `/messages/bulk`).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -49,7 +51,7 @@ pub struct MessageRequest {
     #[schema(value_type = Option<crate::contacts::domain::ContactFields>)]
     pub variables: Option<Map<String, Value>>,
     pub media: Option<Media>,
-    /// When to send it (RFC 3339); absent or past: at once.
+    /// When to send it (RFC 3339), at most 365 days ahead; absent or past: at once.
     pub send_at: Option<DateTime<Utc>>,
     /// Send even to a contact who opted out (admins only: 403 otherwise). For messages the
     /// contact asked for, such as codes and receipts.
@@ -131,7 +133,7 @@ pub async fn submit(
     key: Option<String>,
 ) -> AppResult<(u16, Value)> {
     let now = state.clock.now();
-    let checked = check(state, user, items).await?;
+    let checked = check(state, user, items, now).await?;
     let txn = state.db.begin().await?;
     if let Some(key) = &key {
         let hash = idempotency::fingerprint(route.path(), body);
@@ -214,7 +216,12 @@ struct Lookups {
 }
 
 /// Each item checked in order; refused ones carry their error.
-async fn check(state: &AppState, user: &AuthUser, items: Vec<Value>) -> AppResult<Vec<Result<NewMessage, ItemError>>> {
+async fn check(
+    state: &AppState,
+    user: &AuthUser,
+    items: Vec<Value>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Result<NewMessage, ItemError>>> {
     let country = crate::contacts::repo::default_country(&state.db, user.tenant_id).await?;
     let parsed: Vec<Result<(MessageRequest, Phone), ItemError>> = items
         .into_iter()
@@ -236,12 +243,27 @@ async fn check(state: &AppState, user: &AuthUser, items: Vec<Value>) -> AppResul
     .await?;
     Ok(parsed
         .into_iter()
-        .map(|p| p.and_then(|(req, phone)| check_one(user, req, phone, &lookups)))
+        .map(|p| p.and_then(|(req, phone)| check_one(user, req, phone, &lookups, now)))
         .collect())
 }
 
-fn check_one(user: &AuthUser, req: MessageRequest, phone: Phone, found: &Lookups) -> Result<NewMessage, ItemError> {
+fn check_one(
+    user: &AuthUser,
+    req: MessageRequest,
+    phone: Phone,
+    found: &Lookups,
+    now: DateTime<Utc>,
+) -> Result<NewMessage, ItemError> {
     let mut errors = vec![];
+    if req
+        .send_at
+        .is_some_and(|at| at > now + chrono::Duration::days(MAX_AHEAD_DAYS) || at.year() < 2000)
+    {
+        errors.push(FieldError::new(
+            "send_at",
+            format!("must be within the next {MAX_AHEAD_DAYS} days (a past instant sends at once)"),
+        ));
+    }
     if !found.instances.contains(&req.instance_id) {
         errors.push(FieldError::new("instance_id", "no such instance"));
     }

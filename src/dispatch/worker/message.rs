@@ -120,14 +120,9 @@ impl Worker {
             instance_name: &m.instance_name,
             api_key: &api_key,
         };
-        let interval_ms = self.settings.dispatch.message_interval_ms;
         let lane = Lane {
             gate: m.instance_id,
-            interval_ms: if interval_ms == 0 {
-                0
-            } else {
-                crate::calendar::guarded_interval_ms(interval_ms)
-            },
+            interval_ms: crate::calendar::guarded_interval_ms(self.settings.dispatch.message_interval_ms),
             campaign: None,
         };
         // The planner reserved this message's instant on the lane: the first attempt only
