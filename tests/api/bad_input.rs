@@ -31,6 +31,8 @@ const BODY_ROUTES: &[(&str, &str, &str, bool, bool)] = &[
     ("POST", "/api/v1/templates", "text", true, false),
     ("PATCH", "/api/v1/templates/{template}", "text", false, false),
     ("POST", "/api/v1/campaigns", "messages", true, false),
+    ("POST", "/api/v1/messages", "phone", true, false),
+    ("POST", "/api/v1/messages/bulk", "messages", true, true),
     ("PATCH", "/api/v1/campaigns/{campaign}", "messages", false, false),
     (
         "POST",
@@ -208,6 +210,7 @@ async fn every_body_route_answers_bad_json_with_a_problem() {
         ("holidays", 1),
         ("templates", 1),
         ("campaigns", 1),
+        ("messages", 0),
     ] {
         assert_eq!(crate::auth::count(&app, table).await, n, "{table}");
     }
