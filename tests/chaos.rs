@@ -633,7 +633,7 @@ async fn the_engine_keeps_its_promises_under_chaos() {
                 run.kill(Role::Beat, n);
                 tokio::time::sleep(Duration::from_millis(3_000)).await;
                 let (u, p) = (run.redis_url.clone(), run.prefix.clone());
-                wait_until("the other beat leads", Duration::from_secs(20), || {
+                wait_until("the other beat leads", Duration::from_secs(30), || {
                     let (u, p, before) = (u.clone(), p.clone(), before.clone());
                     async move {
                         let now = leader(&u, &p).await;
