@@ -445,7 +445,13 @@ async fn the_engine_keeps_its_promises_under_chaos() {
     // tenant (A1/A3, B1/B2) make the per-phone lock matter.
     let paced_n = (seconds as usize / 2).clamp(10, 200);
     let rest = recipients.saturating_sub(paced_n).max(40);
-    let (a1_n, a2_n) = (rest * 35 / 100, rest / 10);
+    // The windowed campaign's window closes at the first minute boundary at least 25 s
+    // ahead, for one minute (UTC, every day, no calendar); at 5 sends a second it has
+    // enough recipients to send until then and 10 s more after it reopens.
+    let now = Utc::now();
+    let boundary = Utc.timestamp_opt((now.timestamp() + 25 + 59) / 60 * 60, 0).unwrap();
+    let a2_n = (boundary - now).num_seconds() as usize * 5 + 50;
+    let a1_n = (rest * 45 / 100).saturating_sub(a2_n).max(paced_n);
     let (b1_n, b2_n) = (rest * 35 / 100, rest - rest * 35 / 100 - rest * 35 / 100 - rest / 10);
     let overlap_b = b2_n / 10;
     let active_ms = seconds as f64 * 600.0;
@@ -477,10 +483,6 @@ async fn the_engine_keeps_its_promises_under_chaos() {
     }
     let a_contacts = contacts(&api, &tokens[0], 0, a1_n + a2_n).await;
     let b_contacts = contacts(&api, &tokens[1], 1, b1_n + b2_n - overlap_b).await;
-    // The windowed campaign's window closes at the first minute boundary at least 25 s
-    // ahead, for one minute (UTC, every day, no calendar).
-    let now = Utc::now();
-    let boundary = Utc.timestamp_opt((now.timestamp() + 25 + 59) / 60 * 60, 0).unwrap();
     let hhmm = |t: DateTime<Utc>| format!("{:02}:{:02}", t.hour(), t.minute());
     let windowed = json!({"mode": "custom", "timezone": "UTC", "calendar": "none", "days": [1, 2, 3, 4, 5, 6, 7],
         "windows": [{"start": hhmm(boundary + Span::minutes(1)), "end": hhmm(boundary)}]});
