@@ -259,7 +259,8 @@ async fn wipe_redis(url: &str, prefix: &str) -> anyhow::Result<usize> {
 async fn leader(url: &str, prefix: &str) -> Option<String> {
     use fred::prelude::*;
     let redis = arauto::redis::connect(url).await.ok()?;
-    let holder: Option<String> = redis.get(format!("{prefix}beat:leader")).await.ok()?;
+    let key = arauto::scheduler::lease::leader_key(&arauto::redis::Keys::new(prefix.to_owned()));
+    let holder: Option<String> = redis.get(key).await.ok()?;
     let _ = redis.quit().await;
     holder
 }

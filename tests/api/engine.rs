@@ -410,7 +410,10 @@ async fn nothing_is_planned_while_the_window_is_closed_and_sends_start_when_it_o
         .await;
     // Started on Saturday 2026-11-28 09:00 in São Paulo (the API's clock, not today's: the
     // first send is the window's next opening after the start).
-    let t = w.app.travel(&w.t, Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()).await;
+    let t = w
+        .app
+        .travel(&w.t, Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap())
+        .await;
     w.app
         .post(&format!("/api/v1/campaigns/{c}/start"), &t, json!({}))
         .await

@@ -31,4 +31,3 @@ mod secrets_in_logs;
 mod sets;
 mod shutdown;
 mod users;
-
