@@ -2,7 +2,8 @@
 //! sandbox + Postgres + Redis all on this machine. Prints sends per second.
 //!
 //! `cargo bench --bench dispatch` (env `BENCH_SENDS`, default 20000; `BENCH_WORKERS`,
-//! default 2; `BENCH_LATENCY_MS`, the sandbox's answer latency, default 0).
+//! default 2; `BENCH_LATENCY_MS`, the sandbox's answer latency, default 0;
+//! `BENCH_PARTITIONS`, `dispatch.queue_partitions`, default the configured one).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -20,7 +21,11 @@ async fn main() {
     let workers = env("BENCH_WORKERS", 2);
     let latency_ms = env("BENCH_LATENCY_MS", 0) as u64;
     let campaigns = 4;
+    let partitions = env("BENCH_PARTITIONS", 0);
     let bench = support::setup(|s| {
+        if partitions > 0 {
+            s.dispatch.queue_partitions = partitions as u16;
+        }
         s.beat.max_batch = 100_000;
         s.dispatch.concurrency = 256;
         s.database.max_connections = 20;
