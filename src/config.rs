@@ -28,6 +28,9 @@ pub struct Settings {
     /// Checks of campaigns' media URLs (all defaults when the section is absent).
     #[serde(default)]
     pub media: MediaSettings,
+    /// Campaigns over a pool of numbers (all defaults when the section is absent).
+    #[serde(default)]
+    pub pool: PoolSettings,
     /// `ARAUTO_ENV` (development, test, production); not read from files.
     #[serde(skip)]
     pub environment: String,
@@ -216,6 +219,22 @@ pub struct LogSettings {
 pub struct HolidaySettings {
     /// Folder of shipped calendar files.
     pub dir: PathBuf,
+}
+
+/// Campaigns over a pool of numbers (PRODUCT §4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSettings {
+    /// A recipient last messaged by one of the pool's numbers within this many days (by a
+    /// campaign or a one-off message) is sent from that number again, so that replies land
+    /// in the same conversation (the sticky sender). 0 turns it off.
+    pub sticky_days: u32,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { sticky_days: 30 }
+    }
 }
 
 /// Outbound webhooks' delivery loop (run by `arauto worker`).

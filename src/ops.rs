@@ -86,7 +86,7 @@ pub async fn doctor(state: &AppState, now: DateTime<Utc>) -> Vec<Finding> {
 async fn instances(state: &AppState, now: DateTime<Utc>) -> Vec<Finding> {
     let busy = instances::Entity::find()
         .from_raw_sql(stmt(
-            "SELECT * FROM instances WHERE id IN (SELECT instance_id FROM campaigns \
+            "SELECT * FROM instances WHERE id IN (SELECT unnest(instance_ids) FROM campaigns \
              WHERE status IN ('active', 'scheduled', 'preparing')) ORDER BY name",
             vec![],
         ))

@@ -42,6 +42,7 @@ mod m20261130_000014_webhook_outbox;
 mod m20261130_000015_recurring;
 mod m20261130_000016_provisioning;
 mod m20261130_000017_messages;
+mod m20261130_000018_number_pools;
 
 pub struct Migrator;
 
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000015_recurring::Migration),
             Box::new(m20261130_000016_provisioning::Migration),
             Box::new(m20261130_000017_messages::Migration),
+            Box::new(m20261130_000018_number_pools::Migration),
         ]
     }
 }

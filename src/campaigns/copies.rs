@@ -215,7 +215,8 @@ impl ExportRows for Recipients {
         let rows = RecipientRow::find_by_statement(stmt(
             "SELECT r.position::bigint AS position, r.phone, r.name, r.status, r.reason, r.variant, i.name AS number, \
                     r.queued_at, r.sent_at, r.delivered_at, r.read_at, r.replied_at \
-             FROM recipients r JOIN campaigns c ON c.id = r.campaign_id JOIN instances i ON i.id = c.instance_id \
+             FROM recipients r JOIN campaigns c ON c.id = r.campaign_id \
+               JOIN instances i ON i.id = COALESCE(r.instance_id, c.instance_id) \
              WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND r.position > $3 ORDER BY r.position LIMIT $4",
             vec![tenant_id.into(), campaign_id.into(), after.into(), EXPORT_CHUNK.into()],
         ))

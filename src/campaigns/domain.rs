@@ -113,7 +113,15 @@ pub enum DateMatch {
 pub struct CampaignRequest {
     #[schema(max_length = 200)]
     pub name: String,
-    pub instance_id: Uuid,
+    /// The number the campaign sends from; or give `instance_ids` instead.
+    #[serde(default)]
+    pub instance_id: Option<Uuid>,
+    /// A pool of 1 to 50 numbers the campaign sends from (instead of `instance_id`): its
+    /// pacing applies per number, and a recipient last messaged by one of them within
+    /// `pool.sticky_days` is sent from it again (PRODUCT §4).
+    #[serde(default)]
+    #[schema(min_items = 1, max_items = 50)]
+    pub instance_ids: Option<Vec<Uuid>>,
     /// 1 to 5 variants, rotated recipient by recipient.
     pub messages: Vec<MessageSpec>,
     pub audience: Audience,
@@ -134,7 +142,11 @@ pub struct CampaignRequest {
 pub struct UpdateCampaignRequest {
     #[schema(max_length = 200)]
     pub name: Option<String>,
+    /// Sends from this one number (replaces the pool).
     pub instance_id: Option<Uuid>,
+    /// Sends over this pool of 1 to 50 numbers (replaces the number or pool).
+    #[schema(min_items = 1, max_items = 50)]
+    pub instance_ids: Option<Vec<Uuid>>,
     pub messages: Option<Vec<MessageSpec>>,
     pub audience: Option<Audience>,
     pub schedule: Option<ScheduleSpec>,
@@ -150,12 +162,57 @@ impl UpdateCampaignRequest {
     pub fn over(self, current: CampaignRequest) -> CampaignRequest {
         CampaignRequest {
             name: self.name.unwrap_or(current.name),
-            instance_id: self.instance_id.unwrap_or(current.instance_id),
+            // Either field given replaces the numbers; none keeps them.
+            instance_id: self.instance_id.or(if self.instance_ids.is_some() {
+                None
+            } else {
+                current.instance_id
+            }),
+            instance_ids: match (self.instance_id, self.instance_ids) {
+                (None, None) => current.instance_ids,
+                (_, ids) => ids,
+            },
             messages: self.messages.unwrap_or(current.messages),
             audience: self.audience.unwrap_or(current.audience),
             schedule: self.schedule.or(current.schedule),
             pacing: self.pacing.or(current.pacing),
             recurrence: self.recurrence.unwrap_or(current.recurrence),
+        }
+    }
+}
+
+/// Most numbers in a campaign's pool (PRODUCT §4).
+pub const MAX_POOL: usize = 50;
+
+/// The campaign's numbers from `instance_id` or `instance_ids` (exactly one of them), in
+/// order, checked for shape only (1 to [`MAX_POOL`], no repeats); ownership is the service's.
+/// Errors name the field (`instance_ids[2]` for a repeat).
+pub fn parse_numbers(instance_id: Option<Uuid>, instance_ids: Option<&[Uuid]>) -> Result<Vec<Uuid>, Vec<FieldError>> {
+    match (instance_id, instance_ids) {
+        (Some(id), None) => Ok(vec![id]),
+        (Some(_), Some(_)) => Err(vec![FieldError::new(
+            "instance_ids",
+            "give instance_id or instance_ids, not both",
+        )]),
+        (None, None) => Err(vec![FieldError::new("instance_id", "is required (or instance_ids)")]),
+        (None, Some(ids)) => {
+            if ids.is_empty() || ids.len() > MAX_POOL {
+                return Err(vec![FieldError::new(
+                    "instance_ids",
+                    format!("must have 1 to {MAX_POOL} instances"),
+                )]);
+            }
+            let repeats: Vec<FieldError> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, id)| ids[..*i].contains(id))
+                .map(|(i, _)| FieldError::new(format!("instance_ids[{i}]"), "repeats an earlier instance"))
+                .collect();
+            if repeats.is_empty() {
+                Ok(ids.to_vec())
+            } else {
+                Err(repeats)
+            }
         }
     }
 }

@@ -62,14 +62,14 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
         let rule = runs::stored(recurrence).map_err(AppError::internal)?;
         return start_recurring(state, user, &c, &rule).await;
     }
-    let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
     #[derive(FromQueryResult)]
     struct Busy {
         id: Uuid,
     }
+    // A number takes part in at most one active campaign (a pool's every number).
     let busy = Busy::find_by_statement(stmt(
-        "SELECT id FROM campaigns WHERE instance_id = $1 AND status IN ('active', 'preparing') LIMIT 1",
-        vec![instance.id.into()],
+        "SELECT id FROM campaigns WHERE instance_ids && $1 AND status IN ('active', 'preparing') AND id <> $2 LIMIT 1",
+        vec![c.instance_ids.clone().into(), c.id.into()],
     ))
     .one(&state.db)
     .await?;
@@ -79,7 +79,7 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
             b.id
         )));
     }
-    ensure_connected(state, &instance).await?;
+    ensure_connected(state, user.tenant_id, &c).await?;
     let now = state.clock.now();
     let first = start_at(&c)?.filter(|t| *t > now).unwrap_or(now);
     let txn = state.db.begin().await?;
@@ -106,8 +106,7 @@ async fn start_recurring(
     c: &campaigns::Model,
     rule: &Recurrence,
 ) -> AppResult<campaigns::Model> {
-    let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
-    ensure_connected(state, &instance).await?;
+    ensure_connected(state, user.tenant_id, c).await?;
     let now = state.clock.now();
     let from = start_at(c)?.filter(|t| *t > now).unwrap_or(now);
     let Some(first) = next_occurrence(rule, runs::zone_of(&c.schedule), from) else {
@@ -149,17 +148,36 @@ async fn resume_recurring(
 }
 
 /// Asks the gateway (and records the answer): 409 unless the number is connected.
-async fn ensure_connected(state: &AppState, instance: &instances::Model) -> AppResult<()> {
+async fn ensure_connected(state: &AppState, tenant_id: Uuid, c: &campaigns::Model) -> AppResult<()> {
     let limit = std::time::Duration::from_millis(state.settings.gateway.timeout_ms);
     let now = state.clock.now();
-    match connectivity::probe(&state.db, &state.gateway, &state.cipher, instance, limit, now).await {
-        Ok(ConnectionState::Open) => Ok(()),
-        Ok(other) => Err(AppError::conflict(format!(
-            "the instance is not connected (state: {})",
-            other.as_str()
-        ))),
-        Err(e) => Err(AppError::conflict(format!("the instance cannot be reached: {e}"))),
+    let mut numbers = Vec::with_capacity(c.instance_ids.len());
+    for id in &c.instance_ids {
+        numbers.push(find_owned::<instances::Entity>(&state.db, tenant_id, *id, "instance").await?);
     }
+    // Every number is asked at once (and what it answers recorded): a pool sends over
+    // those connected, so one is enough (PRODUCT §4).
+    let answers = futures_util::future::join_all(
+        numbers
+            .iter()
+            .map(|i| connectivity::probe(&state.db, &state.gateway, &state.cipher, i, limit, now)),
+    )
+    .await;
+    let mut first_problem = None;
+    for answer in answers {
+        let problem = match answer {
+            Ok(ConnectionState::Open) => return Ok(()),
+            Ok(other) => format!("the instance is not connected (state: {})", other.as_str()),
+            Err(e) => format!("the instance cannot be reached: {e}"),
+        };
+        first_problem.get_or_insert(problem);
+    }
+    let problem = first_problem.unwrap_or_else(|| "the campaign has no instance".into());
+    Err(AppError::conflict(if numbers.len() > 1 {
+        format!("none of the pool's instances is connected; the first: {problem}")
+    } else {
+        problem
+    }))
 }
 
 async fn reload(state: &AppState, id: Uuid) -> AppResult<campaigns::Model> {
@@ -261,8 +279,7 @@ pub async fn resume(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ca
     if let Some(spec) = &c.recurrence {
         return resume_recurring(state, user, &c, spec).await;
     }
-    let instance = find_owned::<instances::Entity>(&state.db, user.tenant_id, c.instance_id, "instance").await?;
-    ensure_connected(state, &instance).await?;
+    ensure_connected(state, user.tenant_id, &c).await?;
     let to = match start_at(&c)? {
         Some(t) if t > state.clock.now() => CampaignStatus::Scheduled,
         _ => CampaignStatus::Active,

@@ -185,10 +185,10 @@ pub async fn insert_runs(
          {CAMPAIGN_DATA} AS data FROM created c"
     );
     let insert: &str =
-        "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, \
+        "INSERT INTO campaigns (id, tenant_id, name, instance_id, instance_ids, status, messages, audience, schedule, pacing, \
            parent_id, occurrence_at, started_at, next_send_at, cancelled_at, cancel_reason, audience_total, \
            audience_ready_at, audience_on, created_at, updated_at) \
-         SELECT gen_random_uuid(), p.tenant_id, left(p.name, 187) || ' — ' || r.local_date, p.instance_id, \
+         SELECT gen_random_uuid(), p.tenant_id, left(p.name, 187) || ' — ' || r.local_date, p.instance_id, p.instance_ids, \
            CASE WHEN r.skipped THEN 'cancelled' ELSE 'preparing' END, p.messages, p.audience, \
            p.schedule - 'start_at', p.pacing, p.id, r.at, \
            CASE WHEN NOT r.skipped THEN $2 END, CASE WHEN NOT r.skipped THEN $2 END, \
@@ -225,9 +225,9 @@ pub async fn insert_copy(
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
     db.execute(stmt(
-        "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, \
+        "INSERT INTO campaigns (id, tenant_id, name, instance_id, instance_ids, status, messages, audience, schedule, pacing, \
            recurrence, created_at, updated_at) \
-         SELECT $1, tenant_id, $3, instance_id, 'draft', messages, audience, schedule, pacing, recurrence, $4, $4 \
+         SELECT $1, tenant_id, $3, instance_id, instance_ids, 'draft', messages, audience, schedule, pacing, recurrence, $4, $4 \
          FROM campaigns WHERE id = $2",
         vec![copy.into(), source.into(), name.into(), now.into()],
     ))
@@ -346,8 +346,8 @@ pub async fn prepared(
            SELECT c.id, c.status AS was, CASE \
              WHEN c.status <> 'preparing' THEN c.status \
              WHEN COALESCE((c.schedule->>'start_at')::timestamptz, '-infinity') > $2 THEN 'scheduled' \
-             WHEN EXISTS (SELECT 1 FROM campaigns o WHERE o.instance_id = c.instance_id AND o.status = 'active' \
-                          AND o.id <> c.id) THEN 'scheduled' \
+             WHEN EXISTS (SELECT 1 FROM active_numbers a WHERE a.instance_id = ANY(c.instance_ids) \
+                          AND a.campaign_id <> c.id) THEN 'scheduled' \
              ELSE 'active' END AS status \
            FROM campaigns c WHERE c.id = $1 AND c.audience_ready_at IS NULL AND c.status IN ('preparing', 'paused')) \
          UPDATE campaigns c SET audience_ready_at = $2, updated_at = $2, status = next.status, \
@@ -424,11 +424,13 @@ pub async fn wait_until(db: &impl ConnectionTrait, campaign_id: Uuid, at: DateTi
 }
 
 /// After a tick planned them: each campaign's next send instant and planned count, given as
-/// `[{id, next_send_at, planned}]` (one statement for all: a tick's cost is its round trips).
+/// `[{id, next_send_at, planned, numbers?}]`, `numbers` a pool's next instant per number
+/// (one statement for all: a tick's cost is its round trips).
 pub async fn advance_planned(db: &impl ConnectionTrait, advanced: Vec<Value>) -> Result<(), sea_orm::DbErr> {
     db.execute(stmt(
-        "UPDATE campaigns c SET next_send_at = u.next_send_at, planned_count = c.planned_count + u.planned \
-         FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, next_send_at timestamptz, planned bigint) \
+        "UPDATE campaigns c SET next_send_at = u.next_send_at, planned_count = c.planned_count + u.planned, \
+           number_next_send_at = COALESCE(u.numbers, c.number_next_send_at) \
+         FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, next_send_at timestamptz, planned bigint, numbers jsonb) \
          WHERE c.id = u.id",
         vec![Value::Array(advanced).into()],
     ))
@@ -506,13 +508,18 @@ pub enum Replan {
 /// tick: one waiting out a deleted holiday, or the next day under a raised limit, sends within
 /// one tick; one whose day became a holiday jumps to its next opening. Returns how many.
 pub async fn replan(db: &impl ConnectionTrait, what: Replan, now: DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
-    let (column, id) = match what {
-        Replan::Tenant(id) => ("tenant_id", id),
-        Replan::Instance(id) => ("instance_id", id),
+    // A pool's numbers each wait on their own instant (`number_next_send_at`): the changed
+    // numbers' instants are forgotten, so they plan from `now` too.
+    let (filter, numbers, id) = match what {
+        Replan::Tenant(id) => ("tenant_id = $1", "'{}'::jsonb", id),
+        Replan::Instance(id) => ("$1 = ANY(instance_ids)", "number_next_send_at - $1::text", id),
     };
     let done = db
         .execute(stmt(
-            format!("UPDATE campaigns SET next_send_at = $2 WHERE {column} = $1 AND status = 'active' AND next_send_at > $2"),
+            format!(
+                "UPDATE campaigns SET next_send_at = LEAST(next_send_at, $2), number_next_send_at = {numbers} \
+                 WHERE {filter} AND status = 'active' AND (next_send_at > $2 OR number_next_send_at <> '{{}}'::jsonb)"
+            ),
             vec![id.into(), now.into()],
         ))
         .await?;
@@ -554,7 +561,8 @@ pub async fn insert_draft(
         id: Set(Uuid::new_v4()),
         tenant_id: Set(tenant_id),
         name: Set(v.name),
-        instance_id: Set(v.instance_id),
+        instance_id: Set(v.instance_ids[0]),
+        instance_ids: Set(v.instance_ids),
         status: Set(CampaignStatus::Draft),
         messages: Set(Messages(v.messages)),
         audience: Set(v.audience),
@@ -595,7 +603,8 @@ pub async fn update_draft(
 ) -> Result<Option<campaigns::Model>, sea_orm::DbErr> {
     let mut active: campaigns::ActiveModel = draft.into();
     active.name = Set(v.name);
-    active.instance_id = Set(v.instance_id);
+    active.instance_id = Set(v.instance_ids[0]);
+    active.instance_ids = Set(v.instance_ids);
     active.messages = Set(Messages(v.messages));
     active.audience = Set(v.audience);
     active.schedule = Set(v.schedule);

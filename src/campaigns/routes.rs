@@ -23,7 +23,10 @@ use crate::tenancy::auth::AuthUser;
 pub struct CampaignView {
     pub id: Uuid,
     pub name: String,
+    /// The first (or only) number it sends from.
     pub instance_id: Uuid,
+    /// Every number it sends from, in order: one, or a pool of up to 50.
+    pub instance_ids: Vec<Uuid>,
     pub status: CampaignStatus,
     pub messages: Vec<Message>,
     pub audience: Audience,
@@ -56,6 +59,7 @@ impl From<campaigns::Model> for CampaignView {
             id: m.id,
             name: m.name,
             instance_id: m.instance_id,
+            instance_ids: m.instance_ids,
             status: m.status,
             messages: m.messages.0,
             audience: m.audience,

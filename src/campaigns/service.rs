@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::domain::{
-    pacing_spec, parse_audience, parse_message, parse_pacing, recipient_seed, Audience, CampaignRequest,
+    pacing_spec, parse_audience, parse_message, parse_numbers, parse_pacing, recipient_seed, Audience, CampaignRequest,
     CampaignStatus, Media, Message, MessageSpec, UpdateCampaignRequest, MAX_VARIANTS,
 };
 use super::recurrence::Recurrence;
@@ -27,7 +27,8 @@ use crate::tenancy::auth::AuthUser;
 /// A campaign ready to store.
 pub struct ValidCampaign {
     pub name: String,
-    pub instance_id: Uuid,
+    /// The numbers it sends from, in order (1 to 50; one unless it is a pool).
+    pub instance_ids: Vec<Uuid>,
     pub messages: Vec<Message>,
     pub audience: Audience,
     pub schedule: ScheduleSpec,
@@ -43,12 +44,29 @@ pub async fn validate(state: &AppState, tenant_id: Uuid, input: CampaignRequest)
     let name = crate::tenancy::domain::parse_name(&input.name, crate::text::MAX_NAME)
         .map_err(|e| errors.push(FieldError::new("name", e)))
         .unwrap_or_default();
-    if find_owned::<instances::Entity>(db, tenant_id, input.instance_id, "instance")
-        .await
-        .is_err()
-    {
-        errors.push(FieldError::new("instance_id", "no such instance"));
-    }
+    let numbers = match parse_numbers(input.instance_id, input.instance_ids.as_deref()) {
+        Ok(ids) => {
+            let pool = input.instance_ids.is_some();
+            for (i, id) in ids.iter().enumerate() {
+                if find_owned::<instances::Entity>(db, tenant_id, *id, "instance")
+                    .await
+                    .is_err()
+                {
+                    let field = if pool {
+                        format!("instance_ids[{i}]")
+                    } else {
+                        "instance_id".into()
+                    };
+                    errors.push(FieldError::new(field, "no such instance"));
+                }
+            }
+            ids
+        }
+        Err(e) => {
+            errors.extend(e);
+            vec![]
+        }
+    };
     let messages = resolve_messages(state, tenant_id, input.messages, &mut errors).await?;
     let audience = match parse_audience(&input.audience) {
         Ok(a) => {
@@ -90,7 +108,7 @@ pub async fn validate(state: &AppState, tenant_id: Uuid, input: CampaignRequest)
     match (schedule, pacing) {
         (Some(schedule), Some(pacing)) if errors.is_empty() => Ok(ValidCampaign {
             name,
-            instance_id: input.instance_id,
+            instance_ids: numbers,
             messages,
             audience,
             schedule: schedule.to_spec(),
@@ -309,7 +327,8 @@ fn stopped_being_draft() -> AppError {
 fn stored_request(c: &campaigns::Model) -> CampaignRequest {
     CampaignRequest {
         name: c.name.clone(),
-        instance_id: c.instance_id,
+        instance_id: None,
+        instance_ids: Some(c.instance_ids.clone()),
         messages: c
             .messages
             .0

@@ -190,6 +190,9 @@ pub struct RecipientView {
     /// the reason); a later delivery receipt makes it `sent` again.
     pub failed_after_send: bool,
     pub variant: Option<i16>,
+    /// The number it is (or was) sent from, once planned: in a pool, the number chosen for
+    /// it (PRODUCT §4).
+    pub instance_id: Option<Uuid>,
     pub queued_at: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
@@ -268,8 +271,8 @@ pub async fn recipients(
     let n = values.len();
     let items = RecipientView::find_by_statement(stmt(
         format!(
-            "SELECT id, contact_id, phone, name, status, reason, outcome_unknown, failed_after_send, variant, queued_at, \
-                    sent_at, delivered_at, read_at, message_id, position \
+            "SELECT id, contact_id, phone, name, status, reason, outcome_unknown, failed_after_send, variant, instance_id, \
+                    queued_at, sent_at, delivered_at, read_at, message_id, position \
              FROM recipients WHERE {clause} ORDER BY position, id LIMIT ${} OFFSET ${n}",
             n - 1
         ),

@@ -27,18 +27,32 @@ pub struct CampaignContext {
     /// interval plus the departure margin ([`crate::calendar::guarded_interval_ms`]); 0 when
     /// it sends as fast as it can.
     pub interval_ms: u64,
+    /// The numbers it sends from, in order: one, or a pool (PRODUCT §4).
+    pub numbers: Vec<NumberTarget>,
+}
+
+/// One number of a campaign, as the gateway addresses it, and whether it was last heard
+/// disconnected (`close`) when the context was loaded.
+pub struct NumberTarget {
+    pub id: Uuid,
     pub api_url: String,
     pub instance_name: String,
     pub api_key: String,
+    pub closed: bool,
 }
 
 impl CampaignContext {
-    pub fn target(&self) -> InstanceTarget<'_> {
-        InstanceTarget {
-            api_url: &self.api_url,
-            instance_name: &self.instance_name,
-            api_key: &self.api_key,
-        }
+    /// A campaign over several numbers, each paced on its own.
+    pub fn is_pool(&self) -> bool {
+        self.numbers.len() > 1
+    }
+
+    /// The number a job names (a pool's choice), else the campaign's first; `None` only for
+    /// a campaign without numbers (never stored).
+    pub fn number(&self, chosen: Option<Uuid>) -> Option<&NumberTarget> {
+        chosen
+            .and_then(|id| self.numbers.iter().find(|n| n.id == id))
+            .or_else(|| self.numbers.first())
     }
 
     /// The message of variant `v` with its rendered text.
@@ -87,10 +101,28 @@ struct Row {
     messages: Value,
     schedule: Value,
     pacing: Value,
+    numbers: Value,
+    holidays: Value,
+}
+
+/// A number as loaded with its campaign.
+#[derive(serde::Deserialize)]
+struct NumberRow {
+    id: Uuid,
     api_url: String,
     instance_name: String,
     api_key_enc: String,
-    holidays: Value,
+    connection_state: Option<String>,
+}
+
+impl NumberTarget {
+    pub fn target(&self) -> InstanceTarget<'_> {
+        InstanceTarget {
+            api_url: &self.api_url,
+            instance_name: &self.instance_name,
+            api_key: &self.api_key,
+        }
+    }
 }
 
 /// How long a loaded context is used: short, so that a tenant holiday added or deleted
@@ -143,9 +175,12 @@ impl ContextCache {
 
     async fn load(&self, campaign_id: Uuid) -> anyhow::Result<Option<CampaignContext>> {
         let row = Row::find_by_statement(stmt(
-            "SELECT c.id, c.tenant_id, c.messages, c.schedule, c.pacing, i.api_url, i.instance_name, i.api_key_enc, \
+            "SELECT c.id, c.tenant_id, c.messages, c.schedule, c.pacing, \
+               COALESCE((SELECT jsonb_agg(jsonb_build_object('id', i.id, 'api_url', i.api_url, 'instance_name', i.instance_name, \
+                  'api_key_enc', i.api_key_enc, 'connection_state', i.connection_state) ORDER BY n.k) \
+                FROM unnest(c.instance_ids) WITH ORDINALITY AS n(id, k) JOIN instances i ON i.id = n.id), '[]'::jsonb) AS numbers, \
                COALESCE((SELECT jsonb_agg(h.date ORDER BY h.date) FROM holidays h WHERE h.tenant_id = c.tenant_id), '[]'::jsonb) AS holidays \
-             FROM campaigns c JOIN instances i ON i.id = c.instance_id WHERE c.id = $1",
+             FROM campaigns c WHERE c.id = $1",
             [campaign_id.into()],
         ))
         .one(&self.db)
@@ -160,6 +195,19 @@ impl ContextCache {
         let schedule = Schedule::parse(spec, &self.calendars)
             .map_err(|e| anyhow::anyhow!("campaign {campaign_id}: stored schedule does not parse: {e:?}"))?;
         let pacing: Pacing = serde_json::from_value(row.pacing)?;
+        let numbers: Vec<NumberRow> = serde_json::from_value(row.numbers)?;
+        let numbers = numbers
+            .into_iter()
+            .map(|n| {
+                Ok(NumberTarget {
+                    id: n.id,
+                    api_key: self.cipher.decrypt(&n.api_key_enc)?,
+                    api_url: n.api_url,
+                    instance_name: n.instance_name,
+                    closed: n.connection_state.as_deref() == Some("close"),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Some(CampaignContext {
             id: row.id,
             tenant_id: row.tenant_id,
@@ -167,9 +215,7 @@ impl ContextCache {
             schedule,
             tenant_holidays: serde_json::from_value(row.holidays)?,
             interval_ms: pacing.guarded_interval_ms(),
-            api_url: row.api_url,
-            instance_name: row.instance_name,
-            api_key: self.cipher.decrypt(&row.api_key_enc)?,
+            numbers,
         }))
     }
 }

@@ -111,6 +111,30 @@ fn key(keys: &Keys, campaign_id: Uuid, what: &str) -> String {
     keys.tagged("campaign", &campaign_id.to_string(), what)
 }
 
+/// Whose pacing a reservation or a departure counts against: a gate (a campaign, or an
+/// instance's one-off lane) and, in a campaign over a pool of numbers, one of its numbers
+/// (pacing applies per number, PRODUCT §4). Its keys (`pace`, `departed`, suffixed
+/// `:<number>` in a pool) share the gate's hash tag; stop and in-flight stay the gate's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PaceKey {
+    pub gate: Uuid,
+    pub number: Option<Uuid>,
+}
+
+impl PaceKey {
+    /// The whole gate paced as one (a one-number campaign, a one-off lane).
+    pub fn of(gate: Uuid) -> Self {
+        Self { gate, number: None }
+    }
+
+    fn key(&self, keys: &Keys, what: &str) -> String {
+        match self.number {
+            None => key(keys, self.gate, what),
+            Some(n) => key(keys, self.gate, &format!("{what}:{}", n.simple())),
+        }
+    }
+}
+
 /// What [`reserve`] answered: waits measured on Redis's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reservation {
@@ -126,7 +150,7 @@ pub enum Reservation {
 pub async fn reserve(
     redis: &Client,
     keys: &Keys,
-    campaign_id: Uuid,
+    pace: PaceKey,
     gap_ms: u64,
     within: Option<std::time::Duration>,
 ) -> Result<Reservation, Error> {
@@ -136,7 +160,7 @@ pub async fn reserve(
     let wait = eval(
         redis,
         RESERVE,
-        vec![key(keys, campaign_id, "pace")],
+        vec![pace.key(keys, "pace")],
         vec![gap_ms.to_string(), ttl.to_string(), within_ms.to_string()],
     )
     .await?;
@@ -176,7 +200,7 @@ pub enum Entry {
 pub async fn enter(
     redis: &Client,
     keys: &Keys,
-    campaign_id: Uuid,
+    pace: PaceKey,
     interval_ms: u64,
     max_attempt: std::time::Duration,
 ) -> Result<Entry, Error> {
@@ -185,9 +209,9 @@ pub async fn enter(
         redis,
         ENTER,
         vec![
-            key(keys, campaign_id, "stop"),
-            key(keys, campaign_id, "inflight"),
-            key(keys, campaign_id, "departed"),
+            key(keys, pace.gate, "stop"),
+            key(keys, pace.gate, "inflight"),
+            pace.key(keys, "departed"),
         ],
         vec![
             token.clone(),
@@ -197,7 +221,10 @@ pub async fn enter(
     )
     .await?;
     Ok(match answer {
-        0 => Entry::Go(Pass { campaign_id, token }),
+        0 => Entry::Go(Pass {
+            campaign_id: pace.gate,
+            token,
+        }),
         n if n > 0 => Entry::Wait(n as u64),
         _ => Entry::Stopped,
     })

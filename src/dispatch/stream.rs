@@ -40,23 +40,28 @@ pub struct Job {
     pub phone: String,
     pub planned_at: DateTime<Utc>,
     pub kind: JobKind,
+    /// The number a recipient of a campaign over a pool is sent from (chosen by the beat,
+    /// PRODUCT §4); `None`: the campaign's only number (and always for one-off messages).
+    pub instance_id: Option<Uuid>,
 }
 
 impl Job {
-    /// `recipient|campaign|tenant|phone|planned ms`, plus `|m` for a one-off message: the
-    /// sorted-set member and the stream entry's one field `j`.
+    /// `recipient|campaign|tenant|phone|planned ms`, plus `|m` for a one-off message or
+    /// `|<number>` (32 hex digits) for a pool's chosen number: the sorted-set member and the
+    /// stream entry's one field `j`.
     fn encode(&self) -> String {
+        let last = match (self.kind, self.instance_id) {
+            (JobKind::Message, _) => "|m".to_owned(),
+            (JobKind::Recipient, Some(n)) => format!("|{}", n.simple()),
+            (JobKind::Recipient, None) => String::new(),
+        };
         format!(
-            "{}|{}|{}|{}|{}{}",
+            "{}|{}|{}|{}|{}{last}",
             self.recipient_id.simple(),
             self.campaign_id.simple(),
             self.tenant_id.simple(),
             self.phone,
             self.planned_at.timestamp_millis(),
-            match self.kind {
-                JobKind::Recipient => "",
-                JobKind::Message => "|m",
-            }
         )
     }
 
@@ -66,11 +71,14 @@ impl Job {
         let (recipient_id, campaign_id, tenant_id) = (uuid()?, uuid()?, uuid()?);
         let phone = parts.next()?.to_owned();
         let planned_at = Utc.timestamp_millis_opt(parts.next()?.parse().ok()?).single()?;
-        let kind = match parts.next() {
-            None => JobKind::Recipient,
-            Some("m") => JobKind::Message,
-            Some(_) => return None,
+        let (kind, instance_id) = match parts.next() {
+            None => (JobKind::Recipient, None),
+            Some("m") => (JobKind::Message, None),
+            Some(n) => (JobKind::Recipient, Some(Uuid::parse_str(n).ok()?)),
         };
+        if parts.next().is_some() {
+            return None;
+        }
         Some(Self {
             recipient_id,
             campaign_id,
@@ -78,6 +86,7 @@ impl Job {
             phone,
             planned_at,
             kind,
+            instance_id,
         })
     }
 

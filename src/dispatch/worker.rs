@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::batcher::Batcher;
-use super::context::{CampaignContext, ContextCache};
+use super::context::{CampaignContext, ContextCache, NumberTarget};
 use super::gate;
 use super::lock::{self, Acquired};
 use super::stream::{self, Entry, EntryId, Job, JobKind};
@@ -25,7 +25,8 @@ use crate::campaigns::domain::recipient_seed;
 use crate::campaigns::media::{MediaChecker, MEDIA_UNAVAILABLE};
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::gateway::{ErrorClass, GatewayClient, InstanceTarget, OutgoingMessage};
+use crate::gateway::{ConnectionState, ErrorClass, GatewayClient, InstanceTarget, OutgoingMessage};
+use crate::instances::connectivity;
 use crate::recipients::{self, Claimed, Outcome, Record};
 use crate::redis::Keys;
 use crate::templating::RenderContext;
@@ -370,11 +371,21 @@ impl Worker {
             self.ack(entry).await;
             return Ok(());
         };
-        if !self.window_open(&ctx) {
+        let Some(number) = ctx.number(job.instance_id) else {
+            self.ack(entry).await;
+            return Ok(());
+        };
+        // A pool's number heard disconnected: nothing leaves from it; the recipient goes
+        // back to `pending` and the beat gives it another number (PRODUCT §4).
+        if !self.window_open(&ctx) || (ctx.is_pool() && number.closed) {
             recipients::unqueue(&self.db, job.recipient_id).await?;
             self.ack(entry).await;
             return Ok(());
         }
+        let pace = gate::PaceKey {
+            gate: ctx.id,
+            number: ctx.is_pool().then_some(number.id),
+        };
         let phone_lock =
             match lock::acquire(&self.redis, self.phone_key(job), self.settings.dispatch.phone_lock_ms).await? {
                 Acquired::Yes(l) => l,
@@ -387,7 +398,7 @@ impl Worker {
         // The campaign's pacing, before the claim: a job that could not leave soon goes back
         // to the due-time queue at the campaign's next free instant, so no slot waits for it.
         let reserved = if ctx.interval_ms > 0 {
-            match self.reserve(&ctx, Some(SOON)).await? {
+            match gate::reserve(&self.redis, &self.keys, pace, ctx.interval_ms, Some(SOON)).await? {
                 gate::Reservation::In(wait) => Some(tokio::time::Instant::now() + wait),
                 gate::Reservation::NotBefore(wait) => {
                     self.release(&phone_lock).await;
@@ -404,7 +415,7 @@ impl Worker {
             self.ack(entry).await;
             return Ok(());
         };
-        let record = self.send(&ctx, &r, job.planned_at, reserved).await;
+        let record = self.send(&ctx, number, &r, job.planned_at, reserved).await;
         if record.outcome == Outcome::Unsent {
             // Nothing went out: free the phone for the recipient's next turn.
             self.release(&phone_lock).await;
@@ -463,15 +474,6 @@ impl Worker {
         let _: Result<i64, _> = self.redis.del(self.media_failures_key(campaign_id)).await;
     }
 
-    /// The campaign's next send instant at its enforced interval, if within `within`.
-    async fn reserve(
-        &self,
-        ctx: &CampaignContext,
-        within: Option<Duration>,
-    ) -> Result<gate::Reservation, fred::prelude::Error> {
-        gate::reserve(&self.redis, &self.keys, ctx.id, ctx.interval_ms, within).await
-    }
-
     /// Before an attempt: the lane's pacing reservation (`reserved` for the first attempt,
     /// taken before the claim; a retry takes a new one), waited for here outside any
     /// transaction; the campaign's window re-checked; a pass through the lane's send gate.
@@ -484,7 +486,7 @@ impl Worker {
         let until = match reserved {
             Some(at) => Some(at),
             None if lane.interval_ms > 0 => {
-                match gate::reserve(&self.redis, &self.keys, lane.gate, lane.interval_ms, None).await {
+                match gate::reserve(&self.redis, &self.keys, lane.pace, lane.interval_ms, None).await {
                     Ok(gate::Reservation::In(wait) | gate::Reservation::NotBefore(wait)) => {
                         Some(tokio::time::Instant::now() + wait)
                     }
@@ -502,7 +504,7 @@ impl Worker {
         // An attempt is in flight for at most the call timeout (plus a margin).
         let max_attempt = self.gateway.timeout() + Duration::from_secs(2);
         loop {
-            match gate::enter(&self.redis, &self.keys, lane.gate, lane.interval_ms, max_attempt).await {
+            match gate::enter(&self.redis, &self.keys, lane.pace, lane.interval_ms, max_attempt).await {
                 Ok(gate::Entry::Go(pass)) => return Ok(pass),
                 Ok(gate::Entry::Wait(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 Ok(gate::Entry::Stopped) => return Err("campaign stopped"),
@@ -511,10 +513,15 @@ impl Worker {
         }
     }
 
-    /// Renders and sends a campaign's recipient ([`Self::deliver`] on the campaign's lane).
+    /// Renders and sends a campaign's recipient from `number` ([`Self::deliver`] on the
+    /// campaign's lane, paced per number in a pool). In a pool, an instance error marks the
+    /// number disconnected instead of pausing the campaign: the recipient goes back to
+    /// `pending` for another number, and the campaign pauses only when none is left
+    /// ([`connectivity::record`]).
     async fn send(
         &self,
         ctx: &CampaignContext,
+        number: &NumberTarget,
         r: &Claimed,
         planned_at: chrono::DateTime<chrono::Utc>,
         reserved: Option<tokio::time::Instant>,
@@ -537,13 +544,23 @@ impl Worker {
         let message = ctx.outgoing(variant, text.clone());
         let started = Instant::now();
         let lane = Lane {
-            gate: ctx.id,
+            pace: gate::PaceKey {
+                gate: ctx.id,
+                number: ctx.is_pool().then_some(number.id),
+            },
             interval_ms: ctx.interval_ms,
             campaign: Some(ctx),
         };
-        let d = self
-            .deliver(&lane, ctx.target(), &r.phone, &message, planned_at, reserved, r.id)
+        let mut d = self
+            .deliver(&lane, number.target(), &r.phone, &message, planned_at, reserved, r.id)
             .await;
+        if ctx.is_pool() && d.instance_error {
+            let now = self.clock.now();
+            match connectivity::record(&self.db, number.id, Some(ConnectionState::Close), now).await {
+                Ok(()) => d.pause = None,
+                Err(e) => tracing::warn!(error = %e, "recording a pool number as disconnected failed: pausing"),
+            }
+        }
         Record {
             recipient_id: r.id,
             campaign_id: r.campaign_id,
@@ -586,6 +603,7 @@ impl Worker {
             outcome: Outcome::Unsent,
             reason: None,
             pause: None,
+            instance_error: false,
             message_id: None,
         };
         let max_attempts = self.gateway.max_attempts();
@@ -642,6 +660,7 @@ impl Worker {
                         ErrorClass::Instance => {
                             d.outcome = Outcome::Unsent;
                             d.pause = Some(e.reason);
+                            d.instance_error = true;
                         }
                         ErrorClass::Unknown => d.outcome = Outcome::Unknown,
                         ErrorClass::Recipient => match self.media_problem(message).await {
@@ -680,7 +699,9 @@ impl Worker {
 /// re-checked before each attempt), or an instance's one-off lane (keyed by the instance's
 /// id, no window).
 struct Lane<'a> {
-    gate: Uuid,
+    /// The gate (stop flag, in-flight attempts) and whose pacing the attempt counts against:
+    /// a pool's number paces on its own.
+    pace: gate::PaceKey,
     /// The gap the gate enforces (ms, margin included); 0: none.
     interval_ms: u64,
     campaign: Option<&'a CampaignContext>,
@@ -696,5 +717,7 @@ struct Delivery {
     reason: Option<String>,
     /// Nothing was sent because the instance or the gateway is unusable: this reason.
     pause: Option<String>,
+    /// The instance answered that it cannot send (`pause` holds its reason).
+    instance_error: bool,
     message_id: Option<String>,
 }

@@ -7,7 +7,10 @@ pub struct Model {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub name: String,
+    /// The first of `instance_ids`.
     pub instance_id: Uuid,
+    /// The numbers it sends from (1 to 50, in order).
+    pub instance_ids: Vec<Uuid>,
     pub status: crate::campaigns::domain::CampaignStatus,
     pub messages: crate::campaigns::domain::Messages,
     pub audience: crate::campaigns::domain::Audience,

@@ -84,8 +84,12 @@ async fn pause_campaigns_of(db: &impl ConnectionTrait, instance_id: Uuid) -> Res
     struct Id {
         id: Uuid,
     }
+    // A pool goes on over its other numbers: it pauses only when none is left that is not
+    // heard `close` (PRODUCT §4).
     let running = Id::find_by_statement(stmt(
-        "SELECT id FROM campaigns WHERE instance_id = $1 AND status IN ('active', 'scheduled')",
+        "SELECT c.id FROM campaigns c WHERE $1 = ANY(c.instance_ids) AND c.status IN ('active', 'scheduled') \
+           AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = ANY(c.instance_ids) AND i.id <> $1 \
+                           AND i.connection_state IS DISTINCT FROM 'close')",
         vec![instance_id.into()],
     ))
     .all(db)
@@ -132,7 +136,7 @@ pub async fn refresh_stale(
     let cutoff = now - chrono::Duration::from_std(stale_after)?;
     let stale = instances::Entity::find()
         .from_raw_sql(stmt(
-            "SELECT * FROM instances WHERE id IN (SELECT instance_id FROM campaigns WHERE status = 'active') \
+            "SELECT * FROM instances WHERE id IN (SELECT instance_id FROM active_numbers) \
              AND (state_checked_at IS NULL OR state_checked_at < $1) \
              ORDER BY state_checked_at NULLS FIRST LIMIT $2",
             vec![cutoff.into(), (PROBES_PER_ROUND as i64).into()],

@@ -139,19 +139,19 @@ async fn figures(
     tz: &str,
 ) -> Result<Figures, sea_orm::DbErr> {
     let found = Figures::find_by_statement(stmt(
-        "WITH mine AS (SELECT id FROM campaigns WHERE tenant_id = $1 AND instance_id = $2), \
+        "WITH mine AS (SELECT id FROM campaigns WHERE tenant_id = $1 AND $2 = ANY(instance_ids)), \
          logs AS (SELECT count(*) FILTER (WHERE l.outcome = 'sent') AS sent, \
                          count(*) FILTER (WHERE l.outcome IN ('failed', 'outcome_unknown')) AS failed \
                   FROM send_logs l WHERE l.tenant_id = $1 AND l.campaign_id IN (SELECT id FROM mine) AND l.created_at >= $3) \
          SELECT logs.sent, logs.failed, \
-           (SELECT count(*) FROM recipients r WHERE r.campaign_id IN (SELECT id FROM mine) AND r.failed_after_send \
+           (SELECT count(*) FROM recipients r WHERE r.campaign_id IN (SELECT id FROM mine) AND COALESCE(r.instance_id, $2) = $2 AND r.failed_after_send \
               AND r.sent_at >= $3) AS failed_after_send, \
            (SELECT count(*) FROM audit_logs a WHERE a.tenant_id = $1 AND a.action = 'contact.opt_out' \
               AND a.details ->> 'instance_id' = $2::text AND a.created_at >= $3) AS opt_outs, \
            (SELECT count(*) FROM instance_disconnects d WHERE d.instance_id = $2 AND d.at >= $3) AS disconnects, \
-           (SELECT count(*) FROM recipients r WHERE r.campaign_id IN (SELECT id FROM mine) AND r.sent_at >= $4) AS sent_today, \
+           (SELECT count(*) FROM recipients r WHERE r.campaign_id IN (SELECT id FROM mine) AND COALESCE(r.instance_id, $2) = $2 AND r.sent_at >= $4) AS sent_today, \
            (SELECT count(DISTINCT (r.sent_at AT TIME ZONE $5)::date) FROM recipients r \
-              WHERE r.campaign_id IN (SELECT id FROM mine) AND r.sent_at < $4) AS days_sent \
+              WHERE r.campaign_id IN (SELECT id FROM mine) AND COALESCE(r.instance_id, $2) = $2 AND r.sent_at < $4) AS days_sent \
          FROM logs",
         vec![
             instance.tenant_id.into(),

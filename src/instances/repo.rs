@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::domain::{InstanceInput, InstancePatch};
 use crate::constraints::{violation, Violation, CAMPAIGNS_INSTANCE_FKEY};
-use crate::db::{page_sorted, scoped};
+use crate::db::{page_sorted, scoped, stmt};
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::gateway::ConnectionState;
@@ -114,6 +114,19 @@ pub async fn update(
 
 /// Deletes the instance row. 409 while campaigns use it.
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> AppResult<()> {
+    // A pool's other numbers have no foreign key (an array cannot carry one): asked here,
+    // and the foreign key still guards the first.
+    let in_pool = db
+        .query_one(stmt(
+            "SELECT 1 FROM campaigns WHERE $1 = ANY(instance_ids) LIMIT 1",
+            vec![id.into()],
+        ))
+        .await?;
+    if in_pool.is_some() {
+        return Err(AppError::conflict(
+            "campaigns use this instance: delete or finish them first",
+        ));
+    }
     instances::Entity::delete_by_id(id)
         .exec(db)
         .await

@@ -32,6 +32,60 @@ impl Limits {
     }
 }
 
+/// What an instance has used: sends planned (`queued`, `sending`) or made since local
+/// midnight ("today", in the zone asked), and the earlier local days on which it sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Used {
+    pub today: u64,
+    pub days: u32,
+}
+
+/// Instance `instance_id`'s use on the local day (in `tz`) of `now`: its campaigns'
+/// recipients it was chosen for (a pool's numbers each count their own) and its one-off
+/// messages.
+pub async fn used(
+    db: &impl ConnectionTrait,
+    instance_id: Uuid,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<Used, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Usage {
+        today: i64,
+        days: i64,
+    }
+    let day_start = pacing::local_midnight(tz, now);
+    let usage = Usage::find_by_statement(stmt(
+        "WITH used AS ( \
+           SELECT r.status, r.sent_at FROM recipients r JOIN campaigns c ON c.id = r.campaign_id \
+           WHERE $1 = ANY(c.instance_ids) AND COALESCE(r.instance_id, c.instance_id) = $1 \
+             AND (r.status IN ('queued', 'sending') OR r.sent_at IS NOT NULL) \
+           UNION ALL \
+           SELECT m.status, m.sent_at FROM messages m \
+           WHERE m.instance_id = $1 AND (m.status IN ('queued', 'sending') OR m.sent_at IS NOT NULL)) \
+         SELECT count(*) FILTER (WHERE status IN ('queued', 'sending') OR sent_at >= $2) AS today, \
+                count(DISTINCT (sent_at AT TIME ZONE $3)::date) FILTER (WHERE sent_at < $2) AS days \
+         FROM used",
+        vec![instance_id.into(), day_start.into(), tz.name().into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(usage.map_or(Used::default(), |u| Used {
+        today: u.today.max(0) as u64,
+        days: u.days.max(0) as u32,
+    }))
+}
+
+/// Sends left today under `limits` after `used`; `None` when there is no limit.
+pub fn left(limits: &Limits, used: Used) -> Option<u64> {
+    let limit = pacing::daily_allowance(
+        limits.daily_limit.map(|l| l.max(0) as u64),
+        limits.warmup.as_ref(),
+        used.days,
+    );
+    limit.map(|l| l.saturating_sub(used.today))
+}
+
 /// Sends instance `instance_id` may still make on the local day (in `tz`) of `now`, by its
 /// `limits`; `None` when it has none. Today's use counts what is planned (`queued`,
 /// `sending`) and what was sent since local midnight, of its campaigns' recipients and of
@@ -46,31 +100,5 @@ pub async fn left_today(
     if limits.is_unlimited() {
         return Ok(None);
     }
-    #[derive(FromQueryResult)]
-    struct Usage {
-        today: i64,
-        days: i64,
-    }
-    let day_start = pacing::local_midnight(tz, now);
-    let usage = Usage::find_by_statement(stmt(
-        "WITH used AS ( \
-           SELECT r.status, r.sent_at FROM recipients r JOIN campaigns c ON c.id = r.campaign_id \
-           WHERE c.instance_id = $1 AND (r.status IN ('queued', 'sending') OR r.sent_at IS NOT NULL) \
-           UNION ALL \
-           SELECT m.status, m.sent_at FROM messages m \
-           WHERE m.instance_id = $1 AND (m.status IN ('queued', 'sending') OR m.sent_at IS NOT NULL)) \
-         SELECT count(*) FILTER (WHERE status IN ('queued', 'sending') OR sent_at >= $2) AS today, \
-                count(DISTINCT (sent_at AT TIME ZONE $3)::date) FILTER (WHERE sent_at < $2) AS days \
-         FROM used",
-        vec![instance_id.into(), day_start.into(), tz.name().into()],
-    ))
-    .one(db)
-    .await?;
-    let (today, days) = usage.map_or((0, 0), |u| (u.today.max(0) as u64, u.days.max(0) as u32));
-    let limit = pacing::daily_allowance(
-        limits.daily_limit.map(|l| l.max(0) as u64),
-        limits.warmup.as_ref(),
-        days,
-    );
-    Ok(limit.map(|l| l.saturating_sub(today)))
+    Ok(left(limits, used(db, instance_id, tz, now).await?))
 }

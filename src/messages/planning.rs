@@ -96,7 +96,9 @@ impl Planner<'_> {
                 let mut at = m.due_at.max(now);
                 if gap > 0 {
                     let within = (horizon - now).to_std().unwrap_or_default();
-                    match gate::reserve(self.redis, self.keys, instance_id, gap, Some(within)).await? {
+                    match gate::reserve(self.redis, self.keys, gate::PaceKey::of(instance_id), gap, Some(within))
+                        .await?
+                    {
                         gate::Reservation::In(wait) => {
                             at = at.max(now + chrono::Duration::milliseconds(wait.as_millis() as i64))
                         }
@@ -118,6 +120,7 @@ impl Planner<'_> {
 /// The dispatch job of a queued message, due at its planned instant (never before `now`).
 pub fn job(q: status::Queued, now: DateTime<Utc>) -> Job {
     Job {
+        instance_id: None,
         recipient_id: q.id,
         campaign_id: q.instance_id,
         tenant_id: q.tenant_id,

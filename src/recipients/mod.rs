@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A recipient's status (column `recipients.status`).
@@ -199,6 +200,8 @@ pub struct Planned {
     pub campaign_id: Uuid,
     pub phone: String,
     pub planned_at: DateTime<Utc>,
+    /// The number it is sent from.
+    pub instance_id: Option<Uuid>,
 }
 
 /// What the beat plans for one campaign: its next pending recipients go out at `times`
@@ -207,6 +210,8 @@ pub struct Planned {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanRequest<'a> {
     pub campaign_id: Uuid,
+    /// The campaign's (only) number, kept on each recipient planned.
+    pub instance_id: Uuid,
     pub times: &'a [DateTime<Utc>],
     pub planned_before: i64,
     pub variants: i32,
@@ -229,18 +234,106 @@ pub async fn plan(
         // join of picks and instants, or carrying the instants through a CTE, turns
         // quadratic in the size of a campaign's plan.
         "WITH req AS ( \
-           SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(campaign_id uuid, times jsonb, planned_before bigint, variants int)), \
+           SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(campaign_id uuid, instance_id uuid, times jsonb, planned_before bigint, variants int)), \
          picked AS ( \
-           SELECT p.id, (req.times ->> (p.rn - 1)::int)::timestamptz AS at, \
+           SELECT p.id, req.instance_id, (req.times ->> (p.rn - 1)::int)::timestamptz AS at, \
                   ((req.planned_before + p.rn - 1) % GREATEST(req.variants, 1))::smallint AS variant \
            FROM req CROSS JOIN LATERAL ( \
              SELECT id, row_number() OVER (ORDER BY position) AS rn FROM ( \
                SELECT id, position FROM recipients WHERE campaign_id = req.campaign_id AND status = 'pending' \
                ORDER BY position LIMIT jsonb_array_length(req.times) FOR UPDATE SKIP LOCKED) x) p) \
-         UPDATE recipients r SET status = 'queued', planned_at = picked.at, queued_at = $2, variant = picked.variant \
+         UPDATE recipients r SET status = 'queued', planned_at = picked.at, queued_at = $2, variant = picked.variant, \
+           instance_id = picked.instance_id \
          FROM picked WHERE r.id = picked.id \
-         RETURNING r.id, r.campaign_id, r.phone, r.planned_at",
+         RETURNING r.id, r.campaign_id, r.phone, r.planned_at, r.instance_id",
         vec![json!(requests).into(), now.into()],
+    ))
+    .all(db)
+    .await
+}
+
+/// A pending recipient of a campaign over a pool, about to be given a number and an instant.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Candidate {
+    pub id: Uuid,
+    pub phone: String,
+}
+
+/// The campaign's next `limit` pending recipients in order, locked for planning (rows
+/// another beat is planning are skipped).
+pub async fn pending_candidates(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    limit: i64,
+) -> Result<Vec<Candidate>, sea_orm::DbErr> {
+    Candidate::find_by_statement(stmt(
+        "SELECT id, phone FROM recipients WHERE campaign_id = $1 AND status = 'pending' \
+         ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED",
+        vec![campaign_id.into(), limit.into()],
+    ))
+    .all(db)
+    .await
+}
+
+/// The number that last messaged each of `phones` in the tenant since `since` (a campaign
+/// recipient or a one-off message, whichever is newer): a pool's sticky sender
+/// (PRODUCT §4). Phones with no such send are absent.
+pub async fn last_senders(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    phones: &[String],
+    since: DateTime<Utc>,
+) -> Result<HashMap<String, Uuid>, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Last {
+        phone: String,
+        instance_id: Uuid,
+    }
+    if phones.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = Last::find_by_statement(stmt(
+        "SELECT DISTINCT ON (phone) phone, instance_id FROM ( \
+           SELECT r.phone, COALESCE(r.instance_id, c.instance_id) AS instance_id, r.sent_at \
+           FROM recipients r JOIN campaigns c ON c.id = r.campaign_id \
+           WHERE r.tenant_id = $1 AND r.phone = ANY($2) AND r.sent_at >= $3 \
+           UNION ALL \
+           SELECT m.phone, m.instance_id, m.sent_at FROM messages m \
+           WHERE m.tenant_id = $1 AND m.phone = ANY($2) AND m.sent_at >= $3) s \
+         ORDER BY phone, sent_at DESC",
+        vec![tenant_id.into(), phones.to_vec().into(), since.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.phone, r.instance_id)).collect())
+}
+
+/// One recipient of a pool planned: its number, instant and variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assignment {
+    pub id: Uuid,
+    pub instance_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub variant: i16,
+}
+
+/// `pending → queued` for recipients of a pool campaign, each with its number, instant and
+/// variant ([`crate::scheduler::pool::assign`]); rows no longer pending are left alone.
+pub async fn plan_assigned(
+    db: &impl ConnectionTrait,
+    assignments: &[Assignment],
+    now: DateTime<Utc>,
+) -> Result<Vec<Planned>, sea_orm::DbErr> {
+    if assignments.is_empty() {
+        return Ok(vec![]);
+    }
+    Planned::find_by_statement(stmt(
+        "UPDATE recipients r SET status = 'queued', planned_at = a.at, queued_at = $2, variant = a.variant, \
+           instance_id = a.instance_id \
+         FROM jsonb_to_recordset($1::jsonb) AS a(id uuid, instance_id uuid, at timestamptz, variant smallint) \
+         WHERE r.id = a.id AND r.status = 'pending' \
+         RETURNING r.id, r.campaign_id, r.phone, r.planned_at, r.instance_id",
+        vec![json!(assignments).into(), now.into()],
     ))
     .all(db)
     .await
@@ -254,6 +347,8 @@ pub struct Queued {
     pub tenant_id: Uuid,
     pub phone: String,
     pub planned_at: Option<DateTime<Utc>>,
+    /// The number it was planned on.
+    pub instance_id: Option<Uuid>,
 }
 
 /// `queued` rows queued before `cutoff` (at most `limit`, oldest first) are stamped queued
@@ -268,7 +363,7 @@ pub async fn restamp_queued(
         "UPDATE recipients SET queued_at = $2 WHERE id IN ( \
            SELECT id FROM recipients WHERE status = 'queued' AND queued_at < $1 \
            ORDER BY queued_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, campaign_id, tenant_id, phone, planned_at",
+         RETURNING id, campaign_id, tenant_id, phone, planned_at, instance_id",
         vec![cutoff.into(), now.into(), limit.into()],
     ))
     .all(db)

@@ -4,6 +4,7 @@
 
 pub mod lease;
 pub mod pacing;
+pub mod pool;
 pub mod tick;
 
 pub use tick::{Beat, TickReport};

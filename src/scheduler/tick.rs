@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::lease::Lease;
 use super::pacing;
+use super::pool;
 use crate::calendar::{Calendars, Pacing, Schedule, ScheduleSpec};
 use crate::campaigns::repo as campaigns_repo;
 use crate::clock::SharedClock;
@@ -70,6 +71,10 @@ struct Due {
     id: Uuid,
     tenant_id: Uuid,
     instance_id: Uuid,
+    /// More than one: a pool, planned by [`Beat::plan_pool`].
+    instance_ids: Vec<Uuid>,
+    /// A pool's numbers' next send instants, `{instance_id: instant}`.
+    number_next_send_at: Value,
     schedule: Value,
     pacing: Value,
     variants: i32,
@@ -82,6 +87,35 @@ struct Due {
     queued: i64,
     /// Recipients not planned yet, from the count deltas (exact: they are transactional).
     pending: i64,
+}
+
+/// What [`Beat::plan_pool`] did with a campaign over a pool.
+enum PoolPlan {
+    /// Jobs to queue, and the instants to wait for next.
+    Planned { jobs: Vec<Job>, next: PoolNext },
+    /// Nothing left to plan: complete it once its last sends are recorded.
+    Finished,
+    /// Nothing planned now (paused, reconnecting, used up for the day: already recorded).
+    Wait,
+}
+
+/// A pool's next instants: the campaign's (the earliest of its numbers') and each number's.
+struct PoolNext {
+    at: Option<DateTime<Utc>>,
+    numbers: Value,
+}
+
+/// The job of a planned recipient of one of `tenant_id`'s campaigns.
+fn recipient_job(p: recipients::Planned, tenant_id: Uuid) -> Job {
+    Job {
+        recipient_id: p.id,
+        campaign_id: p.campaign_id,
+        tenant_id,
+        phone: p.phone,
+        planned_at: p.planned_at,
+        kind: JobKind::Recipient,
+        instance_id: p.instance_id,
+    }
 }
 
 /// Most campaigns planned by one tick.
@@ -228,6 +262,7 @@ impl Beat {
                 phone: q.phone,
                 planned_at: q.planned_at.unwrap_or(now).max(now),
                 kind: JobKind::Recipient,
+                instance_id: q.instance_id,
             })
             .collect();
         let lost_messages = message_status::restamp_queued(&self.db, cutoff, now, MAX_REQUEUE).await?;
@@ -287,7 +322,7 @@ impl Beat {
     ) -> anyhow::Result<(Vec<Job>, Vec<Uuid>, u64)> {
         let txn = self.db.begin().await?;
         let due = Due::find_by_statement(stmt(
-            "SELECT c.id, c.tenant_id, c.instance_id, c.schedule, c.pacing, jsonb_array_length(c.messages) AS variants, \
+            "SELECT c.id, c.tenant_id, c.instance_id, c.instance_ids, c.number_next_send_at, c.schedule, c.pacing, jsonb_array_length(c.messages) AS variants, \
                c.next_send_at, c.planned_count, i.daily_limit, i.warmup, i.connection_state, \
                (SELECT COALESCE(sum(rc.queued), 0) FROM recipient_counts rc WHERE rc.campaign_id = c.id)::bigint AS queued, \
                (SELECT COALESCE(sum(rc.pending), 0) FROM recipient_counts rc WHERE rc.campaign_id = c.id)::bigint AS pending \
@@ -307,7 +342,10 @@ impl Beat {
         // (campaign, the instants of its sends, the instant after them)
         let mut plans = Vec::with_capacity(due.len());
         for c in &due {
+            let pool = c.instance_ids.len() > 1;
             match c.connection_state {
+                // A pool looks at each of its numbers (`plan_pool`).
+                _ if pool => {}
                 // Heard disconnected: stop rather than burn through recipients.
                 Some(ConnectionState::Close) => {
                     campaigns_repo::pause_if_active(&txn, c.id, connectivity::DISCONNECTED).await?;
@@ -343,6 +381,20 @@ impl Beat {
             if max == 0 {
                 continue;
             }
+            if pool {
+                let planned = self
+                    .plan_pool(&txn, c, &schedule, &lookup, &pacing, (now, horizon), max, &mut rng)
+                    .await?;
+                match planned {
+                    PoolPlan::Planned { jobs: planned, next } => {
+                        advanced.push(json!({"id": c.id, "next_send_at": next.at, "planned": planned.len(), "numbers": next.numbers}));
+                        jobs.extend(planned);
+                    }
+                    PoolPlan::Finished => finished.push(c.id),
+                    PoolPlan::Wait => {}
+                }
+                continue;
+            }
             if let Some(left) = self.left_today(&txn, c, &schedule, now).await? {
                 if left == 0 {
                     // The instance's day is used up: wait for its next local day, no catching up.
@@ -361,6 +413,7 @@ impl Beat {
             .filter(|(_, times, _)| !times.is_empty())
             .map(|(c, times, _)| recipients::PlanRequest {
                 campaign_id: c.id,
+                instance_id: c.instance_id,
                 times,
                 planned_before: c.planned_count,
                 variants: c.variants,
@@ -377,20 +430,155 @@ impl Beat {
             }
             let next_send_at = times.get(planned.len()).copied().or(*next);
             advanced.push(json!({"id": c.id, "next_send_at": next_send_at, "planned": planned.len()}));
-            jobs.extend(planned.into_iter().map(|p| Job {
-                recipient_id: p.id,
-                campaign_id: c.id,
-                tenant_id: c.tenant_id,
-                phone: p.phone,
-                planned_at: p.planned_at,
-                kind: JobKind::Recipient,
-            }));
+            jobs.extend(planned.into_iter().map(|p| recipient_job(p, c.tenant_id)));
         }
         // One statement for every campaign planned: a tick's cost is its round trips.
         campaigns_repo::advance_planned(&txn, advanced).await?;
         let completed = campaigns_repo::complete_finished(&txn, &finished, now).await?;
         txn.commit().await?;
         Ok((jobs, due.iter().map(|c| c.id).collect(), completed))
+    }
+
+    /// Plans a campaign over a pool of numbers (PRODUCT §4): each usable number (not heard
+    /// `close` or `connecting`, not over its daily limit) is paced on its own from its own
+    /// next instant, at most `max` sends in all (the earliest); the campaign's next pending
+    /// recipients are then given numbers and instants by [`pool::assign`] (sticky sender
+    /// first, else the earliest free number, least used first). Pauses the campaign
+    /// (`instance disconnected`) only when every number is `close`; waits while the others
+    /// are reconnecting or used up for the day.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_pool(
+        &self,
+        txn: &impl ConnectionTrait,
+        c: &Due,
+        schedule: &Schedule,
+        lookup: &(dyn crate::calendar::HolidayLookup + Sync),
+        pacing: &Pacing,
+        (now, horizon): (DateTime<Utc>, DateTime<Utc>),
+        max: usize,
+        rng: &mut impl rand::Rng,
+    ) -> anyhow::Result<PoolPlan> {
+        #[derive(FromQueryResult)]
+        struct Number {
+            id: Uuid,
+            daily_limit: Option<i32>,
+            warmup: Option<Value>,
+            connection_state: Option<ConnectionState>,
+        }
+        let numbers = Number::find_by_statement(stmt(
+            "SELECT id, daily_limit, warmup, connection_state FROM instances WHERE id = ANY($1) \
+             ORDER BY array_position($1, id)",
+            vec![c.instance_ids.clone().into()],
+        ))
+        .all(txn)
+        .await?;
+        if numbers
+            .iter()
+            .all(|n| n.connection_state == Some(ConnectionState::Close))
+        {
+            campaigns_repo::pause_if_active(txn, c.id, connectivity::DISCONNECTED).await?;
+            return Ok(PoolPlan::Wait);
+        }
+        let stored: HashMap<Uuid, DateTime<Utc>> =
+            serde_json::from_value(c.number_next_send_at.clone()).unwrap_or_default();
+        let tz = schedule.timezone();
+        let mut next_of = stored.clone();
+        let mut usable = vec![];
+        let mut nexts = vec![];
+        for n in numbers
+            .iter()
+            .filter(|n| matches!(n.connection_state, Some(ConnectionState::Open) | None))
+        {
+            let used = usage::used(txn, n.id, tz, now).await?;
+            let limits = usage::Limits::from_columns(n.daily_limit, n.warmup.as_ref());
+            let left = usage::left(&limits, used).map_or(max, |l| (l as usize).min(max));
+            let from = stored
+                .get(&n.id)
+                .copied()
+                .or(c.next_send_at)
+                .map_or(now, |t| t.max(now));
+            if left == 0 {
+                // Used up today: this number waits for its next local day, no catching up.
+                let tomorrow = pacing::next_local_midnight(tz, now);
+                next_of.insert(n.id, tomorrow);
+                nexts.push(Some(tomorrow));
+                continue;
+            }
+            let (times, next) = pacing::plan(schedule, lookup, pacing, from, horizon, left, rng);
+            usable.push((
+                pool::NumberSlots {
+                    instance_id: n.id,
+                    times,
+                    used_today: used.today,
+                },
+                next,
+            ));
+        }
+        if usable.is_empty() {
+            let Some(first) = nexts.into_iter().flatten().min() else {
+                // Reconnecting: wait, and look again next tick.
+                return Ok(PoolPlan::Wait);
+            };
+            campaigns_repo::wait_until(txn, c.id, first).await?;
+            return Ok(PoolPlan::Wait);
+        }
+        // At most `max` sends in all: the earliest instants of every number.
+        // (instant, its rank on its number, number): on a tie the numbers take turns.
+        let mut all: Vec<(DateTime<Utc>, usize, usize)> = usable
+            .iter()
+            .enumerate()
+            .flat_map(|(k, (n, _))| n.times.iter().enumerate().map(move |(i, t)| (*t, i, k)))
+            .collect();
+        all.sort();
+        all.truncate(max);
+        for (k, (n, _)) in usable.iter_mut().enumerate() {
+            let keep = all.iter().filter(|(_, _, of)| *of == k).count();
+            n.times.truncate(keep);
+        }
+        let slots_total: usize = usable.iter().map(|(n, _)| n.times.len()).sum();
+        let candidates = recipients::pending_candidates(txn, c.id, slots_total as i64).await?;
+        let numbers_only: Vec<pool::NumberSlots> = usable.iter().map(|(n, _)| n.clone()).collect();
+        let sticky_days = self.settings.pool.sticky_days;
+        let last = if sticky_days > 0 {
+            let phones: Vec<String> = candidates.iter().map(|r| r.phone.clone()).collect();
+            recipients::last_senders(txn, c.tenant_id, &phones, now - Duration::days(sticky_days.into())).await?
+        } else {
+            HashMap::new()
+        };
+        let sticky: Vec<Option<Uuid>> = candidates.iter().map(|r| last.get(&r.phone).copied()).collect();
+        let slots = pool::assign(&numbers_only, &sticky);
+        let variants = i64::from(c.variants.max(1));
+        let assignments: Vec<recipients::Assignment> = slots
+            .iter()
+            .enumerate()
+            .map(|(k, s)| recipients::Assignment {
+                id: candidates[s.candidate].id,
+                instance_id: s.instance_id,
+                at: s.at,
+                variant: ((c.planned_count + k as i64) % variants) as i16,
+            })
+            .collect();
+        let planned = recipients::plan_assigned(txn, &assignments, now).await?;
+        if planned.is_empty() && candidates.is_empty() && slots_total > 0 {
+            return Ok(PoolPlan::Finished);
+        }
+        let taken = pool::taken(&numbers_only, &slots);
+        for ((n, next), used) in usable.iter().zip(taken) {
+            let at = n.times.get(used).copied().or(*next);
+            match at {
+                Some(at) => next_of.insert(n.instance_id, at),
+                None => next_of.remove(&n.instance_id),
+            };
+            nexts.push(at);
+        }
+        let at = nexts.into_iter().flatten().min();
+        Ok(PoolPlan::Planned {
+            jobs: planned.into_iter().map(|p| recipient_job(p, c.tenant_id)).collect(),
+            next: PoolNext {
+                at,
+                numbers: json!(next_of),
+            },
+        })
     }
 
     /// Sends the campaign's instance may still make today (its local day, in the campaign's

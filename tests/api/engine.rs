@@ -293,6 +293,7 @@ async fn queued_jobs(w: &World, campaign: &str) -> Vec<stream::Job> {
         .unwrap();
     rows.into_iter()
         .map(|r| stream::Job {
+            instance_id: None,
             recipient_id: r.try_get("", "id").unwrap(),
             campaign_id: campaign.parse().unwrap(),
             tenant_id: r.try_get("", "tenant_id").unwrap(),

@@ -483,6 +483,7 @@ async fn a_live_workers_entry_is_never_handed_to_another_consumer() {
     let keys = arauto::redis::Keys::new(w.settings().redis.prefix);
     stream::ensure_group(&w.app.redis, &keys).await.unwrap();
     let job = |i: usize| stream::Job {
+        instance_id: None,
         recipient_id: uuid::Uuid::new_v4(),
         campaign_id: uuid::Uuid::new_v4(),
         tenant_id: uuid::Uuid::new_v4(),

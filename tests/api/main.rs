@@ -21,6 +21,7 @@ mod openapi;
 mod operator;
 mod optout;
 mod outbound_webhooks;
+mod pools;
 mod preparing;
 mod provisioning;
 mod read_replica;

@@ -121,7 +121,7 @@ impl Worker {
             api_key: &api_key,
         };
         let lane = Lane {
-            gate: m.instance_id,
+            pace: super::gate::PaceKey::of(m.instance_id),
             interval_ms: crate::calendar::guarded_interval_ms(self.settings.dispatch.message_interval_ms),
             campaign: None,
         };
