@@ -47,7 +47,13 @@ fn sender_by_phone(w: &World) -> HashMap<String, String> {
 
 /// When each request to `instance` reached the gateway, in order.
 fn arrivals_on(w: &World, instance: &str) -> Vec<DateTime<Utc>> {
-    let mut times = w.sandbox.send_times(instance);
+    let mut times: Vec<DateTime<Utc>> = w
+        .sandbox
+        .state
+        .sends(Some(instance))
+        .iter()
+        .map(|s| s.at.parse().unwrap())
+        .collect();
     times.sort();
     times
 }
