@@ -28,9 +28,9 @@ async fn main() {
     let schedule = support::immediate_schedule();
     bench
         .exec(&format!(
-            "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, \
+            "INSERT INTO campaigns (id, tenant_id, name, instance_id, instance_ids, status, messages, audience, schedule, pacing, \
                recurrence, next_occurrence_at, audience_total, audience_ready_at, started_at) \
-             SELECT gen_random_uuid(), '{tenant}', 'R ' || i.name, i.id, 'scheduled', '[{{\"text\": \"Oi\"}}]', \
+             SELECT gen_random_uuid(), '{tenant}', 'R ' || i.name, i.id, ARRAY[i.id], 'scheduled', '[{{\"text\": \"Oi\"}}]', \
                '{{\"contact_ids\": []}}', '{schedule}', '{{\"min_interval_seconds\": 20, \"max_interval_seconds\": 40}}', \
                '{{\"freq\": \"daily\", \"at\": \"09:00\", \"max_lateness_minutes\": 60}}', now() + interval '1 hour', 0, now(), now() \
              FROM instances i"

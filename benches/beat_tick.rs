@@ -22,8 +22,8 @@ async fn main() {
     let schedule = support::immediate_schedule();
     bench
         .exec(&format!(
-            "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, next_send_at) \
-             SELECT gen_random_uuid(), '{tenant}', 'C ' || i.name, i.id, 'active', '[{{\"text\": \"Oi\"}}]', '{{}}', '{schedule}', \
+            "INSERT INTO campaigns (id, tenant_id, name, instance_id, instance_ids, status, messages, audience, schedule, pacing, next_send_at) \
+             SELECT gen_random_uuid(), '{tenant}', 'C ' || i.name, i.id, ARRAY[i.id], 'active', '[{{\"text\": \"Oi\"}}]', '{{}}', '{schedule}', \
                '{{\"min_interval_seconds\": 20, \"max_interval_seconds\": 40}}', now() + interval '1 hour' \
              FROM instances i"
         ))

@@ -40,8 +40,8 @@ async fn main() {
         .await;
     bench
         .exec(&format!(
-            "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing) \
-             SELECT '{campaign}', '{tenant}', 'Big', id, 'draft', '[{{\"text\": \"Oi\"}}]', \
+            "INSERT INTO campaigns (id, tenant_id, name, instance_id, instance_ids, status, messages, audience, schedule, pacing) \
+             SELECT '{campaign}', '{tenant}', 'Big', id, ARRAY[id], 'draft', '[{{\"text\": \"Oi\"}}]', \
                     '{{\"group_ids\": [\"{group}\"], \"tag_ids\": [\"{tag}\"], \"contact_ids\": []}}', '{}', \
                     '{{\"min_interval_seconds\": 20, \"max_interval_seconds\": 40}}' FROM instances LIMIT 1",
             support::immediate_schedule()

@@ -200,8 +200,8 @@ impl BenchDb {
         .await;
         let schedule = immediate_schedule();
         self.exec(&format!(
-            "INSERT INTO campaigns (id, tenant_id, name, instance_id, status, messages, audience, schedule, pacing, next_send_at) \
-             SELECT gen_random_uuid(), '{tenant}', 'Bench ' || i.name, i.id, 'active', \
+            "INSERT INTO campaigns (id, tenant_id, name, instance_id, instance_ids, status, messages, audience, schedule, pacing, next_send_at) \
+             SELECT gen_random_uuid(), '{tenant}', 'Bench ' || i.name, i.id, ARRAY[i.id], 'active', \
                '[{{\"text\": \"{text}\"}}]', '{{}}', '{schedule}', '{pacing}', {first_send} \
              FROM instances i WHERE i.tenant_id = '{tenant}'"
         ))
