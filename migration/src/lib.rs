@@ -43,6 +43,7 @@ mod m20261130_000015_recurring;
 mod m20261130_000016_provisioning;
 mod m20261130_000017_messages;
 mod m20261130_000018_number_pools;
+mod m20261130_000019_due_order;
 
 pub struct Migrator;
 
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000016_provisioning::Migration),
             Box::new(m20261130_000017_messages::Migration),
             Box::new(m20261130_000018_number_pools::Migration),
+            Box::new(m20261130_000019_due_order::Migration),
         ]
     }
 }
