@@ -72,7 +72,7 @@ pub async fn of(db: &impl ConnectionTrait, campaign_id: Uuid, since: DateTime<Ut
 }
 
 /// One message variant's results (0-based `variant`, as in `messages[variant]`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct VariantCounts {
     pub variant: i16,
     pub sent: i64,
@@ -82,28 +82,53 @@ pub struct VariantCounts {
     pub replied: i64,
 }
 
-/// The campaign's results per message variant (variants that were planned at least once),
-/// from the same kept counts as [`of`].
-pub async fn by_variant(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<Vec<VariantCounts>, sea_orm::DbErr> {
-    VariantCounts::find_by_statement(stmt(
-        "SELECT variant, sum(sent)::bigint AS sent, sum(failed)::bigint AS failed, sum(delivered)::bigint AS delivered, \
-                sum(read)::bigint AS read, sum(replied)::bigint AS replied \
-         FROM recipient_counts WHERE campaign_id = $1 AND variant IS NOT NULL GROUP BY variant ORDER BY variant",
-        vec![campaign_id.into()],
-    ))
-    .all(db)
-    .await
+/// What `GET /campaigns/{id}/stats` shows from the kept counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Counts by status and receipts, `sent_since` the instant asked about.
+    pub counts: Counts,
+    /// Results per message variant (variants planned at least once), by variant.
+    pub variants: Vec<VariantCounts>,
+    /// Recipients failed by an `ERROR` receipt after the gateway accepted their send (a
+    /// partial index holds exactly them).
+    pub failed_after_send: i64,
 }
 
-/// Recipients of the campaign failed by an `ERROR` receipt after the gateway accepted their
-/// send (a partial index holds exactly them).
-pub async fn failed_after_send(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<i64, sea_orm::DbErr> {
-    crate::db::count(
-        db,
-        "SELECT count(*) AS n FROM recipients WHERE campaign_id = $1 AND failed_after_send",
-        vec![campaign_id.into()],
-    )
-    .await
+/// The campaign's [`Summary`] in one statement (one round trip: the stats page is what a
+/// dashboard polls most).
+pub async fn summary(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<Summary, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Extra {
+        failed_after_send: i64,
+        variants: serde_json::Value,
+    }
+    let row = db
+        .query_one(stmt(
+            format!(
+                "SELECT {SUMS}, (SELECT count(*) FROM recipients WHERE campaign_id = $1 AND sent_at > $2) AS sent_since, \
+                   (SELECT count(*) FROM recipients WHERE campaign_id = $1 AND failed_after_send) AS failed_after_send, \
+                   (SELECT COALESCE(jsonb_agg(v ORDER BY v.variant), '[]'::jsonb) FROM ( \
+                      SELECT variant, sum(sent)::bigint AS sent, sum(failed)::bigint AS failed, \
+                             sum(delivered)::bigint AS delivered, sum(read)::bigint AS read, sum(replied)::bigint AS replied \
+                      FROM recipient_counts WHERE campaign_id = $1 AND variant IS NOT NULL GROUP BY variant) v) AS variants \
+                 FROM recipient_counts WHERE campaign_id = $1"
+            ),
+            vec![campaign_id.into(), since.into()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(Summary::default());
+    };
+    let extra = Extra::from_query_result(&row, "")?;
+    Ok(Summary {
+        counts: Counts::from_query_result(&row, "")?,
+        variants: serde_json::from_value(extra.variants).map_err(|e| sea_orm::DbErr::Json(e.to_string()))?,
+        failed_after_send: extra.failed_after_send,
+    })
 }
 
 /// The campaign's counts by status and receipts, without the recent pace (`sent_since` 0).

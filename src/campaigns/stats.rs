@@ -106,9 +106,11 @@ pub struct CampaignStats {
 pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
     let now = state.clock.now();
-    let t = counts::of(&state.reads, c.id, now - Duration::minutes(1)).await?;
-    let per_variant = counts::by_variant(&state.reads, c.id).await?;
-    let failed_after_send = counts::failed_after_send(&state.reads, c.id).await?;
+    let counts::Summary {
+        counts: t,
+        variants: per_variant,
+        failed_after_send,
+    } = counts::summary(&state.reads, c.id, now - Duration::minutes(1)).await?;
     let messages = c.messages.0.len().clamp(1, 5);
     let variants = (0..messages)
         .map(|i| {
