@@ -404,3 +404,39 @@ pub async fn done(redis: &Client, keys: &Keys, ids: &[EntryId]) -> Result<(), Er
     let _: Vec<Value> = pipeline.all().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(kind: JobKind, instance_id: Option<Uuid>) -> Job {
+        Job {
+            recipient_id: Uuid::from_u128(1),
+            campaign_id: Uuid::from_u128(2),
+            tenant_id: Uuid::from_u128(3),
+            phone: "5511987654321".into(),
+            planned_at: Utc.timestamp_millis_opt(1_800_000_000_123).unwrap(),
+            kind,
+            instance_id,
+        }
+    }
+
+    #[test]
+    fn a_job_reads_back_as_it_was_written_with_or_without_its_pool_number() {
+        for j in [
+            job(JobKind::Recipient, None),
+            job(JobKind::Recipient, Some(Uuid::from_u128(9))),
+            job(JobKind::Message, None),
+        ] {
+            assert_eq!(Job::decode(&j.encode()), Some(j));
+        }
+    }
+
+    #[test]
+    fn a_malformed_entry_reads_as_nothing() {
+        let good = job(JobKind::Recipient, Some(Uuid::from_u128(9))).encode();
+        assert_eq!(Job::decode(&format!("{good}|extra")), None);
+        assert_eq!(Job::decode(&good.replace("|5511", "|x|5511")), None);
+        assert_eq!(Job::decode("not a job"), None);
+    }
+}
