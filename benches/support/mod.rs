@@ -39,6 +39,11 @@ pub async fn setup(tweak: impl FnOnce(&mut Settings)) -> BenchDb {
     url.set_path(&format!("/{name}"));
     settings.database.url = SecretString::from(url.to_string());
     settings.redis.prefix = format!("bench:{id}:");
+    // `BENCH_REDIS_URL` runs a bench against another Redis, e.g. the Redis Cluster that
+    // `bash .ci/redis-cluster` starts (`redis-cluster://…`).
+    if let Ok(url) = std::env::var("BENCH_REDIS_URL") {
+        settings.redis.url = SecretString::from(url);
+    }
     tweak(&mut settings);
     let db = arauto::state::connect_db(&settings).await.expect("db");
     migration::Migrator::up(&db, None).await.expect("migrate");
