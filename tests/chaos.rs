@@ -2,7 +2,8 @@
 //! `sandbox` (latency, 5 % transient 503s) — send 5 campaigns of 2 tenants, all created
 //! through the REST API, while a driver bounded in time SIGKILLs and restarts random workers
 //! and the leading beat, deletes every Redis key of the run's prefix once, terminates the
-//! run database's Postgres backends, and pauses, resumes and cancels at random. Afterwards,
+//! run database's Postgres backends (or restarts PgBouncer in front of Postgres), and pauses,
+//! resumes and cancels at random. Afterwards,
 //! from the sandbox's record (`GET /_sandbox/sends`) and Postgres:
 //!
 //! - no recipient got two messages (per campaign and phone), and every `sent` row names a
@@ -24,7 +25,9 @@
 //! Short profile by default (CI); the long one is
 //! `CHAOS_RECIPIENTS=5000 CHAOS_SECONDS=240 cargo test --test chaos -- --nocapture`.
 //! `CHAOS_SEED` replays the driver's choices (the seed is printed first; timing still
-//! varies). PgBouncer restarts are not part of it: PgBouncer is blocked in this repository.
+//! varies). Through PgBouncer (`TEST_DATABASE_URL` naming it), `CHAOS_PGBOUNCER_RESTART`
+//! gives the shell command that restarts it (CI: `bash .ci/pgbouncer restart`), and the
+//! driver then restarts it at random too, every client connection dropping.
 
 use chrono::{DateTime, Duration as Span, TimeZone, Timelike, Utc};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -344,6 +347,7 @@ enum Event {
     LeaderKilled(usize, DateTime<Utc>),
     RedisWiped(DateTime<Utc>, DateTime<Utc>),
     BackendsTerminated(DateTime<Utc>),
+    PgBouncerRestarted(DateTime<Utc>),
     /// A pause or cancel call's return, and the instant its resume call started (none: never).
     Stopped {
         campaign: usize,
@@ -362,6 +366,7 @@ impl Event {
             Event::LeaderKilled(n, at) => format!("{} leading beat {n} killed", t(at)),
             Event::RedisWiped(from, to) => format!("{} – {} Redis keys deleted", t(from), t(to)),
             Event::BackendsTerminated(at) => format!("{} Postgres backends terminated", t(at)),
+            Event::PgBouncerRestarted(at) => format!("{} PgBouncer restarted", t(at)),
             Event::Stopped {
                 campaign,
                 cancel,
@@ -588,6 +593,7 @@ async fn the_engine_keeps_its_promises_under_chaos() {
     println!("chaos: campaigns started at {}", Utc::now().format("%H:%M:%S%.3f"));
 
     // The driver.
+    let pgbouncer_restart = std::env::var("CHAOS_PGBOUNCER_RESTART").ok().filter(|c| !c.is_empty());
     let started = Instant::now();
     let chaos_end = started + Duration::from_secs(seconds);
     let wipe_at = started + Duration::from_secs_f64(seconds as f64 * rng.gen_range(0.2..0.7));
@@ -646,6 +652,22 @@ async fn the_engine_keeps_its_promises_under_chaos() {
                 .await;
                 run.spawn(Role::Beat, n);
                 leading = Some(1 - n);
+            }
+            45..=59 if pgbouncer_restart.is_some() && rng.gen_bool(0.5) => {
+                let at = Utc::now();
+                let command = pgbouncer_restart.clone().unwrap_or_default();
+                let status = tokio::task::spawn_blocking(move || {
+                    Command::new("sh")
+                        .arg("-c")
+                        .arg(&command)
+                        .current_dir(manifest())
+                        .status()
+                })
+                .await
+                .unwrap()
+                .expect("the PgBouncer restart command runs");
+                assert!(status.success(), "restarting PgBouncer failed");
+                events.push(Event::PgBouncerRestarted(at));
             }
             45..=59 => {
                 let at = Utc::now();
@@ -1079,7 +1101,7 @@ impl Verdict {
         let catchers: Vec<DateTime<Utc>> = events
             .iter()
             .filter_map(|e| match e {
-                Event::WorkerKilled(_, at) | Event::BackendsTerminated(at) => Some(*at),
+                Event::WorkerKilled(_, at) | Event::BackendsTerminated(at) | Event::PgBouncerRestarted(at) => Some(*at),
                 _ => None,
             })
             .collect();
@@ -1093,7 +1115,7 @@ impl Verdict {
             });
             if !explained {
                 violations.push(format!(
-                    "outcome_unknown with no kill or backend termination in flight: {r:?}"
+                    "outcome_unknown with no kill, backend termination or PgBouncer restart in flight: {r:?}"
                 ));
             }
         }
@@ -1101,10 +1123,11 @@ impl Verdict {
         report.push_str(&format!("chaos: timeline:\n  {}\n", timeline.join("\n  ")));
         let count = |f: fn(&Event) -> bool| events.iter().filter(|e| f(e)).count();
         report.push_str(&format!(
-            "chaos: events: {} worker kills, {} leader kills, {} backend terminations, {} Redis wipe, {stops} pauses/cancels; {unknown} outcome_unknown\n",
+            "chaos: events: {} worker kills, {} leader kills, {} backend terminations, {} PgBouncer restarts, {} Redis wipe, {stops} pauses/cancels; {unknown} outcome_unknown\n",
             count(|e| matches!(e, Event::WorkerKilled(..))),
             count(|e| matches!(e, Event::LeaderKilled(..))),
             count(|e| matches!(e, Event::BackendsTerminated(..))),
+            count(|e| matches!(e, Event::PgBouncerRestarted(..))),
             wipes.len(),
         ));
         if !shadowed.is_empty() {

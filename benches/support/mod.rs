@@ -26,6 +26,11 @@ pub async fn setup(tweak: impl FnOnce(&mut Settings)) -> BenchDb {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut settings = Settings::load_from(&dir.join("config"), "test", false).expect("settings");
     settings.holidays.dir = dir.join("holidays");
+    // `BENCH_DATABASE_URL` runs a bench through another server, e.g. the PgBouncer that
+    // `bash .ci/pgbouncer` starts (its database is created and dropped through it too).
+    if let Ok(url) = std::env::var("BENCH_DATABASE_URL") {
+        settings.database.url = SecretString::from(url);
+    }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("arauto_bench_{id}");
     let mut url = reqwest::Url::parse(settings.database.url.expose_secret()).expect("url");
