@@ -44,6 +44,7 @@ mod m20261130_000016_provisioning;
 mod m20261130_000017_messages;
 mod m20261130_000018_number_pools;
 mod m20261130_000019_due_order;
+mod m20261130_000020_message_failed_after_send;
 
 pub struct Migrator;
 
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000017_messages::Migration),
             Box::new(m20261130_000018_number_pools::Migration),
             Box::new(m20261130_000019_due_order::Migration),
+            Box::new(m20261130_000020_message_failed_after_send::Migration),
         ]
     }
 }

@@ -44,21 +44,17 @@ pub async fn apply_webhook(state: &AppState, token: &str, body: &serde_json::Val
         match event {
             GatewayEvent::Receipt { message_id, status, .. } => {
                 // A receipt proves the send: it corrects an `outcome_unknown` failure; an
-                // ERROR fails a send the gateway had accepted (`failed_after_send`; one-off
-                // messages keep their status). One-off messages first, then recipients,
-                // which keep an unknown id as an early receipt.
+                // ERROR fails a send the gateway had accepted (`failed_after_send`), a
+                // recipient's or a one-off message's alike. One-off messages first, then
+                // recipients, which keep an unknown id as an early receipt.
                 let receipt = match status {
                     ReceiptStatus::Error => Receipt::Error(recipients::ERROR_RECEIPT),
                     s if s.rank() >= ReceiptStatus::Read.rank() => Receipt::Read,
                     s if s.rank() >= ReceiptStatus::DeliveryAck.rank() => Receipt::Delivered,
                     _ => Receipt::Accepted,
                 };
-                let (delivered, read) = (
-                    matches!(receipt, Receipt::Delivered | Receipt::Read),
-                    receipt == Receipt::Read,
-                );
                 let db = &state.db;
-                if !message_status::apply_receipt(db, instance.tenant_id, &message_id, delivered, read, now).await?
+                if !message_status::apply_receipt(db, instance.tenant_id, &message_id, receipt, now).await?
                     && !recipients::apply_receipt(db, instance.tenant_id, &message_id, receipt, now).await?
                 {
                     // Kept as early; a one-off message's outcome may have committed meanwhile.

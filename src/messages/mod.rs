@@ -78,6 +78,9 @@ pub struct MessageView {
     pub reason: Option<String>,
     /// It may have been sent (a timeout after the request left): never resent.
     pub outcome_unknown: bool,
+    /// The gateway accepted it and then reported `ERROR` (`failed`, with the reason); a
+    /// later delivery or read receipt makes it `sent` again.
+    pub failed_after_send: bool,
     /// When it was asked to leave (`null`: at once).
     pub send_at: Option<DateTime<Utc>>,
     /// When the engine planned it to leave.

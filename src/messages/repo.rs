@@ -61,7 +61,7 @@ pub async fn insert(
 
 const VIEW_COLUMNS: &str =
     "m.id, m.instance_id, m.phone, m.text, m.template_id, m.variables, m.media, m.transactional, \
-  m.status, m.reason, m.outcome_unknown, m.send_at, m.planned_at, m.sent_at, m.delivered_at, m.read_at, m.replied_at, \
+  m.status, m.reason, m.outcome_unknown, m.failed_after_send, m.send_at, m.planned_at, m.sent_at, m.delivered_at, m.read_at, m.replied_at, \
   m.message_id, m.rendered, m.attempts, m.created_at";
 
 pub async fn get(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<Option<MessageView>, sea_orm::DbErr> {

@@ -11,6 +11,8 @@
 //!    └──────────────────┴──▶ skipped
 //! sending ──time out──▶ failed (outcome_unknown);  failed (outcome_unknown) ──late 2xx,
 //! receipt──▶ sent
+//! sent | failed (outcome_unknown) ──ERROR receipt──▶ failed (failed_after_send)
+//!   ──delivery or read receipt──▶ sent
 //! ```
 //! The same guarantees as a campaign recipient (`crate::recipients`): claimed once
 //! (`queued → sending`, committed before the send), never resent when its outcome is
@@ -23,7 +25,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::db::stmt;
-use crate::recipients::{Outcome, REPLY_WINDOW_DAYS};
+use crate::recipients::{receipt_effects, Outcome, Receipt, REPLY_WINDOW_DAYS};
 use crate::webhooks::outbox::enqueue_cte;
 
 /// The `data` of a one-off message's `message.*` or `reply.received` event, as SQL over a
@@ -237,7 +239,9 @@ pub async fn time_out_sending(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) 
 }
 
 /// The webhook events of receipts applied by a statement's CTE `m` (updated messages with
-/// their previous `was_delivered` / `was_read`): the first of each kind only.
+/// their previous `was_delivered` / `was_read` / `was_failed_after_send`): the first of each
+/// kind only; `message.failed` (with `failed_after_send: true`) when an `ERROR` receipt
+/// failed the send.
 fn receipt_events(at: &str) -> String {
     enqueue_cte(
         "hooks",
@@ -245,34 +249,38 @@ fn receipt_events(at: &str) -> String {
             "SELECT m.tenant_id, 'message.delivered' AS event_type, {ONE_OFF_DATA} AS data FROM m \
                WHERE m.was_delivered IS NULL AND m.delivered_at IS NOT NULL \
              UNION ALL \
-             SELECT m.tenant_id, 'message.read', {ONE_OFF_DATA} FROM m WHERE m.was_read IS NULL AND m.read_at IS NOT NULL"
+             SELECT m.tenant_id, 'message.read', {ONE_OFF_DATA} FROM m WHERE m.was_read IS NULL AND m.read_at IS NOT NULL \
+             UNION ALL \
+             SELECT m.tenant_id, 'message.failed', {ONE_OFF_DATA} || jsonb_build_object('failed_after_send', true) \
+               FROM m WHERE m.failed_after_send AND NOT m.was_failed_after_send"
         ),
         at,
     )
 }
 
 /// A receipt naming `message_id` applied to the tenant's one-off message with that id, if
-/// there is one (monotonic, duplicates harmless, an `outcome_unknown` failure proven sent:
-/// the same effects as a recipient's). Returns whether one was found. An unknown id is kept
-/// by [`crate::recipients::apply_receipt`], which both kinds share.
+/// there is one, with the same effects as on a recipient ([`receipt_effects`]: monotonic,
+/// duplicates harmless, an `outcome_unknown` failure proven sent, an `ERROR` after the
+/// gateway accepted it `failed` with `failed_after_send`). Returns whether one was found.
+/// An unknown id is kept by [`crate::recipients::apply_receipt`], which both kinds share.
 pub async fn apply_receipt(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     message_id: &str,
-    delivered: bool,
-    read: bool,
+    receipt: Receipt<'_>,
     at: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
-    let delivered_at = (delivered || read).then_some(at);
-    let read_at = read.then_some(at);
+    let (delivered_at, read_at, error) = receipt.columns(at);
     let done = crate::db::count(
         db,
         format!(
-            "WITH old AS (SELECT id, delivered_at, read_at FROM messages WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE), \
+            "WITH old AS (SELECT id, delivered_at, read_at, failed_after_send FROM messages \
+                          WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE), \
              m AS (UPDATE messages r SET {} FROM old WHERE r.id = old.id \
-                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read), \
+                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
+                             old.failed_after_send AS was_failed_after_send), \
              {} SELECT count(*) AS n FROM m",
-            receipt_effects("$3::timestamptz", "$4::timestamptz"),
+            receipt_effects("$3::timestamptz", "$4::timestamptz", "$6::text"),
             receipt_events("$5::timestamptz")
         ),
         vec![
@@ -281,6 +289,7 @@ pub async fn apply_receipt(
             delivered_at.into(),
             read_at.into(),
             at.into(),
+            error.into(),
         ],
     )
     .await?;
@@ -302,13 +311,15 @@ pub async fn apply_early_receipts(
                WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id \
                  AND ($1::jsonb IS NULL OR e.message_id IN (SELECT jsonb_array_elements_text($1::jsonb))) \
                RETURNING e.*), \
-             old AS (SELECT r0.id, r0.delivered_at, r0.read_at, e.delivered_at AS e_delivered, e.read_at AS e_read \
+             old AS (SELECT r0.id, r0.delivered_at, r0.read_at, r0.failed_after_send, e.delivered_at AS e_delivered, \
+                       e.read_at AS e_read, e.error AS e_error \
                      FROM messages r0 JOIN e ON r0.tenant_id = e.tenant_id AND r0.message_id = e.message_id \
                      FOR UPDATE OF r0), \
              m AS (UPDATE messages r SET {} FROM old WHERE r.id = old.id \
-                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read), \
+                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
+                             old.failed_after_send AS was_failed_after_send), \
              {} SELECT count(*) AS n FROM m",
-            receipt_effects("old.e_delivered", "old.e_read"),
+            receipt_effects("old.e_delivered", "old.e_read", "old.e_error"),
             receipt_events("now()")
         ),
         vec![message_ids.map(|ids| json!(ids)).into()],
@@ -361,14 +372,3 @@ pub async fn record_reply(
     Ok(done > 0)
 }
 
-/// What a receipt does to a one-off message `r`, given SQL for the receipt's delivered and
-/// read instants (NULL when it does not say so): `delivered_at` / `read_at` filled once
-/// (monotonic: a late DELIVERY_ACK never undoes READ, duplicates change nothing), and the
-/// send proven: `failed` with `outcome_unknown` → `sent` — as for campaign recipients.
-fn receipt_effects(delivered: &str, read: &str) -> String {
-    format!(
-        "delivered_at = COALESCE(r.delivered_at, {delivered}), read_at = COALESCE(r.read_at, {read}), \
-         status = CASE WHEN r.status = 'failed' AND r.outcome_unknown THEN 'sent' ELSE r.status END, \
-         outcome_unknown = false, sent_at = COALESCE(r.sent_at, {delivered}, {read})"
-    )
-}

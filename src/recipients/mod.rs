@@ -622,15 +622,16 @@ pub async fn record(db: &impl ConnectionTrait, records: &[Record]) -> Result<(),
 /// when the receipt gives none.
 pub const ERROR_RECEIPT: &str = "the gateway reported ERROR after accepting the message";
 
-/// What a receipt does to its recipient `r`, given SQL for the receipt's delivered and read
-/// instants and its error reason (NULL when it does not say so): `delivered_at` / `read_at`
+/// What a receipt does to its recipient — or one-off message (`src/messages/status.rs`: the
+/// same columns) — `r`, given SQL for the receipt's delivered and read instants and its
+/// error reason (NULL when it does not say so): `delivered_at` / `read_at`
 /// filled once (monotonic: a late DELIVERY_ACK never undoes READ, duplicates change
 /// nothing), and the send proven: `failed` with `outcome_unknown` → `sent`. An `ERROR`
 /// receipt (only an error) for a send not known delivered or read makes it `failed` with
 /// `failed_after_send` and the error as reason (`sent` or `failed`/`outcome_unknown` →
 /// `failed`); a delivery or read receipt arriving after it (reordered) proves the message
 /// arrived after all and makes it `sent` again.
-fn receipt_effects(delivered: &str, read: &str, error: &str) -> String {
+pub(crate) fn receipt_effects(delivered: &str, read: &str, error: &str) -> String {
     let only_error = format!("({error} IS NOT NULL AND {delivered} IS NULL AND {read} IS NULL)");
     let fails = format!(
         "({only_error} AND r.delivered_at IS NULL AND r.read_at IS NULL \
@@ -682,6 +683,20 @@ pub enum Receipt<'a> {
     Error(&'a str),
 }
 
+impl Receipt<'_> {
+    /// What it says as [`receipt_effects`] takes it, for a receipt heard `at`: the
+    /// delivered and read instants and the error reason, each `None` when it does not say
+    /// so (a read receipt implies delivery; Postgres text holds no NUL).
+    pub fn columns(self, at: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<String>) {
+        match self {
+            Receipt::Accepted => (None, None, None),
+            Receipt::Delivered => (Some(at), None, None),
+            Receipt::Read => (Some(at), Some(at), None),
+            Receipt::Error(reason) => (None, None, Some(reason.replace('\0', ""))),
+        }
+    }
+}
+
 /// A receipt naming `message_id` (at `at`), applied to its recipient (see
 /// [`receipt_effects`]). When no recipient has that message id yet — the receipt beat
 /// the send's outcome to the database — it is kept in `early_receipts` and applied when the
@@ -694,18 +709,7 @@ pub async fn apply_receipt(
     receipt: Receipt<'_>,
     at: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
-    let (delivered, read) = match receipt {
-        Receipt::Delivered => (true, false),
-        Receipt::Read => (true, true),
-        Receipt::Accepted | Receipt::Error(_) => (false, false),
-    };
-    let delivered_at = delivered.then_some(at);
-    let read_at = read.then_some(at);
-    let error = match receipt {
-        // Postgres text holds no NUL.
-        Receipt::Error(reason) => Some(reason.replace('\0', "")),
-        _ => None,
-    };
+    let (delivered_at, read_at, error) = receipt.columns(at);
     let done = crate::db::count(
         db,
         format!(

@@ -374,6 +374,38 @@ async fn receipts_before_the_outcome_and_replies_reach_the_latest_send_to_the_ph
 }
 
 #[tokio::test]
+async fn an_error_receipt_after_the_gateways_201_fails_the_message_as_failed_after_send() {
+    let w = world().await;
+    let instance = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await;
+    let hook = instance.body["webhook_path"].as_str().unwrap().to_owned();
+    let set = reqwest::Client::new()
+        .post(format!("{}/webhook/set/loja-1", w.sandbox.url))
+        .header("apikey", "k")
+        .json(&json!({"webhook": {"enabled": true, "url": format!("{}{hook}", w.app.address), "events": ["MESSAGES_UPDATE"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success());
+    // The gateway accepts the send (201) and then reports ERROR for it.
+    w.sandbox
+        .faults(json!({"error_receipts": [phone(1)], "receipt_delay_ms": 20}));
+    let id = send(&w, &w.t, hello(&w, 1), None).await.id();
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    let failed = wait_for_status(&w, &w.t, &id, "failed").await;
+    engine.stop().await;
+    assert_eq!(failed["failed_after_send"], true, "{failed}");
+    assert!(failed["reason"].as_str().unwrap().contains("ERROR"), "{failed}");
+    assert_eq!(w.sandbox.state.send_count(), 1, "never resent");
+    // A delivery receipt arriving after it (reordered) proves it arrived after all.
+    let late = json!({"event": "messages.update", "instance": "loja-1",
+        "data": {"keyId": failed["message_id"], "remoteJid": format!("{}@s.whatsapp.net", phone(1)), "fromMe": true, "status": "DELIVERY_ACK"}});
+    w.app.call(reqwest::Method::POST, &hook, None, Some(late)).await.ok(200);
+    let m = message(&w, &w.t, &id).await;
+    assert_eq!(m["status"], "sent", "{m}");
+    assert_eq!(m["failed_after_send"], false, "{m}");
+}
+
+#[tokio::test]
 async fn another_tenants_messages_are_404_and_unlisted() {
     let w = world().await;
     let id = send(&w, &w.t, hello(&w, 0), None).await.id();
