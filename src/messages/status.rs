@@ -371,4 +371,3 @@ pub async fn record_reply(
     .await?;
     Ok(done > 0)
 }
-
