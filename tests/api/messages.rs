@@ -77,6 +77,22 @@ async fn wait_for_status(w: &World, t: &Tenant, id: &str, status: &str) -> Value
     }
 }
 
+/// Points the sandbox's `loja-1` receipts (`MESSAGES_UPDATE`) at the instance's webhook;
+/// returns the webhook's path.
+async fn receipts_to_arauto(w: &World) -> String {
+    let instance = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await;
+    let hook = instance.body["webhook_path"].as_str().unwrap().to_owned();
+    let set = reqwest::Client::new()
+        .post(format!("{}/webhook/set/loja-1", w.sandbox.url))
+        .header("apikey", "k")
+        .json(&json!({"webhook": {"enabled": true, "url": format!("{}{hook}", w.app.address), "events": ["MESSAGES_UPDATE"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success());
+    hook
+}
+
 /// A beat at `at` (its clock fixed there) ticks once.
 async fn tick_at(w: &World, at: DateTime<Utc>) -> arauto::scheduler::TickReport {
     let clock: SharedClock = Arc::new(FixedClock::at(at));
@@ -332,17 +348,8 @@ async fn the_daily_limit_is_shared_by_campaigns_and_one_off_messages() {
 #[tokio::test]
 async fn receipts_before_the_outcome_and_replies_reach_the_latest_send_to_the_phone() {
     let w = world().await;
-    let instance = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await;
-    let hook = instance.body["webhook_path"].as_str().unwrap().to_owned();
     // The sandbox posts each send's DELIVERY_ACK before its own 201.
-    let set = reqwest::Client::new()
-        .post(format!("{}/webhook/set/loja-1", w.sandbox.url))
-        .header("apikey", "k")
-        .json(&json!({"webhook": {"enabled": true, "url": format!("{}{hook}", w.app.address), "events": ["MESSAGES_UPDATE"]}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(set.status().is_success());
+    let hook = receipts_to_arauto(&w).await;
     // A campaign reaches the phone first, then a one-off message.
     let contacts = w.contacts(1).await;
     let c = w.campaign(&contacts, immediate(), fast()).await;
@@ -376,16 +383,7 @@ async fn receipts_before_the_outcome_and_replies_reach_the_latest_send_to_the_ph
 #[tokio::test]
 async fn an_error_receipt_after_the_gateways_201_fails_the_message_as_failed_after_send() {
     let w = world().await;
-    let instance = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await;
-    let hook = instance.body["webhook_path"].as_str().unwrap().to_owned();
-    let set = reqwest::Client::new()
-        .post(format!("{}/webhook/set/loja-1", w.sandbox.url))
-        .header("apikey", "k")
-        .json(&json!({"webhook": {"enabled": true, "url": format!("{}{hook}", w.app.address), "events": ["MESSAGES_UPDATE"]}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(set.status().is_success());
+    let hook = receipts_to_arauto(&w).await;
     // The gateway accepts the send (201) and then reports ERROR for it.
     w.sandbox
         .faults(json!({"error_receipts": [phone(1)], "receipt_delay_ms": 20}));
