@@ -469,6 +469,19 @@ impl CampaignStatus {
     }
 }
 
+/// A campaign ready to store: validated against the tenant's data by
+/// `super::service::validate`, written by `super::repo`.
+pub struct ValidCampaign {
+    pub name: String,
+    /// The numbers it sends from, in order (1 to 50; one unless it is a pool).
+    pub instance_ids: Vec<Uuid>,
+    pub messages: Vec<Message>,
+    pub audience: Audience,
+    pub schedule: ScheduleSpec,
+    pub pacing: Pacing,
+    pub recurrence: Option<super::recurrence::Recurrence>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod lifecycle;
 pub mod media;
 pub mod preparation;
+pub mod reads;
 pub mod recurrence;
 pub mod repo;
 pub mod routes;

@@ -8,9 +8,9 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQ
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::domain::ValidCampaign;
 use super::domain::{CampaignStatus, Messages};
 use super::recurrence::RecurrenceSpec;
-use super::service::ValidCampaign;
 use crate::calendar::ScheduleSpec;
 use crate::db::{page_sorted, scoped, stmt};
 use crate::entities::campaigns;

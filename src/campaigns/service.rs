@@ -8,6 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use super::domain::ValidCampaign;
 use super::domain::{
     pacing_spec, parse_audience, parse_message, parse_numbers, parse_pacing, recipient_seed, Audience, CampaignRequest,
     CampaignStatus, Media, Message, MessageSpec, UpdateCampaignRequest, MAX_VARIANTS,
@@ -15,7 +16,7 @@ use super::domain::{
 use super::recurrence::Recurrence;
 use super::repo;
 use crate::audit::{self, Event};
-use crate::calendar::{self, Pacing, Schedule, ScheduleSpec};
+use crate::calendar::{self, Schedule, ScheduleSpec};
 use crate::contacts::repo::{foreign_ids, Owned};
 use crate::db::{find_owned, stmt};
 use crate::entities::{campaigns, contacts, instances, templates};
@@ -23,18 +24,6 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::state::AppState;
 use crate::templating::{unknown_variables, RenderContext, Template};
 use crate::tenancy::auth::AuthUser;
-
-/// A campaign ready to store.
-pub struct ValidCampaign {
-    pub name: String,
-    /// The numbers it sends from, in order (1 to 50; one unless it is a pool).
-    pub instance_ids: Vec<Uuid>,
-    pub messages: Vec<Message>,
-    pub audience: Audience,
-    pub schedule: ScheduleSpec,
-    pub pacing: Pacing,
-    pub recurrence: Option<Recurrence>,
-}
 
 /// Validates everything at once, so the client sees every bad field in one answer.
 /// `input` is a create body, or an update merged over the stored campaign.

@@ -3,7 +3,6 @@
 
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::{IntoParams, ToSchema};
@@ -12,10 +11,12 @@ use uuid::Uuid;
 use super::counts;
 use super::domain::CampaignStatus;
 use super::preparation::Progress;
-use crate::api::cursor::{CursorPage, CursorParam, Keyed, Keyset, Total, COUNT_CAP};
+use super::reads;
+pub use super::reads::{RecipientKey, RecipientView, SendLogKey, SendLogView};
+use crate::api::cursor::{CursorPage, CursorParam, Keyset, Total, COUNT_CAP};
 use crate::api::extract::{ApiQuery, Pagination};
 use crate::calendar::{self, Schedule};
-use crate::db::{bounded_count, find_owned, stmt};
+use crate::db::find_owned;
 use crate::dispatch::{stream, worker};
 use crate::entities::campaigns;
 use crate::error::{AppError, AppResult};
@@ -176,54 +177,6 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
     }))
 }
 
-#[derive(Debug, Serialize, ToSchema, FromQueryResult)]
-pub struct RecipientView {
-    pub id: Uuid,
-    pub contact_id: Option<Uuid>,
-    pub phone: String,
-    pub name: String,
-    #[schema(value_type = RecipientStatus)]
-    pub status: String,
-    pub reason: Option<String>,
-    /// True when the send may or may not have reached WhatsApp (a timeout after the request
-    /// left, or a crash while sending): `failed`, never resent; a receipt corrects it.
-    pub outcome_unknown: bool,
-    /// True when the gateway accepted the send and then reported `ERROR` (`failed`, with
-    /// the reason); a later delivery receipt makes it `sent` again.
-    pub failed_after_send: bool,
-    pub variant: Option<i16>,
-    /// The number it is (or was) sent from, once planned: in a pool, the number chosen for
-    /// it (PRODUCT §4).
-    pub instance_id: Option<Uuid>,
-    pub queued_at: Option<DateTime<Utc>>,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub delivered_at: Option<DateTime<Utc>>,
-    pub read_at: Option<DateTime<Utc>>,
-    pub message_id: Option<String>,
-    /// Send order (the list's sort key; not shown).
-    #[serde(skip)]
-    pub position: i32,
-}
-
-/// The sort key of a campaign's recipients (send order, then id): what its cursors encode.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecipientKey {
-    pub position: i32,
-    pub id: Uuid,
-}
-
-impl Keyed for RecipientView {
-    type Key = RecipientKey;
-
-    fn key(&self) -> RecipientKey {
-        RecipientKey {
-            position: self.position,
-            id: self.id,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RecipientFilter {
@@ -257,64 +210,8 @@ pub async fn recipients(
     };
     let counts = counts::by_status(&state.reads, c.id).await?;
     let total = status.map_or_else(|| counts.total(), |s| counts.in_status(s));
-    let mut clause = String::from("tenant_id = $1 AND campaign_id = $2");
-    let mut values: Vec<sea_orm::Value> = vec![user.tenant_id.into(), c.id.into()];
-    if let Some(s) = status {
-        values.push(s.as_str().into());
-        clause += &format!(" AND status = ${}", values.len());
-    }
-    if let Some(after) = &page.after {
-        values.push(after.position.into());
-        values.push(after.id.into());
-        clause += &format!(" AND (position, id) > (${}, ${})", values.len() - 1, values.len());
-    }
-    values.push(page.limit().into());
-    values.push(page.offset().into());
-    let n = values.len();
-    let items = RecipientView::find_by_statement(stmt(
-        format!(
-            "SELECT id, contact_id, phone, name, status, reason, outcome_unknown, failed_after_send, variant, instance_id, \
-                    queued_at, sent_at, delivered_at, read_at, message_id, position \
-             FROM recipients WHERE {clause} ORDER BY position, id LIMIT ${} OFFSET ${n}",
-            n - 1
-        ),
-        values,
-    ))
-    .all(&state.reads)
-    .await?;
+    let items = reads::recipients_page(&state.reads, user.tenant_id, c.id, status, &page).await?;
     Ok(HttpResponse::Ok().json(page.page_of(items, Total::Exact(total.max(0) as u64))))
-}
-
-#[derive(Debug, Serialize, ToSchema, FromQueryResult)]
-pub struct SendLogView {
-    pub id: i64,
-    pub recipient_id: Uuid,
-    pub variant: Option<i16>,
-    pub rendered: String,
-    pub attempts: i32,
-    pub gateway_status: Option<i32>,
-    pub body_excerpt: String,
-    pub duration_ms: i32,
-    /// sent, failed, outcome_unknown (may have been sent) or unsent (nothing left for the gateway).
-    #[schema(value_type = crate::recipients::Outcome)]
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// The sort key of a campaign's send logs (newest first, by id): what its cursors encode.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SendLogKey {
-    pub log_id: i64,
-}
-
-impl Keyed for SendLogView {
-    type Key = SendLogKey;
-
-    fn key(&self) -> SendLogKey {
-        SendLogKey { log_id: self.id }
-    }
 }
 
 /// Every send attempt of the campaign, newest first; by page or after a cursor. `total`
@@ -331,27 +228,7 @@ pub async fn logs(
     page: Keyset<SendLogKey>,
 ) -> AppResult<HttpResponse> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, *id, "campaign").await?;
-    let scope = "FROM send_logs WHERE tenant_id = $1 AND campaign_id = $2";
-    let mut values: Vec<sea_orm::Value> = vec![user.tenant_id.into(), c.id.into()];
-    let counted = bounded_count(&state.reads, scope, values.clone(), COUNT_CAP).await?;
-    let mut clause = String::new();
-    if let Some(after) = &page.after {
-        values.push(after.log_id.into());
-        clause = format!(" AND id < ${}", values.len());
-    }
-    values.push(page.limit().into());
-    values.push(page.offset().into());
-    let n = values.len();
-    let items = SendLogView::find_by_statement(stmt(
-        format!(
-            "SELECT id, recipient_id, variant, rendered, attempts, gateway_status, body_excerpt, duration_ms, outcome, reason, created_at \
-             {scope}{clause} ORDER BY id DESC LIMIT ${} OFFSET ${n}",
-            n - 1
-        ),
-        values,
-    ))
-    .all(&state.reads)
-    .await?;
+    let (items, counted) = reads::logs_page(&state.reads, user.tenant_id, c.id, &page).await?;
     Ok(HttpResponse::Ok().json(page.page_of(items, Total::bounded(counted, COUNT_CAP))))
 }
 
@@ -380,46 +257,15 @@ fn probed_state_schema() -> utoipa::openapi::schema::Object {
     crate::api::schema::string_enum(&["open", "connecting", "close", "unknown"])
 }
 
-#[derive(FromQueryResult)]
-struct KeyCount {
-    key: String,
-    n: i64,
-}
-
-async fn key_counts(
-    db: &impl ConnectionTrait,
-    sql: &str,
-    values: Vec<sea_orm::Value>,
-) -> AppResult<HashMap<String, u64>> {
-    Ok(KeyCount::find_by_statement(stmt(sql, values))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|k| (k.key, k.n.max(0) as u64))
-        .collect())
-}
-
 /// The tenant at a glance: campaigns, recent messages and instance connections.
 #[utoipa::path(operation_id = "getDashboardStats", tag = "dashboard", responses((status = 200, body = DashboardStats)), security(("bearer" = [])))]
 #[get("/dashboard/stats")]
 pub async fn dashboard(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let today = now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    let campaigns = key_counts(
-        &state.reads,
-        "SELECT status AS key, count(*) AS n FROM campaigns WHERE tenant_id = $1 GROUP BY status",
-        vec![user.tenant_id.into()],
-    )
-    .await?;
-    let since = |from: DateTime<Utc>| {
-        key_counts(
-            &state.reads,
-            "SELECT outcome AS key, count(*) AS n FROM send_logs WHERE tenant_id = $1 AND created_at >= $2 GROUP BY outcome",
-            vec![user.tenant_id.into(), from.into()],
-        )
-    };
-    let messages_today = since(today).await?;
-    let messages_7_days = since(now - Duration::days(7)).await?;
+    let campaigns = reads::campaigns_by_status(&state.reads, user.tenant_id).await?;
+    let messages_today = reads::outcomes_since(&state.reads, user.tenant_id, today).await?;
+    let messages_7_days = reads::outcomes_since(&state.reads, user.tenant_id, now - Duration::days(7)).await?;
     let instances = crate::db::scoped::<crate::entities::instances::Entity>(user.tenant_id)
         .all(&state.reads)
         .await?;
@@ -467,26 +313,12 @@ pub struct QueueView {
     pub beat_leader: bool,
 }
 
-#[derive(FromQueryResult)]
-struct QueueRow {
-    queued: i64,
-    sending: i64,
-    oldest: Option<DateTime<Utc>>,
-}
-
 /// Queue depth, oldest queued age, sends in flight, live workers and beats.
 #[utoipa::path(operation_id = "getQueue", tag = "dashboard", responses((status = 200, body = QueueView)), security(("bearer" = [])))]
 #[get("/queue")]
 pub async fn queue(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
     use fred::interfaces::{KeysInterface, SortedSetsInterface};
-    let row = QueueRow::find_by_statement(stmt(
-        "SELECT count(*) FILTER (WHERE status = 'queued') AS queued, count(*) FILTER (WHERE status = 'sending') AS sending, \
-                min(queued_at) FILTER (WHERE status = 'queued') AS oldest \
-         FROM recipients WHERE tenant_id = $1 AND status IN ('queued', 'sending')",
-        vec![user.tenant_id.into()],
-    ))
-    .one(&state.reads)
-    .await?;
+    let row = reads::queue_depth(&state.reads, user.tenant_id).await?;
     let now = state.clock.now();
     let stream_length = stream::len(&state.redis, &state.keys).await.unwrap_or(0);
     // Heartbeats are wall-clock (liveness is real elapsed time, not domain time).
@@ -503,11 +335,9 @@ pub async fn queue(state: web::Data<AppState>, user: AuthUser) -> AppResult<Http
         .await
         .unwrap_or(0);
     Ok(HttpResponse::Ok().json(QueueView {
-        queued: row.as_ref().map_or(0, |r| r.queued.max(0) as u64),
-        sending: row.as_ref().map_or(0, |r| r.sending.max(0) as u64),
-        oldest_queued_seconds: row
-            .and_then(|r| r.oldest)
-            .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
+        queued: row.queued,
+        sending: row.sending,
+        oldest_queued_seconds: row.oldest.map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
         stream_length,
         due_length,
         live_workers: live_workers.max(0) as u64,
