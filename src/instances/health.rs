@@ -5,7 +5,8 @@
 //!
 //! # Figures (`GET /instances/{id}/health`)
 //!
-//! Over the 24 hours before now, for the campaigns sending from the number:
+//! Over the 24 hours before now, for what the number sent: campaign recipients it was chosen
+//! for (a pool's number counts only its own) and its one-off messages:
 //! - `sent`: sends the gateway accepted; `failed`: sends it refused or that may not have
 //!   left (`outcome_unknown`), plus accepted sends later reported `ERROR`
 //!   (`failed_after_send`); `failure_rate` = `failed / (sends attempted)`;
@@ -98,7 +99,6 @@ struct Figures {
     opt_outs: i64,
     disconnects: i64,
     sent_today: i64,
-    days_sent: i64,
 }
 
 /// The instance's figures now and their level.
@@ -108,7 +108,9 @@ pub async fn of(state: &AppState, instance: &instances::Model) -> AppResult<Inst
     let tz_name = crate::calendar::repo::tenant_timezone(&state.db, instance.tenant_id).await?;
     let tz: chrono_tz::Tz = tz_name.parse().unwrap_or(chrono_tz::America::Sao_Paulo);
     let today = pacing::local_midnight(tz, now);
-    let f = figures(&state.db, instance, since, today, tz.name()).await?;
+    let f = figures(&state.db, instance, since, today).await?;
+    // The warm-up counts the earlier days as the engine does (campaigns and one-off messages).
+    let used = crate::instances::usage::used(&state.db, instance.id, tz, now).await?;
     let n = |v: i64| v.max(0) as u64;
     let warmup = instance
         .warmup
@@ -117,7 +119,7 @@ pub async fn of(state: &AppState, instance: &instances::Model) -> AppResult<Inst
     let daily_limit = pacing::daily_allowance(
         instance.daily_limit.map(|l| l.max(0) as u64),
         warmup.as_ref(),
-        n(f.days_sent) as u32,
+        used.days,
     );
     Ok(assess(Assessed {
         since,
@@ -136,29 +138,36 @@ async fn figures(
     instance: &instances::Model,
     since: DateTime<Utc>,
     today: DateTime<Utc>,
-    tz: &str,
 ) -> Result<Figures, sea_orm::DbErr> {
+    // Campaign sends count for the number that sent them (a pool's chosen number; rows from
+    // before pools have none: their campaign's only number), one-off messages for theirs.
     let found = Figures::find_by_statement(stmt(
         "WITH mine AS (SELECT id FROM campaigns WHERE tenant_id = $1 AND $2 = ANY(instance_ids)), \
          logs AS (SELECT count(*) FILTER (WHERE l.outcome = 'sent') AS sent, \
                          count(*) FILTER (WHERE l.outcome IN ('failed', 'outcome_unknown')) AS failed \
-                  FROM send_logs l WHERE l.tenant_id = $1 AND l.campaign_id IN (SELECT id FROM mine) AND l.created_at >= $3) \
-         SELECT logs.sent, logs.failed, \
-           (SELECT count(*) FROM recipients r WHERE r.campaign_id IN (SELECT id FROM mine) AND COALESCE(r.instance_id, $2) = $2 AND r.failed_after_send \
-              AND r.sent_at >= $3) AS failed_after_send, \
+                  FROM send_logs l JOIN recipients r ON r.id = l.recipient_id \
+                  WHERE l.tenant_id = $1 AND l.campaign_id IN (SELECT id FROM mine) AND l.created_at >= $3 \
+                    AND COALESCE(r.instance_id, $2) = $2), \
+         one_off AS (SELECT count(*) FILTER (WHERE m.sent_at >= $3) AS sent, \
+                            count(*) FILTER (WHERE m.status = 'failed' AND NOT m.failed_after_send \
+                                             AND m.sending_at >= $3) AS failed, \
+                            count(*) FILTER (WHERE m.failed_after_send AND m.sent_at >= $3) AS failed_after_send, \
+                            count(*) FILTER (WHERE m.sent_at >= $4) AS sent_today \
+                     FROM messages m WHERE m.instance_id = $2 AND (m.sent_at >= LEAST($3, $4) OR m.sending_at >= $3)) \
+         SELECT logs.sent + one_off.sent AS sent, logs.failed + one_off.failed AS failed, \
+           one_off.failed_after_send + (SELECT count(*) FROM recipients r WHERE r.campaign_id IN (SELECT id FROM mine) \
+              AND COALESCE(r.instance_id, $2) = $2 AND r.failed_after_send AND r.sent_at >= $3) AS failed_after_send, \
            (SELECT count(*) FROM audit_logs a WHERE a.tenant_id = $1 AND a.action = 'contact.opt_out' \
               AND a.details ->> 'instance_id' = $2::text AND a.created_at >= $3) AS opt_outs, \
            (SELECT count(*) FROM instance_disconnects d WHERE d.instance_id = $2 AND d.at >= $3) AS disconnects, \
-           (SELECT count(*) FROM recipients r WHERE r.campaign_id IN (SELECT id FROM mine) AND COALESCE(r.instance_id, $2) = $2 AND r.sent_at >= $4) AS sent_today, \
-           (SELECT count(DISTINCT (r.sent_at AT TIME ZONE $5)::date) FROM recipients r \
-              WHERE r.campaign_id IN (SELECT id FROM mine) AND COALESCE(r.instance_id, $2) = $2 AND r.sent_at < $4) AS days_sent \
-         FROM logs",
+           one_off.sent_today + (SELECT count(*) FROM recipients r WHERE r.campaign_id IN (SELECT id FROM mine) \
+              AND COALESCE(r.instance_id, $2) = $2 AND r.sent_at >= $4) AS sent_today \
+         FROM logs, one_off",
         vec![
             instance.tenant_id.into(),
             instance.id.into(),
             since.into(),
             today.into(),
-            tz.into(),
         ],
     ))
     .one(db)

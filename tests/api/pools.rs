@@ -358,3 +358,44 @@ async fn a_pool_is_validated_with_the_field_of_each_bad_number() {
         .unwrap()
         .contains("campaigns use this instance"));
 }
+
+#[tokio::test]
+async fn each_number_of_a_pool_shows_its_own_sends_in_its_health_one_off_messages_included() {
+    let w = world().await;
+    let pool = numbers(&w, 1).await;
+    let contacts = w.contacts(6).await;
+    let c = pool_campaign(&w, &refs(&pool), &contacts, fast()).await;
+    w.start(&c).await;
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    let message = w
+        .app
+        .post(
+            "/api/v1/messages",
+            &w.t,
+            json!({"instance_id": pool[0], "phone": "5511988887777", "text": "Seu código: 123"}),
+        )
+        .await
+        .id();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = w.app.get(&format!("/api/v1/messages/{message}"), &w.t).await;
+        if m.body["status"] == "sent" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the message never left: {}",
+            m.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.stop().await;
+    let per = planned_per_number(&w, &c).await;
+    for (k, id) in pool.iter().enumerate() {
+        let h = w.app.get(&format!("/api/v1/instances/{id}/health"), &w.t).await;
+        let own = per.get(id).copied().unwrap_or(0) + i64::from(k == 0);
+        assert_eq!(h.ok(200)["sent"], own, "number {k}: {}", h.body);
+        assert_eq!(h.body["sent_today"], own, "number {k}: {}", h.body);
+    }
+}
