@@ -31,6 +31,9 @@ pub struct Settings {
     /// Campaigns over a pool of numbers (all defaults when the section is absent).
     #[serde(default)]
     pub pool: PoolSettings,
+    /// Requests to URLs users give (media, webhook subscriptions; see [`crate::egress`]).
+    #[serde(default)]
+    pub egress: EgressSettings,
     /// `ARAUTO_ENV` (development, test, production); not read from files.
     #[serde(skip)]
     pub environment: String,
@@ -219,6 +222,17 @@ pub struct LogSettings {
 pub struct HolidaySettings {
     /// Folder of shipped calendar files.
     pub dir: PathBuf,
+}
+
+/// Requests to URLs users give: campaigns' media URLs and tenants' webhook subscriptions
+/// ([`crate::egress`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressSettings {
+    /// Lets them reach loopback, private and link-local addresses (default: no — a
+    /// server-side request forgery guard). On in development and tests, where the sandbox
+    /// serves media and receives webhooks on 127.0.0.1.
+    pub allow_private_networks: bool,
 }
 
 /// Campaigns over a pool of numbers (PRODUCT §4).

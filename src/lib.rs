@@ -13,6 +13,7 @@ pub mod contacts;
 pub mod crypto;
 pub mod db;
 pub mod dispatch;
+pub mod egress;
 pub mod entities;
 pub mod error;
 pub mod gateway;

@@ -95,7 +95,7 @@ impl AppState {
             holidays: HolidayCache::new(cache_ttl),
             gateway: GatewayClient::new(&settings.gateway)?,
             reads: db.clone(),
-            media: crate::campaigns::media::MediaChecker::new(&settings.media)?,
+            media: crate::campaigns::media::MediaChecker::new(&settings.media, settings.egress.allow_private_networks)?,
             db,
             redis,
             keys: Keys::new(settings.redis.prefix.clone()).with_partitions(settings.dispatch.queue_partitions),

@@ -141,20 +141,30 @@ pub fn verdict(kind: MediaKind, probed: &Probed) -> Result<(), MediaProblem> {
 pub struct MediaChecker {
     http: reqwest::Client,
     enabled: bool,
+    /// `egress.allow_private_networks`.
+    allow_private: bool,
 }
 
 impl MediaChecker {
-    pub fn new(settings: &MediaSettings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+    /// A checker with its own HTTP client; unless `allow_private` it reaches only public
+    /// addresses, redirects included ([`crate::egress`]).
+    pub fn new(settings: &MediaSettings, allow_private: bool) -> anyhow::Result<Self> {
+        let builder = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.timeout_ms.min(5_000)))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .user_agent(concat!("arauto/", env!("CARGO_PKG_VERSION"), " (media check)"))
+            .redirect(if allow_private {
+                reqwest::redirect::Policy::limited(5)
+            } else {
+                crate::egress::redirect_policy(5)
+            })
+            .user_agent(concat!("arauto/", env!("CARGO_PKG_VERSION"), " (media check)"));
+        let http = crate::egress::guard(builder, allow_private)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the media HTTP client: {e}"))?;
         Ok(Self {
             http,
             enabled: settings.check,
+            allow_private,
         })
     }
 
@@ -165,6 +175,10 @@ impl MediaChecker {
 
     /// One ranged `GET` of `url` (see the module documentation).
     pub async fn probe(&self, url: &str) -> Result<Probed, MediaProblem> {
+        if !self.allow_private {
+            let parsed = reqwest::Url::parse(url).map_err(|e| MediaProblem::Unreachable(e.to_string()))?;
+            crate::egress::check_url(&parsed).map_err(MediaProblem::Unreachable)?;
+        }
         let answer = self
             .http
             .get(url)
@@ -246,6 +260,26 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn with_private_networks_off_no_private_address_is_asked() {
+        let settings = crate::config::MediaSettings::default();
+        let checker = super::MediaChecker::new(&settings, false).unwrap();
+        for url in [
+            "http://169.254.169.254/latest/meta-data/x.png",
+            "http://127.0.0.1:9/a.png",
+            "http://[::1]:9/a.png",
+            "http://localhost:9/a.png",
+        ] {
+            match checker.probe(url).await {
+                Err(super::MediaProblem::Unreachable(why)) => {
+                    assert!(why.contains("public"), "{url}: {why}")
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -60,22 +60,26 @@ pub struct Deliverer {
     cipher: Cipher,
     clock: SharedClock,
     settings: WebhookSettings,
+    /// `egress.allow_private_networks`: else only public addresses are posted to.
+    allow_private: bool,
 }
 
 impl Deliverer {
     /// A deliverer with its own HTTP client (`webhooks.timeout_ms` per request, no redirects).
     pub fn new(state: &crate::state::AppState) -> anyhow::Result<Arc<Self>> {
         let settings = state.settings.webhooks.clone();
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Arauto-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("Arauto-Webhooks/", env!("CARGO_PKG_VERSION")));
+        // Subscriptions are tenants' URLs: public addresses only, unless allowed.
+        let http = crate::egress::guard(builder, state.settings.egress.allow_private_networks).build()?;
         Ok(Arc::new(Self {
             db: state.db.clone(),
             http,
             cipher: state.cipher.clone(),
             clock: state.clock.clone(),
+            allow_private: state.settings.egress.allow_private_networks,
             settings,
         }))
     }
@@ -111,6 +115,17 @@ impl Deliverer {
                 }
             }
         };
+        if !self.allow_private {
+            let checked = reqwest::Url::parse(&due.url)
+                .map_err(|e| e.to_string())
+                .and_then(|u| crate::egress::check_url(&u));
+            if let Err(why) = checked {
+                return Attempt {
+                    status: None,
+                    error: Some(format!("not delivered: {why}")),
+                };
+            }
+        }
         let body = json!({
             "id": due.event_id,
             "type": due.event_type,
