@@ -49,6 +49,24 @@ pub enum MessageStatus {
     Failed,
     #[sea_orm(string_value = "skipped")]
     Skipped,
+    /// Cancelled by the user before it left (`POST /messages/{id}/cancel`).
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}
+
+impl MessageStatus {
+    /// As stored and shown (`pending`, …).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// `POST /messages`'s answer (202), also each accepted item of a bulk answer.

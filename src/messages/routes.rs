@@ -1,4 +1,5 @@
-//! `POST /messages`, `POST /messages/bulk`, `GET /messages/{id}`, `GET /messages`.
+//! `POST /messages`, `POST /messages/bulk`, `GET /messages/{id}`, `GET /messages`,
+//! `POST /messages/{id}/cancel`.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -132,6 +133,37 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
+/// Cancels a message that has not left yet (`pending` or `queued`): nothing is sent once
+/// this answers. 409 with `current_status` once it is sending or done.
+#[utoipa::path(operation_id = "cancelMessage", tag = "messages", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = MessageView),
+    (status = 404, body = crate::error::Problem),
+    (status = 409, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[post("/messages/{id}/cancel")]
+pub async fn cancel(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+    match super::status::cancel(&state.db, user.tenant_id, *id).await? {
+        None => Err(AppError::not_found("message")),
+        Some((false, current)) => Err(AppError::Conflict {
+            detail: format!(
+                "only a message that has not left can be cancelled; this one is {}",
+                current.as_str()
+            ),
+            current_status: Some(current.as_str().into()),
+        }),
+        Some((true, _)) => {
+            let found = repo::get(&state.db, user.tenant_id, *id)
+                .await?
+                .ok_or_else(|| AppError::not_found("message"))?;
+            Ok(HttpResponse::Ok().json(found))
+        }
+    }
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(send).service(bulk).service(list).service(get);
+    cfg.service(send)
+        .service(bulk)
+        .service(list)
+        .service(get)
+        .service(cancel);
 }

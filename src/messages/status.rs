@@ -8,7 +8,8 @@
 //!    ▲  │              │                  │
 //!    │  └─wait_until─┘ │ (opted out, not  └──record (unsent)──▶ pending, due again later
 //!    │   (daily limit)  │  transactional)
-//!    └──────────────────┴──▶ skipped
+//!    ├──────────────────┴──▶ skipped
+//!    └── pending | queued ──cancel──▶ cancelled (the user's; never once sending)
 //! sending ──time out──▶ failed (outcome_unknown);  failed (outcome_unknown) ──late 2xx,
 //! receipt──▶ sent
 //! sent | failed (outcome_unknown) ──ERROR receipt──▶ failed (failed_after_send)
@@ -370,4 +371,31 @@ pub async fn record_reply(
     )
     .await?;
     Ok(done > 0)
+}
+
+/// The user's cancel of the tenant's message `id`: `pending | queued → cancelled`, in one
+/// statement with the row locked. A job already queued for it is dropped at its claim
+/// (`queued → sending` only), so nothing leaves once this returns. `None` when the tenant has
+/// no such message; else whether it was cancelled now and the status it is in.
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<(bool, super::MessageStatus)>, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Cancelled {
+        status: super::MessageStatus,
+        changed: i64,
+    }
+    let row = Cancelled::find_by_statement(stmt(
+        "WITH old AS (SELECT id, status FROM messages WHERE tenant_id = $1 AND id = $2 FOR UPDATE), \
+         done AS (UPDATE messages m SET status = 'cancelled', reason = 'cancelled by the user' FROM old \
+                  WHERE m.id = old.id AND old.status IN ('pending', 'queued') RETURNING m.id) \
+         SELECT CASE WHEN EXISTS (SELECT 1 FROM done) THEN 'cancelled' ELSE old.status END AS status, \
+                (SELECT count(*) FROM done) AS changed FROM old",
+        vec![tenant_id.into(), id.into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(row.map(|r| (r.changed > 0, r.status)))
 }

@@ -99,6 +99,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/messages/bulk"),
     ("get", "/api/v1/messages"),
     ("get", "/api/v1/messages/{id}"),
+    ("post", "/api/v1/messages/{id}/cancel"),
     ("post", "/api/v1/webhook-subscriptions"),
     ("get", "/api/v1/webhook-subscriptions"),
     ("get", "/api/v1/webhook-subscriptions/{id}"),

@@ -150,6 +150,45 @@ async fn a_message_with_send_at_in_the_future_waits_for_it() {
 }
 
 #[tokio::test]
+async fn a_message_cancelled_before_it_leaves_is_never_sent_and_cannot_be_cancelled_twice() {
+    let w = world().await;
+    let now = w.app.clock.now();
+    let at = (now + chrono::Duration::hours(1)).trunc_subsecs(0);
+    let mut body = hello(&w, 0);
+    body["send_at"] = json!(at);
+    let waiting = send(&w, &w.t, body, None).await.id();
+    // Queued at once (planned by its own request), then cancelled.
+    let queued = send(&w, &w.t, hello(&w, 1), None).await.id();
+    assert_eq!(message(&w, &w.t, &queued).await["status"], "queued");
+    for id in [&waiting, &queued] {
+        let r = w
+            .app
+            .post(&format!("/api/v1/messages/{id}/cancel"), &w.t, json!({}))
+            .await;
+        assert_eq!(r.ok(200)["status"], "cancelled");
+    }
+    // Its hour comes and workers run: nothing leaves.
+    assert_eq!(tick_at(&w, at).await.messages, 0);
+    let clock: SharedClock = Arc::new(FixedClock::at(at + chrono::Duration::seconds(1)));
+    let engine = Engine::start(&w.app.engine_state(w.settings(), clock), 0, 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    engine.stop().await;
+    assert_eq!(w.sandbox.state.send_count(), 0);
+    let again = w
+        .app
+        .post(&format!("/api/v1/messages/{waiting}/cancel"), &w.t, json!({}))
+        .await;
+    assert_eq!(again.problem(409)["current_status"], "cancelled");
+    let listed = w.app.get("/api/v1/messages?status=cancelled", &w.t).await;
+    assert_eq!(listed.ok(200)["total"], 2);
+    let other = w.app.signup("Outra").await;
+    w.app
+        .post(&format!("/api/v1/messages/{waiting}/cancel"), &other, json!({}))
+        .await
+        .problem(404);
+}
+
+#[tokio::test]
 async fn an_idempotent_replay_answers_the_first_answer_and_sends_nothing_new() {
     let w = world().await;
     let first = send(&w, &w.t, hello(&w, 0), Some("order-42")).await;
