@@ -193,7 +193,10 @@ pub async fn campaigns_by_status(
     .await
 }
 
-/// The tenant's send attempts since `from` (UTC), by outcome.
+/// The tenant's sends since `from` (UTC), by outcome (`sent`, `failed`, `outcome_unknown`,
+/// `unsent`): campaign send attempts (their logs) and one-off messages that left or failed
+/// since then (a message accepted and later reported `ERROR` counts as `sent`, as a
+/// campaign's attempt does).
 pub async fn outcomes_since(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
@@ -201,7 +204,14 @@ pub async fn outcomes_since(
 ) -> Result<HashMap<String, u64>, sea_orm::DbErr> {
     key_counts(
         db,
-        "SELECT outcome AS key, count(*) AS n FROM send_logs WHERE tenant_id = $1 AND created_at >= $2 GROUP BY outcome",
+        "SELECT key, sum(n)::bigint AS n FROM ( \
+           SELECT outcome AS key, count(*) AS n FROM send_logs WHERE tenant_id = $1 AND created_at >= $2 GROUP BY outcome \
+           UNION ALL \
+           SELECT CASE WHEN m.status = 'sent' OR m.failed_after_send THEN 'sent' \
+                       WHEN m.outcome_unknown THEN 'outcome_unknown' ELSE 'failed' END, count(*) \
+           FROM messages m WHERE m.tenant_id = $1 AND m.status IN ('sent', 'failed') \
+             AND COALESCE(m.sent_at, m.sending_at) >= $2 GROUP BY 1) x \
+         GROUP BY key",
         vec![tenant_id.into(), from.into()],
     )
     .await

@@ -236,7 +236,8 @@ pub async fn logs(
 pub struct DashboardStats {
     /// Campaigns by status (`{"active": 2, "draft": 1}`; statuses with none are absent).
     pub campaigns: HashMap<String, u64>,
-    /// Messages sent or failed since the start of today (UTC), by outcome.
+    /// Sends since the start of today (UTC), by outcome: campaign send attempts and one-off
+    /// messages.
     pub messages_today: HashMap<String, u64>,
     /// Messages in the last 7 days, by outcome.
     pub messages_7_days: HashMap<String, u64>,

@@ -125,6 +125,10 @@ async fn a_message_is_sent_once_at_the_sandbox_with_its_variables_and_reported_s
     let listed = w.app.get("/api/v1/messages?status=sent", &w.t).await;
     assert_eq!(listed.ok(200)["total"], 1);
     assert_eq!(listed.body["items"][0]["id"], id.as_str());
+    // The dashboard counts it with the campaigns' sends.
+    let d = w.app.get("/api/v1/dashboard/stats", &w.t).await;
+    assert_eq!(d.ok(200)["messages_today"]["sent"], 1, "{}", d.body);
+    assert_eq!(d.body["messages_7_days"]["sent"], 1, "{}", d.body);
 }
 
 #[tokio::test]
