@@ -100,21 +100,30 @@ pub struct Resolved {
 /// Date `filters` (`{"field", "matches": "today"}`) keep the contacts whose field, as
 /// `YYYY-MM-DD…` or `DD/MM/YYYY`, falls on the day and month of `on` (29 February on
 /// 28 February when `on`'s year has no 29th).
-fn in_audience(tenant: &str, audience: &str) -> String {
+fn in_audience(tenant: &str, audience: &str, filters: Option<&Value>) -> String {
     let ids = |key: &str| format!("(SELECT x::uuid FROM jsonb_array_elements_text({audience}::jsonb -> '{key}') AS x)");
-    format!(
-        "((c.id IN {contacts} \
-          OR EXISTS (SELECT 1 FROM group_members gm WHERE gm.tenant_id = {tenant} AND gm.contact_id = c.id \
-                     AND gm.group_id IN {groups}) \
-          OR EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.tenant_id = {tenant} AND ct.contact_id = c.id \
-                     AND ct.tag_id IN {tags})) \
-          AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE({audience}::jsonb -> 'filters', '[]')) AS f, \
+    // The date filters' clause only when the audience has any: evaluated per contact, it
+    // doubles the cost of picking a chunk even over an empty list.
+    let has_filters = filters.and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    let dates = if has_filters {
+        format!(
+            " AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE({audience}::jsonb -> 'filters', '[]')) AS f, \
                 LATERAL (SELECT c.fields ->> (f ->> 'field') AS v, ({audience}::jsonb ->> 'on')::date AS d) x, \
                 LATERAL (SELECT CASE WHEN x.v ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' THEN substr(x.v, 6, 5) \
                                      WHEN x.v ~ '^[0-9]{{2}}/[0-9]{{2}}/[0-9]{{4}}$' THEN substr(x.v, 4, 2) || '-' || substr(x.v, 1, 2) \
                                 END AS md) m \
                 WHERE m.md IS NULL OR x.d IS NULL OR NOT (m.md = to_char(x.d, 'MM-DD') \
-                      OR (m.md = '02-29' AND to_char(x.d, 'MM-DD') = '02-28' AND to_char(x.d + 1, 'MM-DD') = '03-01'))))",
+                      OR (m.md = '02-29' AND to_char(x.d, 'MM-DD') = '02-28' AND to_char(x.d + 1, 'MM-DD') = '03-01')))"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "((c.id IN {contacts} \
+          OR EXISTS (SELECT 1 FROM group_members gm WHERE gm.tenant_id = {tenant} AND gm.contact_id = c.id \
+                     AND gm.group_id IN {groups}) \
+          OR EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.tenant_id = {tenant} AND ct.contact_id = c.id \
+                     AND ct.tag_id IN {tags})){dates})",
         contacts = ids("contact_ids"),
         groups = ids("group_ids"),
         tags = ids("tag_ids"),
@@ -159,7 +168,7 @@ pub async fn resolve_chunk(
              SELECT (SELECT count(*) FROM written) AS rows, \
                     (SELECT jsonb_build_object('at', p.created_at, 'id', p.id) FROM picked p \
                      ORDER BY p.position DESC LIMIT 1) AS cursor",
-            in_audience("$1", "$3")
+            in_audience("$1", "$3", audience.get("filters"))
         ),
         vec![
             tenant_id.into(),
@@ -186,7 +195,7 @@ pub async fn audience_size(
         db,
         format!(
             "SELECT count(*) AS n FROM contacts c WHERE c.tenant_id = $1 AND {}",
-            in_audience("$1", "$2")
+            in_audience("$1", "$2", audience.get("filters"))
         ),
         vec![tenant_id.into(), audience.clone().into()],
     )
