@@ -399,3 +399,43 @@ async fn each_number_of_a_pool_shows_its_own_sends_in_its_health_one_off_message
         assert_eq!(h.body["sent_today"], own, "number {k}: {}", h.body);
     }
 }
+
+#[tokio::test]
+async fn a_one_off_message_makes_its_number_the_sticky_sender_of_a_pool() {
+    let w = world().await;
+    let pool = numbers(&w, 2).await;
+    let contacts = w.contacts(6).await;
+    // Contact 4 last heard from loja-3, through a one-off message.
+    let message = w
+        .app
+        .post(
+            "/api/v1/messages",
+            &w.t,
+            json!({"instance_id": pool[2], "phone": crate::engine::phone(4), "text": "Seu pedido saiu"}),
+        )
+        .await
+        .id();
+    let engine = Engine::start(&w.live_state(), 1, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while w.app.get(&format!("/api/v1/messages/{message}"), &w.t).await.body["status"] != "sent" {
+        assert!(tokio::time::Instant::now() < deadline, "the message never left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = pool_campaign(&w, &refs(&pool), &contacts, fast()).await;
+    w.start(&c).await;
+    w.wait_for_status(&c, "completed", Duration::from_secs(30)).await;
+    engine.stop().await;
+    let to_four: Vec<String> = w
+        .sandbox
+        .state
+        .sends(None)
+        .into_iter()
+        .filter(|s| s.number == crate::engine::phone(4))
+        .map(|s| s.instance)
+        .collect();
+    assert_eq!(
+        to_four,
+        ["loja-3", "loja-3"],
+        "the campaign's message came from the same number"
+    );
+}
