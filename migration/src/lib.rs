@@ -45,6 +45,7 @@ mod m20261130_000017_messages;
 mod m20261130_000018_number_pools;
 mod m20261130_000019_due_order;
 mod m20261130_000020_message_failed_after_send;
+mod m20261130_000021_message_expiry;
 
 pub struct Migrator;
 
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000018_number_pools::Migration),
             Box::new(m20261130_000019_due_order::Migration),
             Box::new(m20261130_000020_message_failed_after_send::Migration),
+            Box::new(m20261130_000021_message_expiry::Migration),
         ]
     }
 }

@@ -101,6 +101,9 @@ pub struct MessageView {
     pub failed_after_send: bool,
     /// When it was asked to leave (`null`: at once).
     pub send_at: Option<DateTime<Utc>>,
+    /// When it stops being worth sending (`null`: never); still waiting then, it ends
+    /// `failed` with the reason `expired`.
+    pub expires_at: Option<DateTime<Utc>>,
     /// When the engine planned it to leave.
     pub planned_at: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,

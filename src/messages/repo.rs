@@ -25,6 +25,7 @@ pub struct NewMessage {
     pub media: Option<Media>,
     pub transactional: bool,
     pub send_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Writes `messages` as `pending`, due at their `send_at` (`now` when absent or past), in one
@@ -43,16 +44,18 @@ pub async fn insert(
         .map(|m| {
             json!({"id": m.id, "instance_id": m.instance_id, "phone": m.phone.as_str(), "text": m.text,
                 "template_id": m.template_id, "variables": m.variables, "media": m.media,
-                "transactional": m.transactional, "send_at": m.send_at, "due_at": m.send_at.map_or(now, |at| at.max(now))})
+                "transactional": m.transactional, "send_at": m.send_at, "due_at": m.send_at.map_or(now, |at| at.max(now)),
+                "expires_at": m.expires_at})
         })
         .collect();
     db.execute(stmt(
         "INSERT INTO messages (id, tenant_id, instance_id, phone, text, template_id, variables, media, transactional, \
-           status, send_at, due_at, created_at) \
+           status, send_at, due_at, expires_at, created_at) \
          SELECT x.id, $2, x.instance_id, x.phone, x.text, x.template_id, COALESCE(x.variables, '{}'::jsonb), x.media, \
-           x.transactional, 'pending', x.send_at, x.due_at, $3 \
+           x.transactional, 'pending', x.send_at, x.due_at, x.expires_at, $3 \
          FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, instance_id uuid, phone text, text text, template_id uuid, \
-           variables jsonb, media jsonb, transactional boolean, send_at timestamptz, due_at timestamptz)",
+           variables jsonb, media jsonb, transactional boolean, send_at timestamptz, due_at timestamptz, \
+           expires_at timestamptz)",
         vec![Value::Array(rows).into(), tenant_id.into(), now.into()],
     ))
     .await?;
@@ -61,7 +64,7 @@ pub async fn insert(
 
 const VIEW_COLUMNS: &str =
     "m.id, m.instance_id, m.phone, m.text, m.template_id, m.variables, m.media, m.transactional, \
-  m.status, m.reason, m.outcome_unknown, m.failed_after_send, m.send_at, m.planned_at, m.sent_at, m.delivered_at, m.read_at, m.replied_at, \
+  m.status, m.reason, m.outcome_unknown, m.failed_after_send, m.send_at, m.expires_at, m.planned_at, m.sent_at, m.delivered_at, m.read_at, m.replied_at, \
   m.message_id, m.rendered, m.attempts, m.created_at";
 
 pub async fn get(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<Option<MessageView>, sea_orm::DbErr> {

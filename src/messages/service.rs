@@ -53,6 +53,10 @@ pub struct MessageRequest {
     pub media: Option<Media>,
     /// When to send it (RFC 3339), at most 365 days ahead; absent or past: at once.
     pub send_at: Option<DateTime<Utc>>,
+    /// When it is no use any more (RFC 3339, after `send_at` and now): still not sent then
+    /// (its number disconnected, its day used up, the gateway down), it ends `failed` with
+    /// the reason `expired` instead of leaving late. Absent: it waits as long as it takes.
+    pub expires_at: Option<DateTime<Utc>>,
     /// Send even to a contact who opted out (admins only: 403 otherwise). For messages the
     /// contact asked for, such as codes and receipts.
     #[serde(default)]
@@ -264,6 +268,11 @@ fn check_one(
             format!("must be within the next {MAX_AHEAD_DAYS} days (a past instant sends at once)"),
         ));
     }
+    if let Some(expires) = req.expires_at {
+        if expires <= req.send_at.unwrap_or(now).max(now) {
+            errors.push(FieldError::new("expires_at", "must be after send_at and after now"));
+        }
+    }
     if !found.instances.contains(&req.instance_id) {
         errors.push(FieldError::new("instance_id", "no such instance"));
     }
@@ -341,6 +350,7 @@ fn check_one(
         media: message.media,
         transactional: req.transactional,
         send_at: req.send_at,
+        expires_at: req.expires_at,
     })
 }
 

@@ -9,7 +9,8 @@
 //!    │  └─wait_until─┘ │ (opted out, not  └──record (unsent)──▶ pending, due again later
 //!    │   (daily limit)  │  transactional)
 //!    ├──────────────────┴──▶ skipped
-//!    └── pending | queued ──cancel──▶ cancelled (the user's; never once sending)
+//!    ├── pending | queued ──cancel──▶ cancelled (the user's; never once sending)
+//!    └── pending | queued ──expire──▶ failed (`expired`, at `expires_at`)
 //! sending ──time out──▶ failed (outcome_unknown);  failed (outcome_unknown) ──late 2xx,
 //! receipt──▶ sent
 //! sent | failed (outcome_unknown) ──ERROR receipt──▶ failed (failed_after_send)
@@ -398,4 +399,29 @@ pub async fn cancel(
     .one(db)
     .await?;
     Ok(row.map(|r| (r.changed > 0, r.status)))
+}
+
+/// The reason a message that expired before it could leave is `failed` with.
+pub const EXPIRED: &str = "expired";
+
+/// `pending | queued → failed` (`expired`) for messages whose `expires_at` has come by `now`
+/// (the beat, every tick); a queued job of one is dropped at its claim. Writes
+/// `message.failed` for each. Returns how many expired.
+pub async fn expire(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
+    let done = crate::db::count(
+        db,
+        format!(
+            "WITH m AS (UPDATE messages r SET status = 'failed', reason = '{EXPIRED}' \
+                        WHERE r.expires_at <= $1 AND r.status IN ('pending', 'queued') RETURNING r.*), \
+             {} SELECT count(*) AS n FROM m",
+            enqueue_cte(
+                "hooks",
+                &format!("SELECT m.tenant_id, 'message.failed' AS event_type, {ONE_OFF_DATA} AS data FROM m"),
+                "$1"
+            )
+        ),
+        vec![now.into()],
+    )
+    .await?;
+    Ok(done.max(0) as u64)
 }

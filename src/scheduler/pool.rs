@@ -34,8 +34,11 @@ pub struct Slot {
 ///   number first on a tie, so the load spreads evenly.
 ///
 /// Sticky candidates go first, so that a number's instants are not all taken by others.
-/// Returns the slots sorted by instant; candidates not in it stay pending.
-pub fn assign(numbers: &[NumberSlots], sticky: &[Option<Uuid>]) -> Vec<Slot> {
+/// At most `max` candidates are given a slot (the campaign's backlog allowance): the
+/// earliest of the slots given, so that instants nobody takes (a number whose candidates all
+/// wait for another) never crowd out one that has a candidate. Returns the slots sorted by
+/// instant; candidates not in it stay pending.
+pub fn assign(numbers: &[NumberSlots], sticky: &[Option<Uuid>], max: usize) -> Vec<Slot> {
     let mut free: Vec<VecDeque<DateTime<Utc>>> = numbers.iter().map(|n| n.times.iter().copied().collect()).collect();
     let mut load: Vec<u64> = numbers.iter().map(|n| n.used_today).collect();
     let mut slots = Vec::new();
@@ -69,6 +72,7 @@ pub fn assign(numbers: &[NumberSlots], sticky: &[Option<Uuid>]) -> Vec<Slot> {
         });
     }
     slots.sort_by_key(|s| (s.at, s.candidate));
+    slots.truncate(max);
     slots
 }
 
@@ -104,7 +108,7 @@ mod tests {
             number(2, &[0, 10, 20], 0),
             number(3, &[0, 10, 20], 0),
         ];
-        let slots = assign(&numbers, &[None; 6]);
+        let slots = assign(&numbers, &[None; 6], 100);
         assert_eq!(slots.len(), 6);
         assert_eq!(taken(&numbers, &slots), vec![2, 2, 2]);
         // Three at once (one per number), then three ten seconds later.
@@ -115,7 +119,7 @@ mod tests {
     #[test]
     fn the_least_used_number_goes_first_on_a_tie() {
         let numbers = [number(1, &[0], 40), number(2, &[0], 3), number(3, &[0], 12)];
-        let slots = assign(&numbers, &[None]);
+        let slots = assign(&numbers, &[None], 100);
         assert_eq!(slots[0].instance_id, Uuid::from_u128(2));
     }
 
@@ -123,7 +127,7 @@ mod tests {
     fn a_recipient_goes_back_to_the_number_that_last_messaged_it() {
         let numbers = [number(1, &[0, 10], 0), number(2, &[0, 10], 0)];
         let two = Some(Uuid::from_u128(2));
-        let slots = assign(&numbers, &[two, two, None]);
+        let slots = assign(&numbers, &[two, two, None], 100);
         let of = |c: usize| slots.iter().find(|s| s.candidate == c).map(|s| s.instance_id);
         assert_eq!(of(0), two);
         assert_eq!(of(1), two);
@@ -134,7 +138,7 @@ mod tests {
     fn a_sticky_recipient_waits_for_its_number_rather_than_moving() {
         let numbers = [number(1, &[0, 10, 20], 0), number(2, &[0], 0)];
         let two = Some(Uuid::from_u128(2));
-        let slots = assign(&numbers, &[two, two, None]);
+        let slots = assign(&numbers, &[two, two, None], 100);
         assert!(
             slots.iter().all(|s| s.candidate != 1),
             "the second waits for number 2: {slots:?}"
@@ -145,15 +149,28 @@ mod tests {
     #[test]
     fn a_sticky_number_outside_the_usable_numbers_does_not_hold_the_recipient() {
         let numbers = [number(1, &[0], 0)];
-        let slots = assign(&numbers, &[Some(Uuid::from_u128(9))]);
+        let slots = assign(&numbers, &[Some(Uuid::from_u128(9))], 100);
         assert_eq!(slots.len(), 1);
         assert_eq!(slots[0].instance_id, Uuid::from_u128(1));
     }
 
     #[test]
+    fn the_allowance_counts_the_slots_given_not_the_instants_offered() {
+        // Number 2's instants come first, but every candidate waits for number 1: the three
+        // allowed go to number 1, not to instants nobody can take (they would starve it).
+        let numbers = [number(1, &[10, 11, 12], 0), number(2, &[0, 1, 2], 0)];
+        let one = Some(Uuid::from_u128(1));
+        let slots = assign(&numbers, &[one, one, one], 3);
+        assert_eq!(taken(&numbers, &slots), vec![3, 0]);
+        // And the allowance keeps the earliest slots given.
+        let slots = assign(&numbers, &[None; 6], 2);
+        assert_eq!(slots.iter().map(|s| s.at).collect::<Vec<_>>(), vec![at(0), at(1)]);
+    }
+
+    #[test]
     fn no_number_is_given_more_instants_than_it_has() {
         let numbers = [number(1, &[0], 0), number(2, &[], 0)];
-        let slots = assign(&numbers, &[None, None, None]);
+        let slots = assign(&numbers, &[None, None, None], 100);
         assert_eq!(slots.len(), 1);
     }
 }

@@ -48,6 +48,8 @@ pub struct TickReport {
     pub skipped_runs: u64,
     /// One-off messages queued (`crate::messages`).
     pub messages: u64,
+    /// One-off messages whose `expires_at` came before they could leave (now `failed`).
+    pub expired_messages: u64,
 }
 
 #[derive(Clone)]
@@ -186,6 +188,8 @@ impl Beat {
             requeued: self.requeue_lost(now).await?,
             ..Default::default()
         };
+        // One-off messages past their `expires_at` end before anything plans them.
+        report.expired_messages = message_status::expire(&self.db, now).await?;
         // One-off messages first: they take their instance's daily allowance before campaigns.
         report.messages = self.message_planner().plan(now, self.horizon(now), None).await?;
         let (queued, campaigns, completed) = self.plan(now).await?;
@@ -549,21 +553,9 @@ impl Beat {
             campaigns_repo::wait_until(txn, c.id, first).await?;
             return Ok(PoolPlan::Wait);
         }
-        // At most `max` sends in all: the earliest instants of every number.
-        // (instant, its rank on its number, number): on a tie the numbers take turns.
-        let mut all: Vec<(DateTime<Utc>, usize, usize)> = usable
-            .iter()
-            .enumerate()
-            .flat_map(|(k, (n, _))| n.times.iter().enumerate().map(move |(i, t)| (*t, i, k)))
-            .collect();
-        all.sort();
-        all.truncate(max);
-        for (k, (n, _)) in usable.iter_mut().enumerate() {
-            let keep = all.iter().filter(|(_, _, of)| *of == k).count();
-            n.times.truncate(keep);
-        }
         let slots_total: usize = usable.iter().map(|(n, _)| n.times.len()).sum();
-        let candidates = recipients::pending_candidates(txn, c.id, slots_total as i64).await?;
+        let candidates =
+            recipients::pending_candidates(txn, c.id, slots_total.min(c.pending.max(0) as usize) as i64).await?;
         let numbers_only: Vec<pool::NumberSlots> = usable.iter().map(|(n, _)| n.clone()).collect();
         let sticky_days = self.settings.pool.sticky_days;
         let last = if sticky_days > 0 {
@@ -573,7 +565,8 @@ impl Beat {
             HashMap::new()
         };
         let sticky: Vec<Option<Uuid>> = candidates.iter().map(|r| last.get(&r.phone).copied()).collect();
-        let slots = pool::assign(&numbers_only, &sticky);
+        // At most `max` sends in all (the backlog allowance), counted on what is given.
+        let slots = pool::assign(&numbers_only, &sticky, max);
         let variants = i64::from(c.variants.max(1));
         let assignments: Vec<recipients::Assignment> = slots
             .iter()

@@ -193,6 +193,34 @@ async fn a_message_cancelled_before_it_leaves_is_never_sent_and_cannot_be_cancel
 }
 
 #[tokio::test]
+async fn a_message_not_sent_by_its_expiry_fails_as_expired_and_never_leaves() {
+    let w = world().await;
+    let now = w.app.clock.now().trunc_subsecs(0);
+    let (at, expires) = (now + chrono::Duration::hours(1), now + chrono::Duration::hours(2));
+    let mut body = hello(&w, 0);
+    body["send_at"] = json!(at);
+    body["expires_at"] = json!(now + chrono::Duration::minutes(30));
+    assert_eq!(send(&w, &w.t, body.clone(), None).await.fields(), ["expires_at"]);
+    body["expires_at"] = json!(expires);
+    let id = send(&w, &w.t, body, None).await.id();
+    assert_eq!(message(&w, &w.t, &id).await["expires_at"], json!(expires));
+    // Every beat was down until after its expiry: it is not sent late.
+    let late = expires + chrono::Duration::seconds(1);
+    let report = tick_at(&w, late).await;
+    assert_eq!((report.expired_messages, report.messages), (1, 0));
+    let m = message(&w, &w.t, &id).await;
+    assert_eq!(
+        (m["status"].clone(), m["reason"].clone()),
+        (json!("failed"), json!("expired"))
+    );
+    let clock: SharedClock = Arc::new(FixedClock::at(late));
+    let engine = Engine::start(&w.app.engine_state(w.settings(), clock), 0, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    engine.stop().await;
+    assert_eq!(w.sandbox.state.send_count(), 0);
+}
+
+#[tokio::test]
 async fn an_idempotent_replay_answers_the_first_answer_and_sends_nothing_new() {
     let w = world().await;
     let first = send(&w, &w.t, hello(&w, 0), Some("order-42")).await;

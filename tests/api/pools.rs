@@ -439,3 +439,31 @@ async fn a_one_off_message_makes_its_number_the_sticky_sender_of_a_pool() {
         "the campaign's message came from the same number"
     );
 }
+
+#[tokio::test]
+async fn a_second_pool_campaign_to_the_same_phones_completes_behind_their_phone_locks() {
+    let w = world().await;
+    let pool = numbers(&w, 2).await;
+    let contacts = w.contacts(30).await;
+    let pace = json!({"min_interval_seconds": 1, "max_interval_seconds": 1});
+    let first = pool_campaign(&w, &refs(&pool), &contacts, pace.clone()).await;
+    w.start(&first).await;
+    let mut settings = w.settings();
+    settings.dispatch.phone_lock_ms = 5_000;
+    let engine = Engine::start(
+        &w.app
+            .engine_state(settings, std::sync::Arc::new(arauto::clock::SystemClock)),
+        1,
+        2,
+    )
+    .await;
+    w.wait_for_status(&first, "completed", Duration::from_secs(60)).await;
+    let copy = w
+        .app
+        .post(&format!("/api/v1/campaigns/{first}/duplicate"), &w.t, json!({}))
+        .await
+        .id();
+    w.start(&copy).await;
+    w.wait_for_status(&copy, "completed", Duration::from_secs(90)).await;
+    engine.stop().await;
+}
