@@ -171,6 +171,19 @@ impl World {
         self.app.prepared(campaign, &self.t).await
     }
 
+    /// Starts the campaign on the API's clock set to `at` (not today's: a test that ticks at
+    /// chosen instants must not depend on the day it runs) and waits for its audience;
+    /// returns the tenant with a token valid at `at`, for the calls that follow.
+    pub async fn start_on(&self, campaign: &str, at: DateTime<Utc>) -> Tenant {
+        let t = self.app.travel(&self.t, at).await;
+        self.app
+            .post(&format!("/api/v1/campaigns/{campaign}/start"), &t, json!({}))
+            .await
+            .ok(200);
+        self.app.prepared(campaign, &t).await;
+        t
+    }
+
     pub async fn status(&self, campaign: &str) -> String {
         let r = self.app.get(&format!("/api/v1/campaigns/{campaign}"), &self.t).await;
         r.body["status"].as_str().unwrap().to_owned()
@@ -456,7 +469,9 @@ async fn nothing_is_planned_on_a_holiday_of_the_calendar_or_of_the_tenant() {
             json!({"min_interval_seconds": 1, "max_interval_seconds": 1}),
         )
         .await;
-    w.start(&c).await;
+    // Started on Thursday 2026-12-24 (on the API's clock).
+    w.start_on(&c, Utc.with_ymd_and_hms(2026, 12, 24, 13, 0, 0).unwrap())
+        .await;
     // Christmas (Friday) 10:00, then the tenant's own Monday 28th.
     assert_eq!(
         tick_at(&w, Utc.with_ymd_and_hms(2026, 12, 25, 13, 0, 0).unwrap()).await,
@@ -816,8 +831,8 @@ async fn an_instance_stops_at_its_daily_limit_and_continues_the_next_day() {
             fast(),
         )
         .await;
-    w.start(&c).await;
     let monday = Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap();
+    w.start_on(&c, monday).await;
     assert_eq!(tick_at(&w, monday).await, 2);
     assert_eq!(
         tick_at(&w, monday + chrono::Duration::minutes(1)).await,

@@ -290,12 +290,12 @@ async fn deleting_the_holiday_a_campaign_waits_for_lets_it_send_at_the_next_tick
             json!({"min_interval_seconds": 1, "max_interval_seconds": 1}),
         )
         .await;
-    w.start(&c).await;
     // Tuesday 2026-12-29 10:00 in São Paulo: the tenant's holiday, nothing planned, and
-    // the campaign waits for Wednesday.
+    // the campaign waits for Wednesday (started that morning, on the API's clock).
     let tuesday = Utc.with_ymd_and_hms(2026, 12, 29, 13, 0, 0).unwrap();
+    let t = w.start_on(&c, tuesday - chrono::Duration::hours(1)).await;
     assert_eq!(tick_at(&w, tuesday).await, 0);
-    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await;
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &t).await;
     let waiting: DateTime<Utc> = stats.ok(200)["next_send_at"].as_str().unwrap().parse().unwrap();
     assert!(waiting > tuesday + chrono::Duration::hours(12), "{waiting}");
     let t = w.app.travel(&w.t, tuesday + chrono::Duration::seconds(5)).await;
@@ -532,8 +532,8 @@ async fn raising_an_instances_daily_limit_lets_a_waiting_campaign_send_at_the_ne
             fast(),
         )
         .await;
-    w.start(&c).await;
     let monday = Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap();
+    w.start_on(&c, monday).await;
     assert_eq!(tick_at(&w, monday).await, 1);
     // The day is used up: the campaign now waits for the next local midnight.
     assert_eq!(tick_at(&w, monday + chrono::Duration::seconds(2)).await, 0);

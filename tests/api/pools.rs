@@ -226,8 +226,8 @@ async fn a_numbers_daily_limit_holds_inside_a_pool_and_the_others_carry_on() {
         .ok(200);
     let contacts = w.contacts(10).await;
     let c = pool_campaign(&w, &refs(&pool), &contacts, fast()).await;
-    w.start(&c).await;
     let monday = Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap();
+    w.start_on(&c, monday).await;
     assert_eq!(tick_at(&w, monday).await, 10);
     let per = planned_per_number(&w, &c).await;
     assert_eq!(per.get(&pool[0]), Some(&2), "{per:?}");
@@ -246,8 +246,8 @@ async fn each_number_is_paced_on_its_own_at_the_gateway_within_one_tick() {
         json!({"min_interval_seconds": 20, "max_interval_seconds": 20}),
     )
     .await;
-    w.start(&c).await;
     let monday = Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap();
+    w.start_on(&c, monday).await;
     // One tick plans the first send of each number (the next ones are 20 s later).
     assert_eq!(tick_at(&w, monday).await, 2);
     let per = planned_per_number(&w, &c).await;
@@ -290,9 +290,10 @@ async fn a_pool_is_shown_on_the_campaign_and_the_chosen_number_on_each_recipient
         .post(&format!("/api/v1/campaigns/{c}/duplicate"), &w.t, json!({}))
         .await;
     assert_eq!(copy.body["instance_ids"], json!(pool), "a copy keeps the pool");
-    w.start(&c).await;
-    tick_at(&w, Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap()).await;
-    let recipients = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &w.t).await;
+    let monday = Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap();
+    let t = w.start_on(&c, monday).await;
+    tick_at(&w, monday).await;
+    let recipients = w.app.get(&format!("/api/v1/campaigns/{c}/recipients"), &t).await;
     let chosen: Vec<&str> = recipients.body["items"]
         .as_array()
         .unwrap()
