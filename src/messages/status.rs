@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::db::stmt;
-use crate::recipients::{receipt_effects, Outcome, Receipt, REPLY_WINDOW_DAYS};
+use crate::recipients::{early_receipts_statement, receipt_statement, Outcome, Receipt, REPLY_WINDOW_DAYS};
 use crate::webhooks::outbox::enqueue_cte;
 
 /// The `data` of a one-off message's `message.*` or `reply.received` event, as SQL over a
@@ -240,28 +240,8 @@ pub async fn time_out_sending(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) 
     Ok(done.rows_affected())
 }
 
-/// The webhook events of receipts applied by a statement's CTE `m` (updated messages with
-/// their previous `was_delivered` / `was_read` / `was_failed_after_send`): the first of each
-/// kind only; `message.failed` (with `failed_after_send: true`) when an `ERROR` receipt
-/// failed the send.
-fn receipt_events(at: &str) -> String {
-    enqueue_cte(
-        "hooks",
-        &format!(
-            "SELECT m.tenant_id, 'message.delivered' AS event_type, {ONE_OFF_DATA} AS data FROM m \
-               WHERE m.was_delivered IS NULL AND m.delivered_at IS NOT NULL \
-             UNION ALL \
-             SELECT m.tenant_id, 'message.read', {ONE_OFF_DATA} FROM m WHERE m.was_read IS NULL AND m.read_at IS NOT NULL \
-             UNION ALL \
-             SELECT m.tenant_id, 'message.failed', {ONE_OFF_DATA} || jsonb_build_object('failed_after_send', true) \
-               FROM m WHERE m.failed_after_send AND NOT m.was_failed_after_send"
-        ),
-        at,
-    )
-}
-
 /// A receipt naming `message_id` applied to the tenant's one-off message with that id, if
-/// there is one, with the same effects as on a recipient ([`receipt_effects`]: monotonic,
+/// there is one, with the same effects as on a recipient ([`crate::recipients::receipt_effects`]: monotonic,
 /// duplicates harmless, an `outcome_unknown` failure proven sent, an `ERROR` after the
 /// gateway accepted it `failed` with `failed_after_send`). Returns whether one was found.
 /// An unknown id is kept by [`crate::recipients::apply_receipt`], which both kinds share.
@@ -275,16 +255,7 @@ pub async fn apply_receipt(
     let (delivered_at, read_at, error) = receipt.columns(at);
     let done = crate::db::count(
         db,
-        format!(
-            "WITH old AS (SELECT id, delivered_at, read_at, failed_after_send FROM messages \
-                          WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE), \
-             m AS (UPDATE messages r SET {} FROM old WHERE r.id = old.id \
-                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
-                             old.failed_after_send AS was_failed_after_send), \
-             {} SELECT count(*) AS n FROM m",
-            receipt_effects("$3::timestamptz", "$4::timestamptz", "$6::text"),
-            receipt_events("$5::timestamptz")
-        ),
+        receipt_statement("messages", ONE_OFF_DATA),
         vec![
             tenant_id.into(),
             message_id.into(),
@@ -307,23 +278,7 @@ pub async fn apply_early_receipts(
 ) -> Result<u64, sea_orm::DbErr> {
     let done = crate::db::count(
         db,
-        format!(
-            "WITH e AS ( \
-               DELETE FROM early_receipts e USING messages r \
-               WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id \
-                 AND ($1::jsonb IS NULL OR e.message_id IN (SELECT jsonb_array_elements_text($1::jsonb))) \
-               RETURNING e.*), \
-             old AS (SELECT r0.id, r0.delivered_at, r0.read_at, r0.failed_after_send, e.delivered_at AS e_delivered, \
-                       e.read_at AS e_read, e.error AS e_error \
-                     FROM messages r0 JOIN e ON r0.tenant_id = e.tenant_id AND r0.message_id = e.message_id \
-                     FOR UPDATE OF r0), \
-             m AS (UPDATE messages r SET {} FROM old WHERE r.id = old.id \
-                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
-                             old.failed_after_send AS was_failed_after_send), \
-             {} SELECT count(*) AS n FROM m",
-            receipt_effects("old.e_delivered", "old.e_read", "old.e_error"),
-            receipt_events("now()")
-        ),
+        early_receipts_statement("messages", ONE_OFF_DATA),
         vec![message_ids.map(|ids| json!(ids)).into()],
     )
     .await?;

@@ -660,24 +660,66 @@ pub(crate) fn receipt_effects(delivered: &str, read: &str, error: &str) -> Strin
     )
 }
 
-/// The webhook events of receipts applied by a statement's CTE `m` (updated recipients
-/// with their previous `was_delivered` / `was_read` / `was_failed_after_send`):
-/// `message.delivered` and `message.read` the first time each is known, never again for
-/// duplicates; `message.failed` (with `failed_after_send: true`) when an `ERROR` receipt
-/// failed the send.
-fn receipt_events(at: &str) -> String {
+/// The webhook events of receipts applied by a statement's CTE `m` (updated rows with
+/// their previous `was_delivered` / `was_read` / `was_failed_after_send`), each with the
+/// event `data` of its kind: `message.delivered` and `message.read` the first time each is
+/// known, never again for duplicates; `message.failed` (with `failed_after_send: true`)
+/// when an `ERROR` receipt failed the send.
+fn receipt_events(at: &str, data: &str) -> String {
     enqueue_cte(
         "hooks",
         &format!(
-            "SELECT m.tenant_id, 'message.delivered' AS event_type, {MESSAGE_DATA} AS data FROM m \
+            "SELECT m.tenant_id, 'message.delivered' AS event_type, {data} AS data FROM m \
                WHERE m.was_delivered IS NULL AND m.delivered_at IS NOT NULL \
              UNION ALL \
-             SELECT m.tenant_id, 'message.read', {MESSAGE_DATA} FROM m WHERE m.was_read IS NULL AND m.read_at IS NOT NULL \
+             SELECT m.tenant_id, 'message.read', {data} FROM m WHERE m.was_read IS NULL AND m.read_at IS NOT NULL \
              UNION ALL \
-             SELECT m.tenant_id, 'message.failed', {MESSAGE_DATA} || jsonb_build_object('failed_after_send', true) \
+             SELECT m.tenant_id, 'message.failed', {data} || jsonb_build_object('failed_after_send', true) \
                FROM m WHERE m.failed_after_send AND NOT m.was_failed_after_send"
         ),
         at,
+    )
+}
+
+/// The statement that applies one receipt to the row of `table` naming its message id:
+/// `recipients`, or `messages` for one-off messages (run by their owner,
+/// `src/messages/status.rs`), which carry the same receipt columns; `data` is the event
+/// data of that kind. Parameters: `$1` tenant, `$2` message id, `$3` delivered and `$4` read
+/// instants, `$5` when it was heard, `$6` the error ([`Receipt::columns`]). Answers `n`, the
+/// rows changed.
+pub(crate) fn receipt_statement(table: &str, data: &str) -> String {
+    format!(
+        "WITH old AS (SELECT id, delivered_at, read_at, failed_after_send FROM {table} \
+                      WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE), \
+         m AS (UPDATE {table} r SET {} FROM old WHERE r.id = old.id \
+               RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
+                         old.failed_after_send AS was_failed_after_send), \
+         {} SELECT count(*) AS n FROM m",
+        receipt_effects("$3::timestamptz", "$4::timestamptz", "$6::text"),
+        receipt_events("$5::timestamptz", data)
+    )
+}
+
+/// The statement that applies kept receipts (`early_receipts`) to the rows of `table` (as
+/// [`receipt_statement`]) that now have their message id — those of `$1` (a JSON array of
+/// message ids), or all when it is null — and forgets them. Answers `n`, the rows changed.
+pub(crate) fn early_receipts_statement(table: &str, data: &str) -> String {
+    format!(
+        "WITH e AS ( \
+           DELETE FROM early_receipts e USING {table} r \
+           WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id \
+             AND ($1::jsonb IS NULL OR e.message_id IN (SELECT jsonb_array_elements_text($1::jsonb))) \
+           RETURNING e.*), \
+         old AS (SELECT r0.id, r0.delivered_at, r0.read_at, r0.failed_after_send, e.delivered_at AS e_delivered, \
+                   e.read_at AS e_read, e.error AS e_error \
+                 FROM {table} r0 JOIN e ON r0.tenant_id = e.tenant_id AND r0.message_id = e.message_id \
+                 FOR UPDATE OF r0), \
+         m AS (UPDATE {table} r SET {} FROM old WHERE r.id = old.id \
+               RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
+                         old.failed_after_send AS was_failed_after_send), \
+         {} SELECT count(*) AS n FROM m",
+        receipt_effects("old.e_delivered", "old.e_read", "old.e_error"),
+        receipt_events("now()", data)
     )
 }
 
@@ -721,16 +763,7 @@ pub async fn apply_receipt(
     let (delivered_at, read_at, error) = receipt.columns(at);
     let done = crate::db::count(
         db,
-        format!(
-            "WITH old AS (SELECT id, delivered_at, read_at, failed_after_send FROM recipients \
-                          WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE), \
-             m AS (UPDATE recipients r SET {} FROM old WHERE r.id = old.id \
-                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
-                             old.failed_after_send AS was_failed_after_send), \
-             {} SELECT count(*) AS n FROM m",
-            receipt_effects("$3::timestamptz", "$4::timestamptz", "$6::text"),
-            receipt_events("$5::timestamptz")
-        ),
+        receipt_statement("recipients", MESSAGE_DATA),
         vec![
             tenant_id.into(),
             message_id.into(),
@@ -774,23 +807,7 @@ pub async fn apply_early_receipts(
 ) -> Result<u64, sea_orm::DbErr> {
     let done = crate::db::count(
         db,
-        format!(
-            "WITH e AS ( \
-               DELETE FROM early_receipts e USING recipients r \
-               WHERE r.tenant_id = e.tenant_id AND r.message_id = e.message_id \
-                 AND ($1::jsonb IS NULL OR e.message_id IN (SELECT jsonb_array_elements_text($1::jsonb))) \
-               RETURNING e.*), \
-             old AS (SELECT r0.id, r0.delivered_at, r0.read_at, r0.failed_after_send, e.delivered_at AS e_delivered, \
-                       e.read_at AS e_read, e.error AS e_error, \
-                       e.received_at FROM recipients r0 JOIN e ON r0.tenant_id = e.tenant_id AND r0.message_id = e.message_id \
-                     FOR UPDATE OF r0), \
-             m AS (UPDATE recipients r SET {} FROM old WHERE r.id = old.id \
-                   RETURNING r.*, old.delivered_at AS was_delivered, old.read_at AS was_read, \
-                             old.failed_after_send AS was_failed_after_send), \
-             {} SELECT count(*) AS n FROM m",
-            receipt_effects("old.e_delivered", "old.e_read", "old.e_error"),
-            receipt_events("now()")
-        ),
+        early_receipts_statement("recipients", MESSAGE_DATA),
         vec![message_ids.map(|ids| json!(ids)).into()],
     )
     .await?;
