@@ -47,6 +47,15 @@ impl CampaignContext {
         self.numbers.len() > 1
     }
 
+    /// Whose pacing a send from `number` counts against: the campaign's, per number in a
+    /// pool (PRODUCT §4).
+    pub fn pace(&self, number: &NumberTarget) -> super::gate::PaceKey {
+        super::gate::PaceKey {
+            gate: self.id,
+            number: self.is_pool().then_some(number.id),
+        }
+    }
+
     /// The number a job names (a pool's choice), else the campaign's first; `None` only for
     /// a campaign without numbers (never stored).
     pub fn number(&self, chosen: Option<Uuid>) -> Option<&NumberTarget> {

@@ -320,6 +320,19 @@ impl Worker {
             .key(&["lock", "phone", &job.tenant_id.to_string(), &job.phone])
     }
 
+    /// The job's phone lock; when another send holds it, the job goes back to the due-time
+    /// queue at the lock's expiry (`None`: nothing more to do with this entry).
+    async fn lock_phone(&self, entry: &Entry, job: &Job) -> anyhow::Result<Option<lock::Lock>> {
+        match lock::acquire(&self.redis, self.phone_key(job), self.settings.dispatch.phone_lock_ms).await? {
+            Acquired::Yes(l) => Ok(Some(l)),
+            Acquired::HeldFor(ms) => {
+                metrics::counter!("arauto_phone_lock_busy_total").increment(1);
+                self.defer(entry, job, ms).await;
+                Ok(None)
+            }
+        }
+    }
+
     async fn release(&self, l: &lock::Lock) {
         if let Err(e) = lock::release(&self.redis, l).await {
             tracing::warn!(error = %e, key = %l.key, "releasing a lock failed; it expires by itself");
@@ -382,19 +395,10 @@ impl Worker {
             self.ack(entry).await;
             return Ok(());
         }
-        let pace = gate::PaceKey {
-            gate: ctx.id,
-            number: ctx.is_pool().then_some(number.id),
+        let pace = ctx.pace(number);
+        let Some(phone_lock) = self.lock_phone(entry, job).await? else {
+            return Ok(());
         };
-        let phone_lock =
-            match lock::acquire(&self.redis, self.phone_key(job), self.settings.dispatch.phone_lock_ms).await? {
-                Acquired::Yes(l) => l,
-                Acquired::HeldFor(ms) => {
-                    metrics::counter!("arauto_phone_lock_busy_total").increment(1);
-                    self.defer(entry, job, ms).await;
-                    return Ok(());
-                }
-            };
         // The campaign's pacing, before the claim: a job that could not leave soon goes back
         // to the due-time queue at the campaign's next free instant, so no slot waits for it.
         let reserved = if ctx.interval_ms > 0 {
@@ -544,10 +548,7 @@ impl Worker {
         let message = ctx.outgoing(variant, text.clone());
         let started = Instant::now();
         let lane = Lane {
-            pace: gate::PaceKey {
-                gate: ctx.id,
-                number: ctx.is_pool().then_some(number.id),
-            },
+            pace: ctx.pace(number),
             interval_ms: ctx.interval_ms,
             campaign: Some(ctx),
         };

@@ -9,7 +9,6 @@ use std::time::Duration;
 use super::{Lane, Worker};
 use crate::campaigns::domain::{recipient_seed, Media};
 use crate::dispatch::context::outgoing;
-use crate::dispatch::lock::{self, Acquired};
 use crate::dispatch::stream::{Entry, Job};
 use crate::gateway::InstanceTarget;
 use crate::messages::status::{self, Claimed, Record};
@@ -25,15 +24,9 @@ impl Worker {
     /// expiry), the claim (`queued → sending`; nothing to send: acknowledged), the send, the
     /// outcome, the acknowledgement.
     pub(super) async fn process_message(&self, entry: &Entry, job: &Job) -> anyhow::Result<()> {
-        let phone_lock =
-            match lock::acquire(&self.redis, self.phone_key(job), self.settings.dispatch.phone_lock_ms).await? {
-                Acquired::Yes(l) => l,
-                Acquired::HeldFor(ms) => {
-                    metrics::counter!("arauto_phone_lock_busy_total").increment(1);
-                    self.defer(entry, job, ms).await;
-                    return Ok(());
-                }
-            };
+        let Some(phone_lock) = self.lock_phone(entry, job).await? else {
+            return Ok(());
+        };
         let Some(m) = status::claim(&self.db, job.recipient_id, self.clock.now()).await? else {
             self.release(&phone_lock).await;
             self.ack(entry).await;
