@@ -15,6 +15,10 @@ pub const ONE_ACTIVE_PER_INSTANCE: &str = "campaigns_one_active_per_instance";
 /// The foreign key from campaigns to their instance (deleting a used instance breaks it).
 pub const CAMPAIGNS_INSTANCE_FKEY: &str = "campaigns_instance_id_fkey";
 
+/// The unique index that gives a campaign one recipient per phone (PRODUCT §2: never twice
+/// to the same person).
+pub const ONE_RECIPIENT_PER_PHONE: &str = "recipients_campaign_id_phone_key";
+
 /// The 409 detail for an email another user has (checked first, then enforced by the index).
 pub const EMAIL_TAKEN: &str = "this email is already registered";
 
@@ -80,6 +84,6 @@ mod tests {
         ] {
             assert!(unique_conflict(name).is_some(), "{name}");
         }
-        assert_eq!(unique_conflict("recipients_campaign_id_phone_key"), None);
+        assert_eq!(unique_conflict(ONE_RECIPIENT_PER_PHONE), None);
     }
 }

@@ -147,6 +147,7 @@ pub async fn inspect(state: &AppState, id: Uuid) -> anyhow::Result<Option<Vec<Fi
         return Ok(None);
     };
     let counts = crate::campaigns::counts::of(&state.db, c.id, Utc::now() - Duration::minutes(1)).await?;
+    let resolved = crate::campaigns::preparation::resolved(&state.db, &c).await?;
     let mut found = vec![
         Finding::new("name", true, format!("{} (tenant {})", c.name, c.tenant_id)),
         Finding::new(
@@ -175,10 +176,10 @@ pub async fn inspect(state: &AppState, id: Uuid) -> anyhow::Result<Option<Vec<Fi
             "preparation",
             true,
             match c.audience_ready_at {
-                Some(at) => format!("audience resolved at {at} ({} recipients)", c.audience_resolved),
+                Some(at) => format!("audience resolved at {at} ({resolved} recipients)"),
                 None if c.started_at.is_some() => format!(
                     "resolving: {} of {}",
-                    c.audience_resolved,
+                    resolved,
                     c.audience_total.map_or("?".into(), |t| t.to_string())
                 ),
                 None => "not started".into(),

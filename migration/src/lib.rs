@@ -46,6 +46,9 @@ mod m20261130_000018_number_pools;
 mod m20261130_000019_due_order;
 mod m20261130_000020_message_failed_after_send;
 mod m20261130_000021_message_expiry;
+mod m20261130_000022_audience_lanes;
+mod m20261130_000023_recipient_checks;
+mod m20261130_000024_recipient_collation;
 
 pub struct Migrator;
 
@@ -74,6 +77,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000019_due_order::Migration),
             Box::new(m20261130_000020_message_failed_after_send::Migration),
             Box::new(m20261130_000021_message_expiry::Migration),
+            Box::new(m20261130_000022_audience_lanes::Migration),
+            Box::new(m20261130_000023_recipient_checks::Migration),
+            Box::new(m20261130_000024_recipient_collation::Migration),
         ]
     }
 }

@@ -208,7 +208,10 @@ async fn transition(
     }
     match to {
         CampaignStatus::Paused => recipients::unqueue_campaign(&txn, c.id).await?,
-        CampaignStatus::Cancelled => recipients::cancel_campaign(&txn, c.id).await?,
+        CampaignStatus::Cancelled => {
+            recipients::cancel_campaign(&txn, c.id).await?;
+            super::lanes::clear(&txn, c.id).await?;
+        }
         _ => {}
     }
     let action_name = format!("campaign.{action}");

@@ -3,6 +3,7 @@
 pub mod copies;
 pub mod counts;
 pub mod domain;
+pub mod lanes;
 pub mod lifecycle;
 pub mod media;
 pub mod preparation;

@@ -72,7 +72,7 @@ pub async fn start(
     let moved = update_with_event(
         db,
         "UPDATE campaigns c SET status = 'preparing', started_at = $2, next_send_at = $3, paused_reason = NULL, \
-           audience_on = ($3 AT TIME ZONE COALESCE(c.schedule->>'timezone', 'UTC'))::date, audience_total = NULL, audience_resolved = 0, audience_cursor = NULL, audience_ready_at = NULL, updated_at = $2 \
+           audience_on = ($3 AT TIME ZONE COALESCE(c.schedule->>'timezone', 'UTC'))::date, audience_total = NULL, audience_resolved = 0, audience_ready_at = NULL, updated_at = $2 \
          WHERE c.id = $1 AND c.status = 'draft'",
         vec![campaign_id.into(), now.into(), first.into()],
         Some(EventType::CampaignStarted),
@@ -263,28 +263,68 @@ pub async fn advance_parents(
     .await
 }
 
-/// A campaign whose audience is still to resolve (`preparing`, or paused while preparing),
-/// locked for one chunk (`FOR NO KEY UPDATE SKIP LOCKED`: one preparer at a time, and a
-/// pause or cancel waits for the chunk in hand at most). Its `audience` carries `on`, the
-/// local date its date filters match (see [`crate::recipients`]).
+/// A campaign whose audience is still to resolve (`preparing`, or paused while preparing).
+/// Its `audience` carries `on`, the local date its date filters match (see
+/// [`crate::recipients`]).
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Preparing {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub audience: Value,
     pub audience_total: Option<i64>,
-    pub audience_resolved: i64,
-    pub audience_cursor: Option<Value>,
 }
 
-/// Locks campaign `campaign_id` for a chunk of its preparation; `None` when it has nothing
-/// left to prepare, was cancelled, or another preparer holds it.
-pub async fn lock_preparing(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<Option<Preparing>, sea_orm::DbErr> {
+/// How a transaction holds a campaign under preparation: [`Hold::Share`] for a chunk (any
+/// number of lanes at once), [`Hold::Exclusive`] to set up the lanes, to finish, or to
+/// pause, resume or cancel it (waiting for the chunks in hand, which the next chunks then
+/// see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    Share,
+    Exclusive,
+}
+
+/// Takes the preparation gate of campaign `campaign_id` until the transaction ends: a
+/// transaction-level advisory lock (key `(PREPARATION_GATE, hashtext(id))`), shared or
+/// exclusive as `hold`. Row locks alone would starve a pause: a `FOR SHARE` request on a row
+/// that is only share-locked is granted at once, ahead of an `UPDATE` already waiting, so
+/// two lanes taking turns would hold a cancel off until the end of the preparation; the
+/// lock manager queues an advisory lock's requests in order. Must run inside a transaction.
+pub async fn preparation_gate(db: &impl ConnectionTrait, campaign_id: Uuid, hold: Hold) -> Result<(), sea_orm::DbErr> {
+    let lock = match hold {
+        Hold::Share => "pg_advisory_xact_lock_shared",
+        Hold::Exclusive => "pg_advisory_xact_lock",
+    };
+    db.execute(stmt(
+        format!("SELECT {lock}({PREPARATION_GATE}, hashtext($1::text))"),
+        vec![campaign_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The first key of the preparation gates' advisory locks (`'prep'` in ASCII); the
+/// two-key form keeps them apart from any single-key advisory lock.
+const PREPARATION_GATE: i32 = 0x7072_6570;
+
+/// Locks campaign `campaign_id` for a step of its preparation, behind its preparation gate
+/// (see [`preparation_gate`]; waiting for a pause, cancel or other exclusive holder to
+/// commit); `None` when it has nothing left to prepare or was cancelled.
+pub async fn lock_preparing(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    hold: Hold,
+) -> Result<Option<Preparing>, sea_orm::DbErr> {
+    preparation_gate(db, campaign_id, hold).await?;
+    let lock = match hold {
+        Hold::Share => "FOR SHARE",
+        Hold::Exclusive => "FOR NO KEY UPDATE",
+    };
     Preparing::find_by_statement(stmt(
-        "SELECT id, tenant_id, audience || jsonb_build_object('on', audience_on) AS audience, audience_total, \
-           audience_resolved, audience_cursor FROM campaigns \
-         WHERE id = $1 AND audience_ready_at IS NULL AND status IN ('preparing', 'paused') \
-         FOR NO KEY UPDATE SKIP LOCKED",
+        format!(
+            "SELECT id, tenant_id, audience || jsonb_build_object('on', audience_on) AS audience, audience_total \
+             FROM campaigns WHERE id = $1 AND audience_ready_at IS NULL AND status IN ('preparing', 'paused') {lock}"
+        ),
         vec![campaign_id.into()],
     ))
     .one(db)
@@ -305,23 +345,18 @@ pub async fn unprepared(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<Uui
     ))
     .all(db)
     .await?;
-    Ok(ids.into_iter().map(|i| i.id).collect())
+    Ok(ids.into_iter().map(|r| r.id).collect())
 }
 
-/// Records a chunk of preparation: `rows` more recipients written, up to `cursor`; the
-/// audience's size `total` once known.
-pub async fn prepared_chunk(
+/// The preparation's size, counted when its lanes were set up: `audience_total`.
+pub async fn set_audience_total(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
-    rows: i64,
-    cursor: Option<Value>,
     total: i64,
 ) -> Result<(), sea_orm::DbErr> {
     db.execute(stmt(
-        "UPDATE campaigns SET audience_resolved = audience_resolved + $2, \
-           audience_cursor = COALESCE($3, audience_cursor), audience_total = $4 \
-         WHERE id = $1 AND audience_ready_at IS NULL",
-        vec![campaign_id.into(), rows.into(), cursor.into(), total.into()],
+        "UPDATE campaigns SET audience_total = $2 WHERE id = $1 AND audience_ready_at IS NULL",
+        vec![campaign_id.into(), total.into()],
     ))
     .await?;
     Ok(())
@@ -330,11 +365,12 @@ pub async fn prepared_chunk(
 /// The audience is resolved: `preparing → scheduled` when its `start_at` is ahead or its
 /// instance already has an active campaign (the beat promotes it when free), else
 /// `→ active` with its first send at `now`; a campaign paused meanwhile stays paused (its
-/// resume goes to `active`). Returns the status it ended in, `None` when there was nothing
-/// to finish.
+/// resume goes to `active`). `resolved` recipients were written. Returns the status it
+/// ended in, `None` when there was nothing to finish.
 pub async fn prepared(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
+    resolved: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<CampaignStatus>, sea_orm::DbErr> {
     #[derive(FromQueryResult)]
@@ -350,10 +386,10 @@ pub async fn prepared(
                           AND a.campaign_id <> c.id) THEN 'scheduled' \
              ELSE 'active' END AS status \
            FROM campaigns c WHERE c.id = $1 AND c.audience_ready_at IS NULL AND c.status IN ('preparing', 'paused')) \
-         UPDATE campaigns c SET audience_ready_at = $2, updated_at = $2, status = next.status, \
+         UPDATE campaigns c SET audience_ready_at = $2, audience_resolved = $3, updated_at = $2, status = next.status, \
            next_send_at = CASE WHEN next.was = 'preparing' AND next.status = 'active' THEN $2 ELSE c.next_send_at END \
          FROM next WHERE c.id = next.id RETURNING c.status",
-        vec![campaign_id.into(), now.into()],
+        vec![campaign_id.into(), now.into(), resolved.into()],
     ))
     .one(db)
     .await?;
@@ -363,7 +399,8 @@ pub async fn prepared(
 /// A user's control: `from → to` for pause (`paused_reason = 'user'`), cancel
 /// (`cancelled_at`, no next send) and resume (`active` or `scheduled`; pacing starts from
 /// `now`, nothing is caught up; `preparing` again while its audience is unresolved).
-/// Guarded by `from` being still current. True when it moved;
+/// Guarded by `from` being still current; from `preparing` or `paused`, behind the
+/// campaign's preparation gate ([`preparation_gate`]; `db` must be a transaction). True when it moved;
 /// the database error when resuming onto a busy instance. A pause writes `campaign.paused`
 /// to the webhook outbox.
 pub async fn control(
@@ -376,7 +413,11 @@ pub async fn control(
     // A recurring campaign paused or cancelled has no next occurrence (resume computes one).
     let effects = match to {
         CampaignStatus::Paused => ", paused_reason = 'user', next_occurrence_at = NULL",
-        CampaignStatus::Cancelled => ", cancelled_at = $4, next_send_at = NULL, next_occurrence_at = NULL",
+        // A preparation cut short keeps its progress (its lanes go, see `lifecycle`).
+        CampaignStatus::Cancelled => {
+            ", cancelled_at = $4, next_send_at = NULL, next_occurrence_at = NULL, audience_resolved = GREATEST(c.audience_resolved, \
+               (SELECT COALESCE(sum(l.resolved), 0) FROM audience_lanes l WHERE l.campaign_id = c.id))"
+        }
         _ => ", paused_reason = NULL, next_send_at = $4",
     };
     // A resume before the audience is resolved goes back to `preparing`.
@@ -387,6 +428,10 @@ pub async fn control(
         _ => "$3",
     };
     let event = (to == CampaignStatus::Paused).then_some(EventType::CampaignPaused);
+    // Its audience may be being resolved: wait for the chunks in hand, ahead of the next.
+    if matches!(from, CampaignStatus::Preparing | CampaignStatus::Paused) {
+        preparation_gate(db, campaign_id, Hold::Exclusive).await?;
+    }
     let moved = update_with_event(
         db,
         &format!(
@@ -576,7 +621,6 @@ pub async fn insert_draft(
         planned_count: Set(0),
         audience_total: Set(None),
         audience_resolved: Set(0),
-        audience_cursor: Set(None),
         audience_ready_at: Set(None),
         recurrence: Set(v.recurrence.as_ref().map(|r| r.to_spec())),
         next_occurrence_at: Set(None),

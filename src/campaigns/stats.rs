@@ -149,6 +149,10 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
         } else {
             (None, c.completed_at)
         };
+    let resolved = match c.started_at {
+        Some(_) => super::preparation::resolved(&state.db, &c).await?,
+        None => 0,
+    };
     Ok(HttpResponse::Ok().json(CampaignStats {
         status,
         total: counts.pending
@@ -170,7 +174,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
         estimated_completion_at,
         paused_reason: c.paused_reason,
         preparation: c.started_at.map(|_| Progress {
-            resolved: c.audience_resolved.max(0) as u64,
+            resolved: resolved.max(0) as u64,
             total: c.audience_total.map(|t| t.max(0) as u64),
             ready_at: c.audience_ready_at,
         }),

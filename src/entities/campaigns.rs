@@ -25,7 +25,6 @@ pub struct Model {
     pub planned_count: i64,
     pub audience_total: Option<i64>,
     pub audience_resolved: i64,
-    pub audience_cursor: Option<Json>,
     pub audience_ready_at: Option<DateTimeUtc>,
     /// Normalised (see [`crate::campaigns::recurrence::Recurrence::to_spec`]).
     pub recurrence: Option<crate::campaigns::recurrence::RecurrenceSpec>,

@@ -93,19 +93,23 @@ pub struct Resolved {
     pub cursor: Option<Value>,
 }
 
-/// The SQL test that contact `c` of tenant `tenant` (a parameter) is in `audience` (a
-/// `jsonb` parameter `{"group_ids", "tag_ids", "contact_ids", "filters", "on"}`): id lists
-/// are uncorrelated (hashed once per statement) and memberships are probed by the contact's
-/// index, so the cost is linear in the contacts walked, whatever the size of the groups.
+/// The SQL test that contact `c` (already the tenant's) is in `audience` (a
+/// `jsonb` parameter `{"group_ids", "tag_ids", "contact_ids", "filters", "on"}`): the id
+/// lists become arrays once per statement, and each membership is one index-only probe of
+/// the membership table's primary key (`group_members (group_id, contact_id)`,
+/// `contact_tags (contact_id, tag_id)`), so the cost is linear in the contacts walked,
+/// whatever the size of the groups. The probes need no tenant test: `c` is already the
+/// tenant's contact and the groups and tags of an audience were checked as the tenant's
+/// when the campaign was written; a test on `tenant_id`, which the keys do not hold, would
+/// make every probe read the table too (a sixth of the time a chunk took, measured).
 /// Date `filters` (`{"field", "matches": "today"}`) keep the contacts whose field, as
 /// `YYYY-MM-DD…` or `DD/MM/YYYY`, falls on the day and month of `on` (29 February on
 /// 28 February when `on`'s year has no 29th).
-fn in_audience(tenant: &str, audience: &str, filters: Option<&Value>) -> String {
-    let ids = |key: &str| format!("(SELECT x::uuid FROM jsonb_array_elements_text({audience}::jsonb -> '{key}') AS x)");
+/// `with_dates` says whether the audience has date filters ([`has_date_filters`]).
+fn in_audience(audience: &str, with_dates: bool) -> String {
     // The date filters' clause only when the audience has any: evaluated per contact, it
     // doubles the cost of picking a chunk even over an empty list.
-    let has_filters = filters.and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-    let dates = if has_filters {
+    let dates = if with_dates {
         format!(
             " AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE({audience}::jsonb -> 'filters', '[]')) AS f, \
                 LATERAL (SELECT c.fields ->> (f ->> 'field') AS v, ({audience}::jsonb ->> 'on')::date AS d) x, \
@@ -119,65 +123,117 @@ fn in_audience(tenant: &str, audience: &str, filters: Option<&Value>) -> String 
         String::new()
     };
     format!(
-        "((c.id IN {contacts} \
-          OR EXISTS (SELECT 1 FROM group_members gm WHERE gm.tenant_id = {tenant} AND gm.contact_id = c.id \
-                     AND gm.group_id IN {groups}) \
-          OR EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.tenant_id = {tenant} AND ct.contact_id = c.id \
-                     AND ct.tag_id IN {tags})){dates})",
-        contacts = ids("contact_ids"),
-        groups = ids("group_ids"),
-        tags = ids("tag_ids"),
+        "((c.id = ANY({contacts}) \
+          OR EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = ANY({groups}) AND gm.contact_id = c.id) \
+          OR EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.contact_id = c.id AND ct.tag_id = ANY({tags}))){dates})",
+        contacts = audience_ids(audience, "contact_ids"),
+        groups = audience_ids(audience, "group_ids"),
+        tags = audience_ids(audience, "tag_ids"),
     )
 }
 
+/// The SQL `uuid[]` of the ids listed under `key` (`contact_ids`, `group_ids`, `tag_ids`) of
+/// the `jsonb` parameter `audience` (e.g. `$3`), built once per statement.
+fn audience_ids(audience: &str, key: &str) -> String {
+    format!("ARRAY(SELECT x::uuid FROM jsonb_array_elements_text({audience}::jsonb -> '{key}') AS x)")
+}
+
+/// Whether the audience keeps only contacts matching date `filters`.
+fn has_date_filters(audience: &Value) -> bool {
+    audience
+        .get("filters")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+}
+
+/// What [`resolve_chunk`] does with a contact whose phone already has a recipient in the
+/// campaign: possible only when a phone moved from a contact already resolved to one not yet
+/// resolved while the campaign was preparing (a phone is unique among a tenant's contacts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepeatedPhone {
+    /// The chunk fails with a unique violation of
+    /// [`crate::constraints::ONE_RECIPIENT_PER_PHONE`]: the fast path, no conflict check.
+    Refused,
+    /// The contact is left out (its phone gets the message once, as the earlier contact's):
+    /// `ON CONFLICT DO NOTHING`, whose speculative insertion costs every row.
+    LeftOut,
+}
+
+/// A range of a tenant's contacts in `(created_at, id)` order, bounds given as sort keys
+/// `{"at": created_at, "id": id}`: after `after` (exclusive; from the first contact when
+/// `None`) up to `until` (inclusive; to the last when `None`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ContactRange<'a> {
+    pub after: Option<&'a Value>,
+    pub until: Option<&'a Value>,
+}
+
 /// Writes the next `limit` recipients of a campaign's audience (groups ∪ tags ∪ contacts
-/// of `audience`): the tenant's contacts after `cursor` in `(created_at, id)` order that
-/// belong to it, numbered from `resolved + 1`. One row per contact, so one per phone (a
-/// phone is unique among a tenant's contacts); opted-out contacts are `skipped`
+/// of `audience`) within `range`: the tenant's contacts in `(created_at, id)` order that
+/// belong to it, numbered from `after_position + 1`. One row per contact, so one per phone
+/// (a phone is unique among a tenant's contacts); opted-out contacts are `skipped`
 /// (`opted_out`). Row ids are UUIDv8 (RFC 9562) made of a hash of the campaign and the
 /// position: appended in order, not scattered over the primary key, and a chunk written
-/// twice would collide rather than duplicate.
+/// twice would collide rather than duplicate. Per row it only computes what it writes: the
+/// id's prefix once, the rows counted from the pick (not from the insert's output), the
+/// cursor built for the last row only (each saved a few per cent of a chunk). `rows` counts
+/// the contacts walked, a contact left out by `repeated` ([`RepeatedPhone`]) included.
+#[allow(clippy::too_many_arguments)]
 pub async fn resolve_chunk(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     campaign_id: Uuid,
     audience: &Value,
-    cursor: Option<&Value>,
-    resolved: i64,
+    range: ContactRange<'_>,
+    after_position: i64,
     limit: i64,
+    repeated: RepeatedPhone,
 ) -> Result<Resolved, sea_orm::DbErr> {
+    let mut values = vec![
+        tenant_id.into(),
+        campaign_id.into(),
+        audience.clone().into(),
+        range.after.cloned().into(),
+        after_position.into(),
+        limit.into(),
+    ];
+    // The upper bound only when there is one, so that it bounds the index scan: as a
+    // filter (`$7 IS NULL OR …`) a lane's last chunk would walk every contact after it.
+    let until = match range.until {
+        Some(until) => {
+            values.push(until.clone().into());
+            " AND (c.created_at, c.id) <= (($7::jsonb ->> 'at')::timestamptz, ($7::jsonb ->> 'id')::uuid)"
+        }
+        None => "",
+    };
+    let on_conflict = match repeated {
+        RepeatedPhone::Refused => "",
+        RepeatedPhone::LeftOut => " ON CONFLICT (campaign_id, phone) DO NOTHING",
+    };
     let row = Resolved::find_by_statement(stmt(
         format!(
             "WITH picked AS MATERIALIZED ( \
                SELECT c.id, c.phone, c.name, c.opted_out_at, c.created_at, \
                       $5 + row_number() OVER (ORDER BY c.created_at, c.id) AS position \
-               FROM (SELECT c.* FROM contacts c \
+               FROM (SELECT c.id, c.phone, c.name, c.opted_out_at, c.created_at FROM contacts c \
                      WHERE c.tenant_id = $1 \
                        AND (c.created_at, c.id) > (COALESCE(($4::jsonb ->> 'at')::timestamptz, '-infinity'), \
-                             COALESCE(($4::jsonb ->> 'id')::uuid, '00000000-0000-0000-0000-000000000000')) \
+                             COALESCE(($4::jsonb ->> 'id')::uuid, '00000000-0000-0000-0000-000000000000')){until} \
                        AND {} \
                      ORDER BY c.created_at, c.id LIMIT $6) c), \
              written AS ( \
                INSERT INTO recipients (id, tenant_id, campaign_id, contact_id, phone, name, position, status, reason) \
-               SELECT (left(k.h, 12) || '8' || substr(k.h, 14, 3) || '8' || lpad(to_hex(p.position), 15, '0'))::uuid, \
+               SELECT (k.prefix || lpad(to_hex(p.position), 15, '0'))::uuid, \
                       $1, $2, p.id, p.phone, p.name, p.position, \
                       CASE WHEN p.opted_out_at IS NULL THEN 'pending' ELSE 'skipped' END, \
                       CASE WHEN p.opted_out_at IS NULL THEN NULL ELSE 'opted_out' END \
-               FROM picked p, (SELECT md5($2::text) AS h) k \
-               RETURNING 1) \
-             SELECT (SELECT count(*) FROM written) AS rows, \
-                    (SELECT jsonb_build_object('at', p.created_at, 'id', p.id) FROM picked p \
-                     ORDER BY p.position DESC LIMIT 1) AS cursor",
-            in_audience("$1", "$3", audience.get("filters"))
+               FROM picked p, (SELECT left(h, 12) || '8' || substr(h, 14, 3) || '8' AS prefix FROM md5($2::text) AS h) k{on_conflict}) \
+             SELECT (SELECT count(*) FROM picked) AS rows, \
+                    (SELECT jsonb_build_object('at', p.created_at, 'id', p.id) \
+                     FROM (SELECT * FROM picked ORDER BY position DESC LIMIT 1) p) AS cursor",
+            in_audience("$3", has_date_filters(audience))
         ),
-        vec![
-            tenant_id.into(),
-            campaign_id.into(),
-            audience.clone().into(),
-            cursor.cloned().into(),
-            resolved.into(),
-            limit.into(),
-        ],
+        values,
     ))
     .one(db)
     .await?;
@@ -185,21 +241,56 @@ pub async fn resolve_chunk(
 }
 
 /// Contacts in a campaign's audience (see [`resolve_chunk`]), for the progress of its
-/// preparation.
+/// preparation. Without date filters the memberships are counted as sets (hashed, about
+/// 0.5 s for 1,000,000; walking the contacts and probing each took ten times that).
 pub async fn audience_size(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
     audience: &Value,
 ) -> Result<i64, sea_orm::DbErr> {
-    crate::db::count(
-        db,
+    let sql = if has_date_filters(audience) {
         format!(
             "SELECT count(*) AS n FROM contacts c WHERE c.tenant_id = $1 AND {}",
-            in_audience("$1", "$2", audience.get("filters"))
-        ),
-        vec![tenant_id.into(), audience.clone().into()],
-    )
-    .await
+            in_audience("$2", true)
+        )
+    } else {
+        format!(
+            "SELECT count(*) AS n FROM ( \
+               SELECT gm.contact_id FROM group_members gm WHERE gm.group_id = ANY({groups}) \
+               UNION SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY({tags}) \
+               UNION SELECT c.id FROM contacts c WHERE c.tenant_id = $1 AND c.id = ANY({contacts})) u",
+            groups = audience_ids("$2", "group_ids"),
+            tags = audience_ids("$2", "tag_ids"),
+            contacts = audience_ids("$2", "contact_ids"),
+        )
+    };
+    crate::db::count(db, sql, vec![tenant_id.into(), audience.clone().into()]).await
+}
+
+/// Bounds that split the tenant's `contacts` contacts, in `(created_at, id)` order, into
+/// `parts` ranges of about the same size: the sort keys `{"at", "id"}` of the last contact
+/// of each range but the last (`parts − 1` keys, fewer when the tenant has fewer contacts).
+/// One walk of the tenant's `(tenant_id, created_at, id)` index (about 0.3 s for 1,000,000).
+pub async fn contact_bounds(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    contacts: i64,
+    parts: i64,
+) -> Result<Vec<Value>, sea_orm::DbErr> {
+    #[derive(FromQueryResult)]
+    struct Bound {
+        bound: Value,
+    }
+    let rows = Bound::find_by_statement(stmt(
+        "SELECT jsonb_build_object('at', x.created_at, 'id', x.id) AS bound FROM ( \
+           SELECT created_at, id, row_number() OVER (ORDER BY created_at, id) AS rn FROM contacts WHERE tenant_id = $1) x \
+         WHERE x.rn IN (SELECT DISTINCT ($2 * k) / $3 FROM generate_series(1, $3 - 1) AS k WHERE ($2 * k) / $3 > 0) \
+         ORDER BY x.rn",
+        vec![tenant_id.into(), contacts.into(), parts.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(rows.into_iter().map(|b| b.bound).collect())
 }
 
 /// A recipient the beat queued, at its planned instant.
@@ -878,7 +969,11 @@ pub async fn record_reply(
 
 /// `pending | queued → skipped` (`opted_out`) in every campaign of the tenant, for the
 /// opted-out contact `contact_id` (whatever number each campaign sends from). A queued
-/// job's stream entry is then dropped at claim. Returns how many.
+/// job's stream entry is then dropped at claim. Returns how many. The recipients are found
+/// by their unfinished campaigns and the contact's phone (one probe of the
+/// `(campaign_id, phone)` key each; no index by contact is kept, it slowed resolution); a
+/// recipient written before the contact changed phone is caught at claim, which checks
+/// the contact's opt-out again.
 pub async fn skip_opted_out(
     db: &impl ConnectionTrait,
     tenant_id: Uuid,
@@ -886,8 +981,12 @@ pub async fn skip_opted_out(
 ) -> Result<u64, sea_orm::DbErr> {
     let done = db
         .execute(stmt(
-            "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
-             WHERE tenant_id = $1 AND contact_id = $2 AND status IN ('pending', 'queued')",
+            "UPDATE recipients r SET status = 'skipped', reason = 'opted_out' \
+             FROM campaigns c, contacts ct \
+             WHERE ct.id = $2 AND ct.tenant_id = $1 \
+               AND c.tenant_id = $1 AND c.status IN ('preparing', 'scheduled', 'active', 'paused') \
+               AND r.campaign_id = c.id AND r.phone = ct.phone AND r.contact_id = $2 \
+               AND r.status IN ('pending', 'queued')",
             vec![tenant_id.into(), contact_id.into()],
         ))
         .await?;
