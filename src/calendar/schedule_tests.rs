@@ -384,10 +384,11 @@ fn a_schedule_whose_only_day_is_always_a_tenant_holiday_never_opens() {
         min_interval_seconds: 1.0,
         max_interval_seconds: 1.0,
     };
-    // The estimate looks further ahead: it opens after the tenant list ends.
+    // The estimate looks further ahead: it opens after the tenant list ends (60 sends
+    // planned 1.02 s apart: the minimum plus the send gate's margin and as much slack).
     assert_eq!(
         estimate_completion(&s, &cal, &pace, 60, from),
-        Some(sp("2030-01-02 09:01"))
+        Some(sp("2030-01-02 09:01") + Duration::milliseconds(1_200))
     );
 }
 
@@ -453,24 +454,25 @@ fn estimate_completion_counts_only_open_time() {
     let pace = Pacing {
         min_interval_seconds: 30.0,
         max_interval_seconds: 90.0,
-    }; // mean 60 s
+    }; // mean 60.00008 s: gaps under the planned floor (30.1 s) are raised to it
+    let ms = |n: i64| Duration::milliseconds(n);
     let from = sp("2025-03-11 17:30");
     assert_eq!(estimate_completion(&s, &cal, &pace, 0, from), Some(from));
     // 60 messages = 1 h of open time: 30 min today, 30 min tomorrow.
     assert_eq!(
         estimate_completion(&s, &cal, &pace, 60, from),
-        Some(sp("2025-03-12 09:30"))
+        Some(sp("2025-03-12 09:30") + ms(5))
     );
     // 2 h from Friday 17:00: 1 h Friday, 1 h Monday.
     assert_eq!(
         estimate_completion(&s, &cal, &pace, 120, sp("2025-03-14 17:00")),
-        Some(sp("2025-03-17 10:00"))
+        Some(sp("2025-03-17 10:00") + ms(10))
     );
     // From a closed instant: starts counting when it opens.
     assert_eq!(
         estimate_completion(&s, &cal, &pace, 9 * 60, sp("2025-02-28 19:00")),
-        Some(sp("2025-03-05 18:00")),
-        "one full day after Carnival"
+        Some(sp("2025-03-06 09:00") + ms(45)),
+        "one full day after Carnival, and the 45 ms over it the next morning"
     );
 }
 
@@ -495,9 +497,35 @@ fn estimate_completion_for_immediate_is_plain_arithmetic() {
         max_interval_seconds: 2.0,
     };
     let from = utc("2025-12-25T00:00:00Z");
+    // Mean 1.5002 s: the gaps drawn under the planned floor (1.02 s) are raised to it.
     assert_eq!(
         estimate_completion(&s, &br(), &p, 1000, from),
-        Some(from + Duration::seconds(1500))
+        Some(from + Duration::milliseconds(1_500_200))
+    );
+}
+
+#[test]
+fn estimate_completion_counts_the_gap_the_plan_keeps_not_the_bare_minimum() {
+    // 600 a minute: the plan spaces sends 120 ms apart (100 ms, the send gate's 10 ms margin
+    // and as much slack), so 1,000 sends take 2 minutes, not 100 s.
+    let s = sched(r#"{"mode": "immediate"}"#);
+    let p = Pacing {
+        min_interval_seconds: 0.1,
+        max_interval_seconds: 0.1,
+    };
+    let from = utc("2025-12-25T00:00:00Z");
+    assert_eq!(
+        estimate_completion(&s, &br(), &p, 1000, from),
+        Some(from + Duration::seconds(120))
+    );
+    // Without a minimum there is no floor: the mean of the range.
+    let p = Pacing {
+        min_interval_seconds: 0.0,
+        max_interval_seconds: 2.0,
+    };
+    assert_eq!(
+        estimate_completion(&s, &br(), &p, 1000, from),
+        Some(from + Duration::seconds(1000))
     );
 }
 

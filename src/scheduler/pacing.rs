@@ -129,7 +129,7 @@ mod tests {
         let from = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).unwrap();
         let (times, next) = plan(&s, &NoHolidays, &p, from, from + Duration::seconds(10), 500, &mut rng());
         assert_eq!(times.len(), 5);
-        // 2 s plus the send gate's margin (1 %, at least 5 ms) and as much slack: the plan
+        // 2 s plus the send gate's margin (1 %, at least 10 ms) and as much slack: the plan
         // never outpaces the gate, and a send held up a little does not delay the next.
         let gap = Duration::milliseconds(2_040);
         assert_eq!(next, Some(from + gap * 5));
@@ -137,11 +137,11 @@ mod tests {
     }
 
     #[test]
-    fn the_departure_margin_is_one_percent_between_5_and_50_ms() {
+    fn the_departure_margin_is_one_percent_between_10_and_50_ms() {
         use crate::calendar::departure_margin_ms;
         assert_eq!(
             [0, 200, 2_000, 10_000, 60_000].map(departure_margin_ms),
-            [0, 5, 20, 50, 50]
+            [0, 10, 20, 50, 50]
         );
     }
 
