@@ -9,6 +9,7 @@
 //! | `arauto_send_duration_seconds` | histogram | | s, one gateway call |
 //! | `arauto_pacing_lateness_seconds` | histogram | | s, request leaving − planned instant |
 //! | `arauto_gateway_retries_total` | counter | | retries |
+//! | `arauto_gateway_warmups_total` | counter | | connections opened to a gateway before a paced send (`GatewayClient::warm`) |
 //! | `arauto_phone_lock_busy_total` | counter | | jobs deferred by a held phone lock |
 //! | `arauto_beat_tick_duration_seconds` | histogram | | s |
 //! | `arauto_beat_ticks_skipped_total` | counter | | ticks |

@@ -502,3 +502,42 @@ async fn a_delivery_receipt_is_posted_to_the_webhook_after_a_send() {
         }]
     );
 }
+
+#[tokio::test]
+async fn warming_opens_a_connection_once_and_not_again_while_the_gateway_answered_lately() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(1_000, 1);
+    c.warm(&server.uri()).await;
+    // Answered a moment ago: the pooled connection is taken to be open.
+    c.warm(&format!("{}/", server.uri())).await;
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_gateway_that_answered_a_send_lately_is_not_warmed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"key": {"id": "M1"}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let c = client(1_000, 1);
+    let target = InstanceTarget {
+        api_url: &server.uri(),
+        instance_name: "loja-1",
+        api_key: "k",
+    };
+    c.send_once(target, "5511987654321", &text("oi")).await.expect("sent");
+    c.warm(&server.uri()).await;
+    server.verify().await;
+}

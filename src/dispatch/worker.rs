@@ -333,6 +333,13 @@ impl Worker {
         }
     }
 
+    /// The attempt holding `pass` is over (sent or not): it no longer counts in flight.
+    async fn leave_gate(&self, pass: &gate::Pass) {
+        if let Err(e) = gate::leave(&self.redis, &self.keys, pass).await {
+            tracing::warn!(error = %e, "leaving the send gate failed; the entry expires by itself");
+        }
+    }
+
     async fn release(&self, l: &lock::Lock) {
         if let Err(e) = lock::release(&self.redis, l).await {
             tracing::warn!(error = %e, key = %l.key, "releasing a lock failed; it expires by itself");
@@ -400,13 +407,18 @@ impl Worker {
             return Ok(());
         };
         // The campaign's pacing, before the claim: a job that could not leave soon goes back
-        // to the due-time queue at the campaign's next free instant, so no slot waits for it.
+        // to the due-time queue, so no slot waits for it. It comes back `SOON` before the
+        // campaign's next free instant, so that its reservation lands on that instant: back
+        // at the instant itself, the queue's pickup delay (up to `MAX_BLOCK_MS` and a loaded
+        // worker's lag) would be added to every deferred send, and with `min = max` the
+        // delays add up send after send until the next tick.
         let reserved = if ctx.interval_ms > 0 {
             match gate::reserve(&self.redis, &self.keys, pace, ctx.interval_ms, Some(SOON)).await? {
                 gate::Reservation::In(wait) => Some(tokio::time::Instant::now() + wait),
                 gate::Reservation::NotBefore(wait) => {
                     self.release(&phone_lock).await;
-                    self.defer(entry, job, wait.as_millis() as u64).await;
+                    self.defer(entry, job, wait.saturating_sub(SOON).as_millis() as u64)
+                        .await;
                     return Ok(());
                 }
             }
@@ -419,7 +431,7 @@ impl Worker {
             self.ack(entry).await;
             return Ok(());
         };
-        let record = self.send(&ctx, number, &r, job.planned_at, reserved).await;
+        let record = self.send(&ctx, number, &r, job.planned_at, reserved, &phone_lock).await;
         if record.outcome == Outcome::Unsent {
             // Nothing went out: free the phone for the recipient's next turn.
             self.release(&phone_lock).await;
@@ -478,15 +490,26 @@ impl Worker {
         let _: Result<i64, _> = self.redis.del(self.media_failures_key(campaign_id)).await;
     }
 
-    /// Before an attempt: the lane's pacing reservation (`reserved` for the first attempt,
+    /// Before an attempt: on a paced lane's first attempt, a connection to the gateway at
+    /// `api_url` made sure of ([`GatewayClient::warm`]: the request must not pay a handshake
+    /// after the gate; a retry follows an answer, or a connection that could not be opened,
+    /// and does not warm); the lane's pacing reservation (`reserved` for the first attempt,
     /// taken before the claim; a retry takes a new one), waited for here outside any
-    /// transaction; the campaign's window re-checked; a pass through the lane's send gate.
+    /// transaction; the campaign's window re-checked; the phone lock renewed and a pass
+    /// through the lane's send gate, nothing between the pass and the request.
     /// `Err` says why nothing may leave now.
     async fn prepare_attempt(
         &self,
         lane: &Lane<'_>,
+        api_url: &str,
         reserved: Option<tokio::time::Instant>,
     ) -> Result<gate::Pass, &'static str> {
+        // A first attempt's reservation is at most `SOON` away (the job was deferred
+        // otherwise): the warm-up overlaps that wait, and delays the send by what it takes
+        // beyond it (a round trip and the handshakes, when the pool was cold).
+        if reserved.is_some() && lane.interval_ms > 0 {
+            self.gateway.warm(api_url).await;
+        }
         let until = match reserved {
             Some(at) => Some(at),
             None if lane.interval_ms > 0 => {
@@ -508,6 +531,17 @@ impl Worker {
         // An attempt is in flight for at most the call timeout (plus a margin).
         let max_attempt = self.gateway.timeout() + Duration::from_secs(2);
         loop {
+            // One send at a time per phone: the lock, taken before the claim, is renewed
+            // right before each try at the gate; if it expired meanwhile another send to the
+            // phone may be under way, so this one waits. Before the gate, not after it: the
+            // gate records the departure the next send is spaced from, and a round trip
+            // between that record and the request (13 ms once, on a loaded machine) brought
+            // two requests closer at the gateway than the minimum.
+            match lock::extend(&self.redis, lane.phone, self.settings.dispatch.phone_lock_ms).await {
+                Ok(true) => {}
+                Ok(false) => return Err("phone lock lost"),
+                Err(_) => return Err("phone lock unreachable"),
+            }
             match gate::enter(&self.redis, &self.keys, lane.pace, lane.interval_ms, max_attempt).await {
                 Ok(gate::Entry::Go(pass)) => return Ok(pass),
                 Ok(gate::Entry::Wait(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -529,6 +563,7 @@ impl Worker {
         r: &Claimed,
         planned_at: chrono::DateTime<chrono::Utc>,
         reserved: Option<tokio::time::Instant>,
+        phone_lock: &lock::Lock,
     ) -> Record {
         let n = ctx.variants.len().max(1);
         let variant = r.variant.map_or(0, |v| v.max(0) as usize) % n;
@@ -551,6 +586,7 @@ impl Worker {
             pace: ctx.pace(number),
             interval_ms: ctx.interval_ms,
             campaign: Some(ctx),
+            phone: phone_lock,
         };
         let mut d = self
             .deliver(&lane, number.target(), &r.phone, &message, planned_at, reserved, r.id)
@@ -613,7 +649,7 @@ impl Worker {
                 metrics::counter!("arauto_gateway_retries_total").increment(1);
                 tokio::time::sleep(self.gateway.backoff(d.attempts)).await;
             }
-            let pass = match self.prepare_attempt(lane, reserved.take()).await {
+            let pass = match self.prepare_attempt(lane, target.api_url, reserved.take()).await {
                 Ok(pass) => pass,
                 Err(why) => {
                     // Nothing left for this attempt: a recipient goes back to `pending` (or
@@ -631,9 +667,7 @@ impl Worker {
             let call = Instant::now();
             let result = self.gateway.send_once(target, phone, message).await;
             metrics::histogram!("arauto_send_duration_seconds").record(call.elapsed().as_secs_f64());
-            if let Err(e) = gate::leave(&self.redis, &self.keys, &pass).await {
-                tracing::warn!(error = %e, "leaving the send gate failed; the entry expires by itself");
-            }
+            self.leave_gate(&pass).await;
             match result {
                 Ok(sent) => {
                     if let (Some(c), Some(_)) = (lane.campaign, media_url(message)) {
@@ -706,6 +740,9 @@ struct Lane<'a> {
     /// The gap the gate enforces (ms, margin included); 0: none.
     interval_ms: u64,
     campaign: Option<&'a CampaignContext>,
+    /// The destination's phone lock, renewed before each attempt (an attempt whose lock was
+    /// lost does not leave).
+    phone: &'a lock::Lock,
 }
 
 /// What the attempts of one send came to.

@@ -45,6 +45,16 @@ pub const EXCERPT_CHARS: usize = 500;
 const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an unused pooled connection is kept: below the 5 s keep-alive of Node and actix
+/// servers, so that a pooled connection is not reused just as the gateway closes it.
+const POOL_IDLE: Duration = Duration::from_secs(4);
+/// A gateway answered less than this ago is taken to have a pooled connection open
+/// ([`GatewayClient::warm`] does nothing): a second under [`POOL_IDLE`].
+const WARM_FOR: Duration = Duration::from_secs(3);
+/// The longest [`GatewayClient::warm`] holds a send back: a healthy gateway answers a
+/// `GET /` well within it even across an ocean; one that does not answer costs a send at
+/// most this before the send's own attempt (and its retries) find out.
+const WARM_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where to reach one instance.
 #[derive(Debug, Clone, Copy)]
@@ -264,6 +274,8 @@ impl std::error::Error for GatewayError {}
 #[derive(Debug, Clone)]
 pub struct GatewayClient {
     http: reqwest::Client,
+    /// When each gateway (by origin, `scheme://host:port`) last answered through the pool.
+    answered: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
     timeout: Duration,
     max_attempts: u32,
     backoff_base: Duration,
@@ -296,15 +308,14 @@ impl GatewayClient {
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
-            // Below the 5 s keep-alive of Node and actix servers, so a pooled connection is
-            // not reused just as the gateway closes it.
-            .pool_idle_timeout(Duration::from_secs(4))
+            .pool_idle_timeout(POOL_IDLE)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("arauto/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the gateway HTTP client: {e}"))?;
         Ok(Self {
             http,
+            answered: Default::default(),
             timeout,
             max_attempts: max_attempts.max(1),
             backoff_base,
@@ -314,6 +325,58 @@ impl GatewayClient {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// Opens a pooled connection to the gateway at `api_url` unless that gateway answered
+    /// through this pool in the last [`WARM_FOR`] (3 s), with a `GET {api_url}/` whose
+    /// answer, whatever its status, is dropped; at most [`WARM_TIMEOUT`] (1 s).
+    ///
+    /// Called before a paced send passes the send gate: the gate spaces requests as they
+    /// leave this process, and a request that has to open its connection first (TCP, and
+    /// TLS for `https`: a few round trips to a distant gateway) reaches the gateway that
+    /// much later than one that finds a connection open. A campaign's first send would
+    /// then arrive late and its second, on the open connection, closer to it than the
+    /// minimum (PRODUCT §2.5 measures the gap at the gateway). A heuristic: "answered
+    /// lately" does not prove a connection is free (another send may hold it, or the
+    /// gateway may have closed it). Failures are ignored: the send then opens its
+    /// connection itself, as before. The request carries no message and touches no
+    /// instance (Evolution answers `GET /` with its welcome; it is outside `EVOLUTION.md`'s
+    /// subset, and any answer, even 404, leaves the connection open), so it is not held by
+    /// the send gate and may reach the gateway after a pause returned.
+    pub async fn warm(&self, api_url: &str) {
+        let base = api_url.trim_end_matches('/');
+        let Some(origin) = origin(base) else {
+            return;
+        };
+        if self.answered_within(&origin, WARM_FOR) {
+            return;
+        }
+        metrics::counter!("arauto_gateway_warmups_total").increment(1);
+        let answer = self
+            .http
+            .get(format!("{base}/"))
+            .timeout(self.timeout.min(WARM_TIMEOUT))
+            .send()
+            .await;
+        match answer {
+            // Read to the end, so the connection goes back to the pool.
+            Ok(response) => {
+                if response.bytes().await.is_ok() {
+                    self.note_answer(&origin);
+                }
+            }
+            Err(e) => tracing::debug!(api_url, error = %e, "opening a connection to the gateway failed"),
+        }
+    }
+
+    fn answered_within(&self, origin: &str, within: Duration) -> bool {
+        let answered = self.answered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        answered.get(origin).is_some_and(|at| at.elapsed() < within)
+    }
+
+    fn note_answer(&self, origin: &str) {
+        let mut answered = self.answered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        answered.insert(origin.to_owned(), std::time::Instant::now());
     }
 
     pub fn max_attempts(&self) -> u32 {
@@ -550,10 +613,13 @@ impl GatewayClient {
             .await
             .map_err(|e| self.transport_error(&e, None, repeat))?;
         let status = response.status();
+        // The URL the request already parsed: no second parse per call.
+        let origin = response.url().origin().ascii_serialization();
         let text = response
             .text()
             .await
             .map_err(|e| self.transport_error(&e, Some(status), repeat))?;
+        self.note_answer(&origin);
         if status.is_success() {
             Ok(Answer {
                 status: status.as_u16(),
@@ -618,6 +684,11 @@ impl Answer {
             )
         }
     }
+}
+
+/// `scheme://host[:port]` of `url`; `None` when it does not parse.
+fn origin(url: &str) -> Option<String> {
+    reqwest::Url::parse(url).ok().map(|u| u.origin().ascii_serialization())
 }
 
 fn url(target: InstanceTarget<'_>, path: &str) -> String {

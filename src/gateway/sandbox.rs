@@ -43,7 +43,8 @@
 //!
 //! # Order of a send
 //!
-//! apikey → body validation → unknown instance (404) → not open (400 Connection Closed) →
+//! (`new_connection_ms`, on a connection's first request) → apikey → body validation →
+//! unknown instance (404) → not open (400 Connection Closed) →
 //! `fail_next` → `fail_every` → `not_on_whatsapp` (400 `exists: false`) → **recorded** →
 //! `drop_connection_next` → `latency_ms` (and `delay`) → answer. Every send call that gets
 //! past the instance checks counts for `fail_every`.
@@ -57,8 +58,10 @@
 //! left a message behind, as with a real gateway.
 
 use actix_web::{
-    dev::{Extensions, Server},
+    body::MessageBody,
+    dev::{Extensions, Server, ServiceRequest, ServiceResponse},
     http::StatusCode,
+    middleware::{from_fn, Next},
     web, App, HttpRequest, HttpResponse, HttpServer, ResponseError,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -69,7 +72,7 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     net::TcpListener,
     sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
     },
     time::{Duration, Instant},
@@ -92,6 +95,7 @@ pub fn sandbox_server(listener: TcpListener, state: SandboxState) -> std::io::Re
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .wrap(from_fn(handshake))
             .configure(configure)
     })
     .on_connect(remember_socket)
@@ -273,6 +277,9 @@ impl SandboxState {
         if let Some(numbers) = patch.error_receipts {
             faults.error_receipts = numbers.iter().map(|n| digits(n)).collect();
         }
+        if let Some(ms) = patch.new_connection_ms {
+            faults.new_connection_ms = ms;
+        }
         Ok(())
     }
 
@@ -336,6 +343,7 @@ impl SandboxState {
             receipts_before_answer: faults.receipts_before_answer,
             receipt_delay_ms: faults.receipt_delay_ms,
             error_receipts: sorted(&faults.error_receipts),
+            new_connection_ms: faults.new_connection_ms,
         }
     }
 
@@ -473,6 +481,7 @@ struct FaultConfig {
     receipts_before_answer: bool,
     receipt_delay_ms: u64,
     error_receipts: HashSet<String>,
+    new_connection_ms: u64,
 }
 
 impl Default for FaultConfig {
@@ -490,6 +499,7 @@ impl Default for FaultConfig {
             receipts_before_answer: false,
             receipt_delay_ms: DEFAULT_RECEIPT_DELAY_MS,
             error_receipts: HashSet::new(),
+            new_connection_ms: 0,
         }
     }
 }
@@ -549,6 +559,10 @@ pub struct FaultsPatch {
     pub receipt_delay_ms: Option<u64>,
     /// Numbers (digits) whose sends are accepted (201) and then reported `ERROR`.
     pub error_receipts: Option<Vec<String>>,
+    /// The first request on each new connection (any route) waits this long before it is
+    /// handled, as the TCP and TLS handshakes to a distant gateway delay it; later requests
+    /// on the connection do not.
+    pub new_connection_ms: Option<u64>,
 }
 
 impl FaultsPatch {
@@ -577,6 +591,7 @@ pub struct FaultsView {
     pub receipts_before_answer: bool,
     pub receipt_delay_ms: u64,
     pub error_receipts: Vec<String>,
+    pub new_connection_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -1378,7 +1393,10 @@ async fn no_route(req: HttpRequest) -> Reply {
 #[derive(Clone)]
 struct ConnSocket(Arc<std::net::TcpStream>);
 
+/// On each new connection: marks it as not having carried a request yet ([`FirstRequest`],
+/// for the `new_connection_ms` fault) and keeps a duplicate of its socket ([`ConnSocket`]).
 fn remember_socket(conn: &dyn Any, ext: &mut Extensions) {
+    ext.insert(FirstRequest(Arc::new(AtomicBool::new(true))));
     #[cfg(unix)]
     if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
         use std::os::fd::AsFd;
@@ -1388,6 +1406,29 @@ fn remember_socket(conn: &dyn Any, ext: &mut Extensions) {
     }
     #[cfg(not(unix))]
     let _ = (conn, ext);
+}
+
+/// Set while the connection has not carried a request yet.
+#[derive(Clone)]
+struct FirstRequest(Arc<AtomicBool>);
+
+/// The `new_connection_ms` fault: holds a connection's first request back that long.
+async fn handshake(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let first = req
+        .conn_data::<FirstRequest>()
+        .is_some_and(|f| f.0.swap(false, Ordering::SeqCst));
+    if first {
+        let wait = req
+            .app_data::<web::Data<SandboxState>>()
+            .map_or(0, |s| read(&s.inner.faults).new_connection_ms);
+        if wait > 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+    next.call(req).await
 }
 
 /// Shuts the request's connection down; false when it cannot.

@@ -145,6 +145,13 @@ impl World {
         ids
     }
 
+    /// A campaign to `n` new contacts that sends at once, `seconds` apart (minimum = maximum).
+    pub async fn paced_campaign(&self, n: usize, seconds: f64) -> String {
+        let contacts = self.contacts(n).await;
+        let pacing = json!({"min_interval_seconds": seconds, "max_interval_seconds": seconds});
+        self.campaign(&contacts, immediate(), pacing).await
+    }
+
     pub async fn campaign(&self, contacts: &[String], schedule: Value, pacing: Value) -> String {
         self.campaign_on(&self.instance, contacts, schedule, pacing).await
     }
@@ -320,14 +327,7 @@ async fn queued_jobs(w: &World, campaign: &str) -> Vec<stream::Job> {
 #[tokio::test]
 async fn after_pause_returns_no_new_send_starts_and_resume_completes_without_repeats() {
     let w = world().await;
-    let contacts = w.contacts(40).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0.1, "max_interval_seconds": 0.1}),
-        )
-        .await;
+    let c = w.paced_campaign(40, 0.1).await;
     w.start(&c).await;
     let engine = Engine::start(&w.live_state(), 1, 2).await;
     while w.sandbox.state.send_count() < 5 {
@@ -364,14 +364,7 @@ async fn after_pause_returns_no_new_send_starts_and_resume_completes_without_rep
 #[tokio::test]
 async fn cancelling_stops_sends_and_cancels_the_rest() {
     let w = world().await;
-    let contacts = w.contacts(40).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
-        )
-        .await;
+    let c = w.paced_campaign(40, 0.2).await;
     w.start(&c).await;
     let engine = Engine::start(&w.live_state(), 1, 1).await;
     while w.sandbox.state.send_count() < 3 {
@@ -641,14 +634,7 @@ async fn a_dead_workers_jobs_are_taken_over_without_duplicates() {
 #[tokio::test]
 async fn deleting_every_redis_key_mid_run_loses_nothing_and_repeats_nothing() {
     let w = world().await;
-    let contacts = w.contacts(40).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0.05, "max_interval_seconds": 0.05}),
-        )
-        .await;
+    let c = w.paced_campaign(40, 0.05).await;
     w.start(&c).await;
     let engine = Engine::start(&w.live_state(), 1, 2).await;
     while w.sandbox.state.send_count() < 10 {
@@ -712,14 +698,7 @@ async fn a_number_not_on_whatsapp_fails_with_the_reason() {
 #[tokio::test]
 async fn a_disconnected_instance_pauses_the_campaign_with_the_reason_and_loses_nothing() {
     let w = world().await;
-    let contacts = w.contacts(3).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
-        )
-        .await;
+    let c = w.paced_campaign(3, 0.2).await;
     w.start(&c).await;
     w.sandbox.faults(json!({"disconnected": ["loja-1"]}));
     let engine = Engine::start(&w.live_state(), 1, 1).await;
@@ -771,13 +750,19 @@ async fn a_stopping_worker_finishes_the_send_in_hand() {
     }
 }
 
+/// The lock at `key`, which must be free: `state` says why it is (for the failure message).
+async fn acquired(app: &TestApp, key: &str, ttl_ms: u64, state: &str) -> lock::Lock {
+    match lock::acquire(&app.redis, key.to_owned(), ttl_ms).await.unwrap() {
+        lock::Acquired::Yes(lock) => lock,
+        lock::Acquired::HeldFor(ms) => panic!("{state} lock not acquired: held for {ms} ms more"),
+    }
+}
+
 #[tokio::test]
 async fn a_lock_is_released_only_by_its_owner() {
     let app = spawn_app().await;
     let key = format!("{}lock:test", app.settings.redis.prefix);
-    let lock::Acquired::Yes(mine) = lock::acquire(&app.redis, key.clone(), 10_000).await.unwrap() else {
-        panic!("free lock not acquired")
-    };
+    let mine = acquired(&app, &key, 10_000, "free").await;
     assert!(matches!(
         lock::acquire(&app.redis, key.clone(), 10_000).await.unwrap(),
         lock::Acquired::HeldFor(_)
@@ -1138,4 +1123,24 @@ async fn stats_counts_follow_pause_and_cancel() {
     assert_stats_match_recipients(&w, &c).await;
     let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &w.t).await.body;
     assert_eq!(stats["counts"]["cancelled"], 6);
+}
+
+#[tokio::test]
+async fn a_lock_is_renewed_only_while_its_owner_still_holds_it() {
+    let app = spawn_app().await;
+    let key = format!("{}lock:renewed", app.settings.redis.prefix);
+    let mine = acquired(&app, &key, 50, "free").await;
+    assert!(lock::extend(&app.redis, &mine, 10_000).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        matches!(lock::acquire(&app.redis, key.clone(), 10_000).await.unwrap(), lock::Acquired::HeldFor(ms) if ms > 5_000),
+        "renewed to 10 s"
+    );
+    // Expired (a slow claim) and taken by another send: renewing it fails and leaves theirs.
+    assert!(lock::release(&app.redis, &mine).await.unwrap());
+    let short = acquired(&app, &key, 20, "free").await;
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let theirs = acquired(&app, &key, 10_000, "expired").await;
+    assert!(!lock::extend(&app.redis, &short, 10_000).await.unwrap());
+    assert!(lock::release(&app.redis, &theirs).await.unwrap(), "still theirs");
 }

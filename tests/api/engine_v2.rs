@@ -44,17 +44,14 @@ async fn stranded(w: &World) -> i64 {
     arauto::recipients::stranded(&w.app.db).await.unwrap()
 }
 
-#[tokio::test]
+// On the runtime the binary runs (`#[tokio::main]`: multi-thread). On a current-thread
+// runtime a worker let through by the gate waits for whatever task holds the one thread (the
+// beat planning, the other worker decoding its claim: debug code), and CI once saw a request
+// leave 9 ms later than the one after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_300_a_minute_no_two_requests_reach_the_gateway_closer_than_a_fifth_of_a_second() {
     let w = world().await;
-    let contacts = w.contacts(60).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
-        )
-        .await;
+    let c = w.paced_campaign(60, 0.2).await;
     w.start(&c).await;
     let engine = Engine::start(&w.live_state(), 1, 2).await;
     wait_for_arrivals(&w, 15, Duration::from_secs(30)).await;
@@ -73,16 +70,32 @@ async fn at_300_a_minute_no_two_requests_reach_the_gateway_closer_than_a_fifth_o
 }
 
 #[tokio::test]
+async fn a_first_send_that_opens_its_connection_does_not_arrive_closer_than_the_minimum_to_the_next() {
+    let w = world().await;
+    let c = w.paced_campaign(3, 1.0).await;
+    // A distant gateway: a request that opens its connection (TCP and TLS handshakes)
+    // arrives 300 ms later than one that finds it open.
+    w.sandbox.faults(json!({"new_connection_ms": 300}));
+    w.start(&c).await;
+    // The worker in a process of its own, as `arauto worker` runs: its connection pool is
+    // not warmed by the beat's questions about the instance.
+    let beat = Engine::start(&w.live_state(), 1, 0).await;
+    let worker = Engine::start(&w.live_state(), 0, 1).await;
+    wait_for_arrivals(&w, 3, Duration::from_secs(30)).await;
+    worker.stop().await;
+    beat.stop().await;
+    assert_each_sent_once(&w, 3);
+    let gaps = sorted_gaps(w.sandbox.state.arrivals());
+    assert!(
+        gaps.iter().all(|g| *g >= 1_000 - GRANULARITY_MS),
+        "gaps at the gateway: {gaps:?}"
+    );
+}
+
+#[tokio::test]
 async fn no_request_reaches_the_gateway_after_pause_returns_not_even_a_retry() {
     let w = world().await;
-    let contacts = w.contacts(3).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
-        )
-        .await;
+    let c = w.paced_campaign(3, 0.2).await;
     // The first request is slow and then answered 503: its retry would follow the pause.
     w.sandbox
         .faults(json!({"latency_ms": 1500, "fail_next": {"count": 1, "status": 503}}));
@@ -120,14 +133,7 @@ async fn no_request_reaches_the_gateway_after_pause_returns_not_even_a_retry() {
 #[tokio::test]
 async fn an_instance_error_answered_after_cancel_leaves_every_recipient_terminal() {
     let w = world().await;
-    let contacts = w.contacts(3).await;
-    let c = w
-        .campaign(
-            &contacts,
-            immediate(),
-            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
-        )
-        .await;
+    let c = w.paced_campaign(3, 0.2).await;
     w.sandbox
         .faults(json!({"latency_ms": 1000, "fail_next": {"count": 1, "status": 401}}));
     w.start(&c).await;
@@ -402,9 +408,17 @@ async fn at_the_production_tick_sub_tick_pacing_holds_across_tick_boundaries() {
             short.is_empty(),
             "{name}: gaps under the minimum: {short:?} of {gaps:?}"
         );
-        // A missed tick would show as a gap of up to 10 s; scheduling lateness is bounded.
-        let long: Vec<_> = gaps.iter().filter(|g| **g > max + 150).collect();
+        // A missed tick would show as a gap of up to 10 s; one late send (the machine busy
+        // with other tests) stays within a few hundred ms.
+        let long: Vec<_> = gaps.iter().filter(|g| **g > max + 300).collect();
         assert!(long.is_empty(), "{name}: gaps over the maximum: {long:?} of {gaps:?}");
+        // Lateness does not add up send after send: a send held back by the pacing and
+        // deferred comes back in time for its instant (it added ~80 ms to every gap before).
+        let mean = gaps.iter().sum::<i64>() / gaps.len() as i64;
+        assert!(
+            mean <= max + 50,
+            "{name}: the pace drifts: mean gap {mean} ms of {gaps:?}"
+        );
     }
 }
 

@@ -32,7 +32,7 @@ impl Worker {
             self.ack(entry).await;
             return Ok(());
         };
-        let record = self.send_message(&m, job.planned_at).await;
+        let record = self.send_message(&m, job.planned_at, &phone_lock).await;
         if record.outcome == Outcome::Unsent {
             self.release(&phone_lock).await;
         }
@@ -58,7 +58,12 @@ impl Worker {
 
     /// Renders (the text as a template at this instant, in the tenant's zone, with the message's
     /// variables over the contact's fields) and sends on the instance's one-off lane.
-    async fn send_message(&self, m: &Claimed, planned_at: chrono::DateTime<chrono::Utc>) -> Record {
+    async fn send_message(
+        &self,
+        m: &Claimed,
+        planned_at: chrono::DateTime<chrono::Utc>,
+        phone_lock: &super::lock::Lock,
+    ) -> Record {
         let now = self.clock.now();
         let mut record = Record {
             id: m.id,
@@ -117,6 +122,7 @@ impl Worker {
             pace: super::gate::PaceKey::of(m.instance_id),
             interval_ms: crate::calendar::guarded_interval_ms(self.settings.dispatch.message_interval_ms),
             campaign: None,
+            phone: phone_lock,
         };
         // The planner reserved this message's instant on the lane: the first attempt only
         // passes the gate (which holds it back while the last departure is too recent).
