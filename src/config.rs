@@ -93,6 +93,7 @@ pub struct RedisSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BeatSettings {
+    /// Seconds between ticks; divides 60 (ticks fall on the clock's multiples of it).
     pub tick_seconds: u64,
     pub max_batch: u32,
     /// An instance with an active campaign whose state was not heard for this long is asked
@@ -328,8 +329,12 @@ impl Settings {
         if self.server.read_cache_ttl_ms == 0 {
             return fail("server.read_cache_ttl_ms", "must be at least 1");
         }
-        if self.beat.tick_seconds == 0 {
-            return fail("beat.tick_seconds", "must be at least 1");
+        if self.beat.tick_seconds == 0 || 60 % self.beat.tick_seconds != 0 {
+            // The beat fires on the clock's multiples of it (`scheduler::tick_schedule`).
+            return fail(
+                "beat.tick_seconds",
+                "must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60)",
+            );
         }
         if self.dispatch.concurrency == 0 {
             return fail("dispatch.concurrency", "must be at least 1");

@@ -25,6 +25,10 @@ const RELEASE: &str =
 
 pub struct Lease {
     holder: String,
+    /// What the last acquisition found (0 not tried yet, 1 leading, 2 standing by): a change
+    /// is logged (info), so a beat's log shows when it took the lease and when another beat
+    /// took it over (after a tick longer than the lease, or a stall).
+    state: std::sync::atomic::AtomicU8,
     ttl_ms: u64,
     key: String,
     fence_key: String,
@@ -45,10 +49,30 @@ pub async fn holder(redis: &Client, keys: &Keys) -> Result<Option<String>, Error
     redis.get(leader_key(keys)).await
 }
 
+/// This process's holder id: `host:pid:uuid` (host from `/proc/sys/kernel/hostname`, else
+/// `$HOSTNAME`, else `unknown`), so an operator (`arauto doctor`) and the chaos test can tell
+/// which beat leads; the uuid keeps two leases of one process apart.
+fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("{host}:{}:{}", std::process::id(), uuid::Uuid::new_v4())
+}
+
+/// The process id in a holder id made by this module (`host:pid:uuid`), if it has one.
+pub fn holder_pid(holder: &str) -> Option<u32> {
+    holder.rsplit(':').nth(1)?.parse().ok()
+}
+
 impl Lease {
+    /// A lease on the beat's leader key for this process, `ttl_ms` long from each acquisition.
     pub fn new(keys: &Keys, ttl_ms: u64) -> Self {
         Self {
-            holder: uuid::Uuid::new_v4().to_string(),
+            holder: holder_id(),
+            state: std::sync::atomic::AtomicU8::new(0),
             ttl_ms,
             key: leader_key(keys),
             fence_key: fence_key(keys),
@@ -64,7 +88,15 @@ impl Lease {
                 vec![self.holder.clone(), self.ttl_ms.to_string()],
             )
             .await?;
-        Ok(u64::try_from(token).ok())
+        let fence = u64::try_from(token).ok();
+        let state = if fence.is_some() { 1 } else { 2 };
+        if self.state.swap(state, std::sync::atomic::Ordering::SeqCst) != state {
+            match fence {
+                Some(fence) => tracing::info!(holder = %self.holder, fence, "leading the beat"),
+                None => tracing::info!(holder = %self.holder, "another beat leads: standing by"),
+            }
+        }
+        Ok(fence)
     }
 
     pub async fn release(&self, redis: &Client) -> Result<(), Error> {
@@ -72,5 +104,22 @@ impl Lease {
             .eval(RELEASE, vec![self.key.clone()], vec![self.holder.clone()])
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_id_names_this_process() {
+        let id = holder_id();
+        assert_eq!(holder_pid(&id), Some(std::process::id()));
+        assert_ne!(id, holder_id(), "two leases of one process differ");
+        assert_eq!(
+            holder_pid("web-1:4242:0b5e9c1e-8a43-4a77-a4d7-1f3f0e8a8c11"),
+            Some(4242)
+        );
+        assert_eq!(holder_pid("0b5e9c1e-8a43-4a77-a4d7-1f3f0e8a8c11"), None);
     }
 }

@@ -649,8 +649,9 @@ impl Beat {
         Ok(map)
     }
 
-    /// Ticks every `beat.tick_seconds` (tokio-cron-scheduler) while this beat holds the
-    /// lease; a tick still running when the next fires is skipped, not overlapped.
+    /// Ticks every `beat.tick_seconds` (tokio-cron-scheduler, on the clock's multiples of
+    /// it: [`tick_schedule`]) while this beat holds the lease; a tick still running when the
+    /// next fires is skipped, not overlapped.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
         let period = std::time::Duration::from_secs(self.settings.beat.tick_seconds);
@@ -660,7 +661,7 @@ impl Beat {
         let beat = Arc::new(self);
         let job = {
             let (beat, lease, running) = (beat.clone(), lease.clone(), running.clone());
-            CronJob::new_repeated_async(period, move |_id, _lock| {
+            CronJob::new_async(tick_schedule(period.as_secs()), move |_id, _lock| {
                 let (beat, lease, running) = (beat.clone(), lease.clone(), running.clone());
                 Box::pin(async move {
                     if running.swap(true, Ordering::SeqCst) {
@@ -787,5 +788,38 @@ impl Beat {
             }
             beat.probing.store(false, Ordering::SeqCst);
         });
+    }
+}
+
+/// The beat's cron schedule (seconds field first, as tokio-cron-scheduler takes it): every
+/// `tick_seconds` on the clock (`*/10 * * * * *` fires at :00, :10, …), `tick_seconds`
+/// dividing 60 (`config` checks it).
+///
+/// A cron schedule, not tokio-cron-scheduler's repeated job: 0.13 computes a repeated job's
+/// next firing as its previous one plus the period, and once a stall longer than a period
+/// (a loaded machine, a tick waiting out a PgBouncer restart) left that in the past, the job
+/// never fired again (tokio-cron-scheduler issue #113, fix not released): a lone beat would
+/// go silent for good. A cron job's next firing is computed from now.
+pub fn tick_schedule(tick_seconds: u64) -> String {
+    match tick_seconds {
+        0 | 1 => "* * * * * *".to_owned(),
+        60.. => "0 * * * * *".to_owned(),
+        n => format!("*/{n} * * * * *"),
+    }
+}
+
+#[cfg(test)]
+mod tick_schedule_tests {
+    use super::tick_schedule;
+
+    #[test]
+    fn the_beat_fires_on_the_clocks_multiples_of_its_period() {
+        assert_eq!(tick_schedule(1), "* * * * * *");
+        assert_eq!(tick_schedule(10), "*/10 * * * * *");
+        assert_eq!(tick_schedule(60), "0 * * * * *");
+        for n in [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60] {
+            let job = tokio_cron_scheduler::Job::new_async(tick_schedule(n), |_, _| Box::pin(async {}));
+            assert!(job.is_ok(), "{n}: {}", tick_schedule(n));
+        }
     }
 }
