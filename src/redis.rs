@@ -14,7 +14,7 @@
 //! | `campaign:{<campaign id>}:pace`, `:departed`, `:stop`, `:inflight` | the campaign | the send gate's scripts |
 //! | `beat:{lease}:leader`, `:fence` | `lease` | the lease script |
 //! | `lock:phone:<tenant>:<phone>` | none | alone |
-//! | `ratelimit:<bucket>:<subject>` | none | alone |
+//! | `ratelimit:us:<bucket>:<subject>` | none | alone |
 //! | `workers` | none | alone |
 //!
 //! The dispatch queue is split into `dispatch.queue_partitions` partitions (a job goes to

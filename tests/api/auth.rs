@@ -166,3 +166,28 @@ async fn sign_ins_are_throttled_per_email_and_per_client_with_retry_after() {
     login("someone@example.com", "whatever password").await.problem(401);
     login("other@example.com", "whatever password").await.problem(429);
 }
+
+#[tokio::test]
+async fn sign_ins_are_still_counted_above_sixty_thousand_a_minute() {
+    use arauto::tenancy::ratelimit::{count, hit, key, Cell};
+    let app = crate::helpers::spawn_app().await;
+    let keys = arauto::redis::Keys::new(app.settings.redis.prefix.clone());
+    // 100,000 a minute is an emission interval under 1 ms: the limiter must still count it,
+    // not fail (Redis refused an expiry of 0 ms) and let every attempt through unthrottled.
+    for per_minute in [60_001, 100_000, u32::MAX] {
+        for _ in 0..3 {
+            let allowed = hit(&app.redis, &keys, "signin-ip", "203.0.113.7", per_minute).await;
+            assert_eq!(allowed.expect("counted, not an error"), None, "{per_minute} a minute");
+        }
+    }
+    // A sub-millisecond interval counts: with no burst, the next request at once waits for
+    // what is left of its 600 µs.
+    let bucket = key(&keys, "signin-ip", "203.0.113.8");
+    let cell = Cell {
+        interval_us: 600,
+        tolerance_us: 0,
+    };
+    assert_eq!(count(&app.redis, &bucket, cell).await.unwrap(), None);
+    let wait = count(&app.redis, &bucket, cell).await.unwrap().expect("refused");
+    assert!(wait <= std::time::Duration::from_micros(600), "{wait:?}");
+}
