@@ -38,7 +38,7 @@ async fn main() {
         ))
         .await;
     let campaign = bench.campaign_under_way(&base, &token, tenant_id, recipients).await;
-    bench.exec("VACUUM ANALYZE").await;
+    bench.settle().await;
 
     let stats_url = format!("{base}/campaigns/{campaign}/stats");
     let check: Value = http
@@ -69,13 +69,21 @@ async fn main() {
     bench.teardown().await;
 }
 
-/// Fires `rps` requests per second for `seconds`, each on its own task, and returns every
-/// latency and how many were refused (503: no database connection free in time).
+/// Fires `rps` requests per second for `seconds`, each on its own task, after one second at
+/// that rate whose answers are not counted; returns every latency and how many were refused
+/// (503: no database connection free in time).
+///
+/// The warm-up runs at the measured rate, not one request at a time: the API's database pool
+/// keeps one connection when idle and opens more as concurrency rises, and a new Postgres
+/// backend plans its first statements with cold catalog caches. Warmed one request at a
+/// time, the 1,000 req/s run opened its extra connections inside the measurement: stats
+/// p99 4–14 ms and maxima of 38–74 ms, while no statement took over 15 ms in Postgres.
 async fn load(http: &reqwest::Client, url: &str, token: &str, rps: usize, seconds: usize) -> (Vec<Duration>, usize) {
-    // Warm the connection pool and caches first.
-    for _ in 0..200 {
-        let _ = http.get(url).bearer_auth(token).send().await;
-    }
+    fire(http, url, token, rps, 1).await;
+    fire(http, url, token, rps, seconds).await
+}
+
+async fn fire(http: &reqwest::Client, url: &str, token: &str, rps: usize, seconds: usize) -> (Vec<Duration>, usize) {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rps as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(rps * seconds);
