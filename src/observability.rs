@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | `arauto_sends_total` | counter | `outcome` (sent, failed, unknown, unsent), `error_class` | sends |
 //! | `arauto_send_duration_seconds` | histogram | | s, one gateway call |
-//! | `arauto_pacing_lateness_seconds` | histogram | | s, request leaving − planned instant |
+//! | `arauto_pacing_lateness_seconds` | histogram | | s, request leaving − the instant the beat planned (kept in Postgres: a deferred job counts from it) |
 //! | `arauto_gateway_retries_total` | counter | | retries |
 //! | `arauto_gateway_warmups_total` | counter | | connections opened to a gateway before a paced send (`GatewayClient::warm`) |
 //! | `arauto_phone_lock_busy_total` | counter | | jobs deferred by a held phone lock |

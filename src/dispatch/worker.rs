@@ -431,7 +431,9 @@ impl Worker {
             self.ack(entry).await;
             return Ok(());
         };
-        let record = self.send(&ctx, number, &r, job.planned_at, reserved, &phone_lock).await;
+        // Lateness counts from the beat's plan: a deferred entry carries its come-back instant.
+        let planned_at = r.planned_at.unwrap_or(job.planned_at);
+        let record = self.send(&ctx, number, &r, planned_at, reserved, &phone_lock).await;
         if record.outcome == Outcome::Unsent {
             // Nothing went out: free the phone for the recipient's next turn.
             self.release(&phone_lock).await;

@@ -125,6 +125,9 @@ pub struct Claimed {
     pub timezone: String,
     pub contact_name: Option<String>,
     pub contact_fields: Option<Value>,
+    /// The instant the planner queued it for (UTC): what `arauto_pacing_lateness_seconds`
+    /// counts from, however often its queue entry was deferred.
+    pub planned_at: Option<DateTime<Utc>>,
 }
 
 /// `queued → sending` for message `id`, committed before it is sent. A message whose phone
@@ -143,7 +146,7 @@ pub async fn claim(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> R
                  sending_at = $2 \
                WHERE m.id = $1 AND m.status = 'queued' \
                RETURNING m.*) \
-             SELECT t.id, t.tenant_id, t.instance_id, t.phone, t.text, t.variables, t.media, \
+             SELECT t.id, t.tenant_id, t.instance_id, t.phone, t.text, t.variables, t.media, t.planned_at, \
                i.api_url, i.instance_name, i.api_key_enc, tn.timezone, ct.name AS contact_name, ct.fields AS contact_fields \
              FROM taken t JOIN instances i ON i.id = t.instance_id JOIN tenants tn ON tn.id = t.tenant_id \
                LEFT JOIN contacts ct ON ct.tenant_id = t.tenant_id AND ct.phone = t.phone \

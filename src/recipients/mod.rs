@@ -481,6 +481,10 @@ pub struct Claimed {
     pub name: String,
     pub variant: Option<i16>,
     pub fields: Value,
+    /// The instant the beat planned it for (UTC; `None` only for a row queued before the
+    /// column was kept): what `arauto_pacing_lateness_seconds` counts from, however often
+    /// its queue entry was deferred.
+    pub planned_at: Option<DateTime<Utc>>,
 }
 
 /// `queued → sending` for the given recipients whose campaign is still `active`, in one
@@ -504,8 +508,8 @@ pub async fn claim(db: &DatabaseConnection, ids: &[Uuid], now: DateTime<Utc>) ->
                WHERE r.id = ANY(ARRAY(SELECT x::uuid FROM jsonb_array_elements_text($1::jsonb) AS x)) \
                  AND r.status = 'queued' \
                  AND (SELECT c.status FROM campaigns c WHERE c.id = r.campaign_id) = 'active' \
-               RETURNING r.id, r.campaign_id, r.tenant_id, r.contact_id, r.phone, r.name, r.variant, r.status) \
-             SELECT t.id, t.campaign_id, t.tenant_id, t.contact_id, t.phone, t.name, t.variant, \
+               RETURNING r.id, r.campaign_id, r.tenant_id, r.contact_id, r.phone, r.name, r.variant, r.status, r.planned_at) \
+             SELECT t.id, t.campaign_id, t.tenant_id, t.contact_id, t.phone, t.name, t.variant, t.planned_at, \
                COALESCE((SELECT ct.fields FROM contacts ct WHERE ct.id = t.contact_id), '{{}}'::jsonb) AS fields \
              FROM taken t WHERE t.status = 'sending'"
         ),

@@ -32,7 +32,8 @@ impl Worker {
             self.ack(entry).await;
             return Ok(());
         };
-        let record = self.send_message(&m, job.planned_at, &phone_lock).await;
+        let planned_at = m.planned_at.unwrap_or(job.planned_at);
+        let record = self.send_message(&m, planned_at, &phone_lock).await;
         if record.outcome == Outcome::Unsent {
             self.release(&phone_lock).await;
         }
