@@ -489,44 +489,32 @@ fn estimate_completion_rejects_nonsense_pacing() {
     }
 }
 
+/// How long 1,000 sends take from 2025-12-25 00:00 UTC, always open, pacing `min`–`max` s.
+fn thousand_sends_always_open(min: f64, max: f64) -> Option<Duration> {
+    let from = utc("2025-12-25T00:00:00Z");
+    let p = Pacing {
+        min_interval_seconds: min,
+        max_interval_seconds: max,
+    };
+    estimate_completion(&sched(r#"{"mode": "immediate"}"#), &br(), &p, 1000, from).map(|at| at - from)
+}
+
 #[test]
 fn estimate_completion_for_immediate_is_plain_arithmetic() {
-    let s = sched(r#"{"mode": "immediate"}"#);
-    let p = Pacing {
-        min_interval_seconds: 1.0,
-        max_interval_seconds: 2.0,
-    };
-    let from = utc("2025-12-25T00:00:00Z");
     // Mean 1.5002 s: the gaps drawn under the planned floor (1.02 s) are raised to it.
     assert_eq!(
-        estimate_completion(&s, &br(), &p, 1000, from),
-        Some(from + Duration::milliseconds(1_500_200))
+        thousand_sends_always_open(1.0, 2.0),
+        Some(Duration::milliseconds(1_500_200))
     );
+    // Without a minimum there is no floor: the mean of the range.
+    assert_eq!(thousand_sends_always_open(0.0, 2.0), Some(Duration::seconds(1000)));
 }
 
 #[test]
 fn estimate_completion_counts_the_gap_the_plan_keeps_not_the_bare_minimum() {
     // 600 a minute: the plan spaces sends 120 ms apart (100 ms, the send gate's 10 ms margin
     // and as much slack), so 1,000 sends take 2 minutes, not 100 s.
-    let s = sched(r#"{"mode": "immediate"}"#);
-    let p = Pacing {
-        min_interval_seconds: 0.1,
-        max_interval_seconds: 0.1,
-    };
-    let from = utc("2025-12-25T00:00:00Z");
-    assert_eq!(
-        estimate_completion(&s, &br(), &p, 1000, from),
-        Some(from + Duration::seconds(120))
-    );
-    // Without a minimum there is no floor: the mean of the range.
-    let p = Pacing {
-        min_interval_seconds: 0.0,
-        max_interval_seconds: 2.0,
-    };
-    assert_eq!(
-        estimate_completion(&s, &br(), &p, 1000, from),
-        Some(from + Duration::seconds(1000))
-    );
+    assert_eq!(thousand_sends_always_open(0.1, 0.1), Some(Duration::seconds(120)));
 }
 
 // -------------------------------------------------------------------- DST
