@@ -99,6 +99,34 @@ impl Lease {
         Ok(fence)
     }
 
+    /// Runs `work` (a tick) while renewing this lease every `every` beside it, in its own
+    /// task: a tick longer than the lease's TTL (a PgBouncer stall, a large round) does not
+    /// hand the lease to another beat while this one is still at work, which would then tick
+    /// beside it and double the load on a database already slow. A beat that dies stops
+    /// renewing with it. Renewal errors and a lease found taken are logged by [`Self::acquire`]
+    /// (the tick goes on; the next one stands by).
+    pub async fn hold_while<T>(
+        self: &std::sync::Arc<Self>,
+        redis: &Client,
+        every: std::time::Duration,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let (lease, redis) = (self.clone(), redis.clone());
+        let renewal = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if let Err(e) = lease.acquire(&redis).await {
+                    tracing::warn!(error = %e, "renewing the beat's lease failed");
+                }
+            }
+        });
+        let out = work.await;
+        renewal.abort();
+        out
+    }
+
     pub async fn release(&self, redis: &Client) -> Result<(), Error> {
         let _: i64 = redis
             .eval(RELEASE, vec![self.key.clone()], vec![self.holder.clone()])

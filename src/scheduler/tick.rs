@@ -669,7 +669,7 @@ impl Beat {
                         tracing::warn!("previous tick still running: skipping this one");
                         return;
                     }
-                    beat.lead_and_tick(&lease).await;
+                    beat.lead_and_tick(&lease, period).await;
                     running.store(false, Ordering::SeqCst);
                 })
             })?
@@ -678,7 +678,7 @@ impl Beat {
         // The first tick at once, not a whole period after start (a restarted beat must not
         // leave the campaigns without a plan for a tick).
         running.store(true, Ordering::SeqCst);
-        beat.lead_and_tick(&lease).await;
+        beat.lead_and_tick(&lease, period).await;
         running.store(false, Ordering::SeqCst);
         scheduler.start().await?;
         tracing::info!(tick_seconds = period.as_secs(), "beat started");
@@ -692,14 +692,16 @@ impl Beat {
         Ok(())
     }
 
-    async fn lead_and_tick(self: &Arc<Self>, lease: &Lease) {
+    /// One firing: takes or renews the lease and, while it leads, ticks (the lease renewed
+    /// every `period` beside the tick: [`Lease::hold_while`]).
+    async fn lead_and_tick(self: &Arc<Self>, lease: &Arc<Lease>, period: std::time::Duration) {
         match lease.acquire(&self.redis).await {
             Ok(Some(fence)) => {
                 self.spawn_probe_round();
                 self.spawn_preparation_round();
                 let now = self.clock.now();
                 let started = std::time::Instant::now();
-                match self.tick(now).await {
+                match lease.hold_while(&self.redis, period, self.tick(now)).await {
                     Ok(report) => {
                         if report.runs > 0 {
                             // New runs of recurring campaigns: resolve their audiences now, not

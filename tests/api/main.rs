@@ -12,6 +12,7 @@ mod helpers;
 mod holidays;
 mod instances;
 mod key_rotation;
+mod lease;
 mod media;
 mod messages;
 mod metrics;
