@@ -17,6 +17,7 @@ use super::routes::CampaignView;
 use super::runs;
 use crate::api::extract::ApiQuery;
 use crate::audit::{self, Event};
+use crate::contacts::repo::{foreign_ids, Owned};
 use crate::db::find_owned;
 use crate::db::stmt;
 use crate::dispatch::gate;
@@ -32,6 +33,15 @@ fn invalid(verb: &str, current: CampaignStatus) -> AppError {
     AppError::Conflict {
         detail: format!("cannot {verb} a campaign that is {}", current.as_str()),
         current_status: Some(current.as_str().into()),
+    }
+}
+
+/// 409 about campaign `c` in its current state (`current_status`, as README promises for
+/// every conflict of a campaign's lifecycle).
+fn conflict_in(c: &campaigns::Model, detail: impl Into<String>) -> AppError {
+    AppError::Conflict {
+        detail: detail.into(),
+        current_status: Some(c.status.as_str().into()),
     }
 }
 
@@ -58,6 +68,19 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     if !problems.is_empty() {
         return Err(AppError::Validation(problems));
     }
+    // A group or tag of the audience deleted since the campaign was saved (before deletes
+    // were refused while a campaign names them): 422 naming it, not a campaign that
+    // completes at once having sent nothing.
+    let mut gone = Vec::new();
+    for (table, field, ids) in [
+        (Owned::Groups, "audience.group_ids", &c.audience.group_ids),
+        (Owned::Tags, "audience.tag_ids", &c.audience.tag_ids),
+    ] {
+        gone.extend(foreign_ids(&state.db, user.tenant_id, table, field, ids).await?);
+    }
+    if !gone.is_empty() {
+        return Err(AppError::Validation(gone));
+    }
     if let Some(recurrence) = &c.recurrence {
         let rule = runs::stored(recurrence).map_err(AppError::internal)?;
         return start_recurring(state, user, &c, &rule).await;
@@ -74,10 +97,10 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     .one(&state.db)
     .await?;
     if let Some(b) = busy {
-        return Err(AppError::conflict(format!(
-            "the instance already has an active campaign ({})",
-            b.id
-        )));
+        return Err(conflict_in(
+            &c,
+            format!("the instance already has an active campaign ({})", b.id),
+        ));
     }
     ensure_connected(state, user.tenant_id, &c).await?;
     let now = state.clock.now();
@@ -110,7 +133,8 @@ async fn start_recurring(
     let now = state.clock.now();
     let from = start_at(c)?.filter(|t| *t > now).unwrap_or(now);
     let Some(first) = next_occurrence(rule, runs::zone_of(&c.schedule), from) else {
-        return Err(AppError::conflict(
+        return Err(conflict_in(
+            c,
             "the recurrence has no occurrence left: its until date has passed",
         ));
     };
@@ -173,11 +197,14 @@ async fn ensure_connected(state: &AppState, tenant_id: Uuid, c: &campaigns::Mode
         first_problem.get_or_insert(problem);
     }
     let problem = first_problem.unwrap_or_else(|| "the campaign has no instance".into());
-    Err(AppError::conflict(if numbers.len() > 1 {
-        format!("none of the pool's instances is connected; the first: {problem}")
-    } else {
-        problem
-    }))
+    Err(conflict_in(
+        c,
+        if numbers.len() > 1 {
+            format!("none of the pool's instances is connected; the first: {problem}")
+        } else {
+            problem
+        },
+    ))
 }
 
 async fn reload(state: &AppState, id: Uuid) -> AppResult<campaigns::Model> {

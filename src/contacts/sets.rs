@@ -176,10 +176,12 @@ macro_rules! set_routes {
             Ok(HttpResponse::Ok().json($View::from(row)))
         }
 
-        /// Deletes it; its contacts stay.
+        /// Deletes it; its contacts stay. 409 while a campaign not finished (neither
+        /// completed nor cancelled) has it in its audience.
         #[utoipa::path(operation_id = concat!("delete", $One), tag = $tag, params(("id" = Uuid, Path)), responses(
             (status = 204),
             (status = 404, body = $crate::error::Problem),
+            (status = 409, body = $crate::error::Problem),
         ), security(("bearer" = [])))]
         #[delete($item)]
         pub async fn delete(

@@ -578,7 +578,12 @@ async fn starting_needs_a_connected_instance() {
         .app
         .post(&format!("/api/v1/campaigns/{c}/start"), &w.t, json!({}))
         .await;
-    assert!(r.problem(409)["detail"].as_str().unwrap().contains("not connected"));
+    let problem = r.problem(409);
+    assert!(problem["detail"].as_str().unwrap().contains("not connected"));
+    assert_eq!(
+        problem["current_status"], "draft",
+        "every lifecycle conflict says where it stands"
+    );
     assert_eq!(w.status(&c).await, "draft");
 }
 

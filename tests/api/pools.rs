@@ -270,10 +270,12 @@ async fn a_number_takes_part_in_one_active_campaign_at_a_time() {
         .app
         .post(&format!("/api/v1/campaigns/{single}/start"), &w.t, json!({}))
         .await;
-    assert!(refused.problem(409)["detail"]
+    let problem = refused.problem(409);
+    assert!(problem["detail"]
         .as_str()
         .unwrap()
         .contains("already has an active campaign"));
+    assert_eq!(problem["current_status"], "draft");
 }
 
 #[tokio::test]

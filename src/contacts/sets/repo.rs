@@ -21,6 +21,8 @@ pub struct SetKind {
     pub member_column: &'static str,
     /// The kind's own text column: `description` or `color`.
     pub extra: &'static str,
+    /// The key of a campaign's `audience` that lists sets of this kind.
+    pub audience_key: &'static str,
 }
 
 /// Groups: static lists of contacts.
@@ -30,6 +32,7 @@ pub const GROUPS: SetKind = SetKind {
     members: "group_members",
     member_column: "group_id",
     extra: "description",
+    audience_key: "group_ids",
 };
 
 /// Tags: labels on contacts.
@@ -39,6 +42,7 @@ pub const TAGS: SetKind = SetKind {
     members: "contact_tags",
     member_column: "tag_id",
     extra: "color",
+    audience_key: "tag_ids",
 };
 
 /// A set with its own text (`extra`) and how many contacts it holds.
@@ -158,6 +162,32 @@ impl SetKind {
         ))
         .await?;
         self.get(db, tenant_id, id).await
+    }
+
+    /// Names (the first 5, oldest first) of the tenant's campaigns not finished (neither
+    /// `completed` nor `cancelled`) whose audience lists set `id`: they still resolve it (at
+    /// start, or at each run of a recurring one).
+    pub async fn unfinished_campaigns_naming(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant_id: Uuid,
+        id: Uuid,
+    ) -> Result<Vec<String>, sea_orm::DbErr> {
+        #[derive(FromQueryResult)]
+        struct Named {
+            name: String,
+        }
+        let rows = Named::find_by_statement(stmt(
+            format!(
+                "SELECT name FROM campaigns WHERE tenant_id = $1 AND status NOT IN ('completed', 'cancelled') \
+                 AND audience -> '{}' @> jsonb_build_array($2::text) ORDER BY created_at, id LIMIT 5",
+                self.audience_key
+            ),
+            vec![tenant_id.into(), id.to_string().into()],
+        ))
+        .all(db)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.name).collect())
     }
 
     /// Deletes the set row (its memberships go with it).
