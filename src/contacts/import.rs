@@ -11,6 +11,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 use utoipa::ToSchema;
 
 use super::csv_format::{sniff_delimiter, Charset, Columns, CsvFormat};
+use super::csv_lines::LineTracking;
 use super::domain::describe;
 use super::domain::NewContact;
 use super::repo;
@@ -127,7 +128,7 @@ pub async fn import(
             .flexible(true)
             .trim(Trim::All)
             .delimiter(delimiter)
-            .create_reader(head.chain(reader));
+            .create_reader(LineTracking::new(head.chain(reader)));
         let mut fell_back = false;
         let header = csv
             .byte_headers()
@@ -158,7 +159,10 @@ pub async fn import(
                             "an import may have at most {MAX_ROWS} rows"
                         )));
                     }
-                    let line = record.position().map_or(rows + 1, |p| p.line());
+                    let line = record
+                        .position()
+                        .and_then(|p| csv.get_ref().line_at(p.byte()))
+                        .unwrap_or(rows + 1);
                     let parsed = charset
                         .decode(&record, &mut fell_back)
                         .map_err(|e| vec![FieldError::new("row", e)])
@@ -177,7 +181,10 @@ pub async fn import(
                 }
                 Err(e) => {
                     rows += 1;
-                    let line = e.position().map_or(rows + 1, |p| p.line());
+                    let line = e
+                        .position()
+                        .and_then(|p| csv.get_ref().line_at(p.byte()))
+                        .unwrap_or(rows + 1);
                     result.invalid.push(InvalidRow {
                         row: line,
                         error: FieldError::new("row", e.to_string()).message,

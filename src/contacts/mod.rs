@@ -2,6 +2,7 @@
 
 pub mod counts;
 pub mod csv_format;
+pub mod csv_lines;
 pub mod domain;
 pub mod groups;
 pub mod import;

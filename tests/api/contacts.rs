@@ -366,6 +366,19 @@ async fn a_cell_with_nul_makes_only_its_row_invalid() {
 }
 
 #[tokio::test]
+async fn an_invalid_row_is_named_by_its_line_in_the_file_with_excel_line_ends_and_blank_lines() {
+    let app = spawn_app().await;
+    let t = app.signup("Acme").await;
+    // Excel's CRLF, with a BOM, a blank line and a note over two lines: the invalid phones
+    // are on lines 3 and 7 (the header is line 1).
+    let csv = "\u{feff}telefone;nome;nota\r\n11987654321;Ana;\r\n123;Bia;\r\n\r\n21987654321;Caio;\"duas\r\nlinhas\"\r\n456;Duda;\r\n";
+    let b = import(&app, &t, "text/csv", csv.as_bytes()).await.ok(200).clone();
+    assert_eq!(b["created"], 2, "{b}");
+    let rows: Vec<&Value> = b["invalid"].as_array().unwrap().iter().map(|i| &i["row"]).collect();
+    assert_eq!(rows, [3, 7], "{b}");
+}
+
+#[tokio::test]
 async fn a_declared_charset_is_honoured_or_refused() {
     let app = spawn_app().await;
     let t = app.signup("Acme").await;
