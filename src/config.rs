@@ -101,6 +101,18 @@ pub struct BeatSettings {
     pub instance_check_seconds: u64,
 }
 
+impl BeatSettings {
+    /// The instant (UTC) of the beat's first tick after `now`: ticks fall on the clock's
+    /// multiples of `tick_seconds` (`scheduler::tick_schedule`; the epoch is on a minute and
+    /// `tick_seconds` divides 60). What a campaign with nothing queued waits for before its
+    /// next send is planned.
+    pub fn next_tick_at(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        let period = (self.tick_seconds.clamp(1, 60) * 1_000) as i64;
+        let next = (now.timestamp_millis().div_euclid(period) + 1) * period;
+        chrono::DateTime::from_timestamp_millis(next).unwrap_or(now)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DispatchSettings {
@@ -429,6 +441,31 @@ fn decode_key(key: &SecretString) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_tick_is_the_next_multiple_of_the_period_on_the_clock() {
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let beat = |tick_seconds| BeatSettings {
+            tick_seconds,
+            ..Settings::load_from(&config_dir(), "test", false).unwrap().beat
+        };
+        assert_eq!(
+            beat(10).next_tick_at(at("2026-12-01T10:00:03.400Z")),
+            at("2026-12-01T10:00:10Z")
+        );
+        assert_eq!(
+            beat(10).next_tick_at(at("2026-12-01T10:00:10Z")),
+            at("2026-12-01T10:00:20Z")
+        );
+        assert_eq!(
+            beat(1).next_tick_at(at("2026-12-01T10:00:59.999Z")),
+            at("2026-12-01T10:01:00Z")
+        );
+        assert_eq!(
+            beat(60).next_tick_at(at("2026-12-01T10:00:30Z")),
+            at("2026-12-01T10:01:00Z")
+        );
+    }
 
     fn config_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("config")

@@ -92,6 +92,9 @@ pub struct Summary {
     /// Recipients failed by an `ERROR` receipt after the gateway accepted their send (a
     /// partial index holds exactly them).
     pub failed_after_send: i64,
+    /// The earliest planned instant (UTC) of a `queued` recipient: the next send the beat
+    /// has planned; `None` when nothing is queued.
+    pub next_queued_at: Option<DateTime<Utc>>,
 }
 
 /// The campaign's [`Summary`] in one statement (one round trip: the stats page is what a
@@ -105,12 +108,14 @@ pub async fn summary(
     struct Extra {
         failed_after_send: i64,
         variants: serde_json::Value,
+        next_queued_at: Option<DateTime<Utc>>,
     }
     let row = db
         .query_one(stmt(
             format!(
                 "SELECT {SUMS}, (SELECT count(*) FROM recipients WHERE campaign_id = $1 AND sent_at > $2) AS sent_since, \
                    (SELECT count(*) FROM recipients WHERE campaign_id = $1 AND failed_after_send) AS failed_after_send, \
+                   (SELECT min(planned_at) FROM recipients WHERE campaign_id = $1 AND status = 'queued') AS next_queued_at, \
                    (SELECT COALESCE(jsonb_agg(v ORDER BY v.variant), '[]'::jsonb) FROM ( \
                       SELECT variant, sum(sent)::bigint AS sent, sum(failed)::bigint AS failed, \
                              sum(delivered)::bigint AS delivered, sum(read)::bigint AS read, sum(replied)::bigint AS replied \
@@ -128,6 +133,7 @@ pub async fn summary(
         counts: Counts::from_query_result(&row, "")?,
         variants: serde_json::from_value(extra.variants).map_err(|e| sea_orm::DbErr::Json(e.to_string()))?,
         failed_after_send: extra.failed_after_send,
+        next_queued_at: extra.next_queued_at,
     })
 }
 

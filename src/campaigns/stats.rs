@@ -87,8 +87,13 @@ pub struct CampaignStats {
     /// days); `null` before anything was sent.
     pub reply_rate: Option<f64>,
     pub sent_last_minute: u64,
-    /// The next planned send; when the window is closed, its next opening.
+    /// The next planned send (UTC): the earliest the beat has queued, or with none queued
+    /// the campaign's next instant, planned at the beat's next tick at the earliest; when the
+    /// window is closed then, its next opening. `null` unless active or scheduled with
+    /// recipients left.
     pub next_send_at: Option<DateTime<Utc>>,
+    /// When the last recipient is expected to be sent (UTC): the mean planned gap times the
+    /// recipients left, counted over open time from the next send; `completed_at` once done.
     pub estimated_completion_at: Option<DateTime<Utc>>,
     pub paused_reason: Option<String>,
     /// Results per message variant, one entry per variant of `messages`, in order.
@@ -111,6 +116,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
         counts: t,
         variants: per_variant,
         failed_after_send,
+        next_queued_at,
     } = counts::summary(&state.reads, c.id, now - Duration::minutes(1)).await?;
     let messages = c.messages.0.len().clamp(1, 5);
     let variants = (0..messages)
@@ -138,7 +144,12 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
                 Ok(schedule) => {
                     let dates = state.holidays.dates(&state.db, user.tenant_id).await?;
                     let lookup = schedule.holiday_lookup(&state.calendars, &dates);
-                    let from = c.next_send_at.unwrap_or(now).max(now);
+                    // The first send the beat has queued; with none, the campaign's next
+                    // instant, which the beat plans at its next tick at the earliest.
+                    let from = match next_queued_at {
+                        Some(at) => at.max(now),
+                        None => c.next_send_at.unwrap_or(now).max(state.settings.beat.next_tick_at(now)),
+                    };
                     let next = calendar::next_open(&schedule, &lookup, from);
                     let end =
                         next.and_then(|n| calendar::estimate_completion(&schedule, &lookup, &pacing, remaining, n));

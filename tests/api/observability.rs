@@ -204,3 +204,28 @@ async fn the_dashboard_and_queue_describe_the_tenant() {
     assert_eq!(q.ok(200)["queued"], 1, "one send planned this tick at one per minute");
     assert!(q.body["stream_length"].as_u64().unwrap() >= 1);
 }
+
+#[tokio::test]
+async fn the_next_send_is_the_beats_next_tick_until_it_plans_one_then_the_first_planned() {
+    use crate::engine::{immediate, tick_at};
+    use chrono::{DateTime, TimeZone, Utc};
+    let w = world().await;
+    let contacts = w.contacts(3).await;
+    let pacing = json!({"min_interval_seconds": 5, "max_interval_seconds": 5});
+    let c = w.campaign(&contacts, immediate(), pacing).await;
+    let at =
+        |s: u32, ms: i64| Utc.with_ymd_and_hms(2026, 12, 2, 13, 0, s).unwrap() + chrono::Duration::milliseconds(ms);
+    let t = w.start_on(&c, at(3, 400)).await;
+    let next_send_at = || async {
+        let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &t).await;
+        let at: DateTime<Utc> = stats.ok(200)["next_send_at"].as_str().unwrap().parse().unwrap();
+        at
+    };
+    // Nothing planned yet: the beat's next tick (every second in tests), at every poll, not
+    // "now" moving on with each one.
+    assert_eq!(next_send_at().await, at(4, 0));
+    assert_eq!(next_send_at().await, at(4, 0));
+    // The tick at 13:00:06 plans the sends 5 s apart from its instant: the first is next.
+    assert!(tick_at(&w, at(6, 0)).await > 0);
+    assert_eq!(next_send_at().await, at(6, 0));
+}
