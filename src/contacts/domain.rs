@@ -121,12 +121,16 @@ pub fn parse_contact_name(raw: &str) -> Result<String, String> {
     Ok(raw.trim().to_owned())
 }
 
-/// A field key: usable as a template variable (`{{quem_indicou}}`).
+/// The longest field key, in bytes of UTF-8 (an accented letter takes 2).
+pub const MAX_FIELD_KEY_BYTES: usize = 64;
+
+/// A field key: usable as a template variable (`{{quem_indicou}}`), at most
+/// [`MAX_FIELD_KEY_BYTES`].
 pub fn is_field_key(key: &str) -> bool {
     let mut chars = key.chars();
     matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
         && chars.all(|c| c.is_alphanumeric() || c == '_')
-        && key.len() <= 64
+        && key.len() <= MAX_FIELD_KEY_BYTES
 }
 
 /// Fields are a flat object of strings, numbers, booleans or nulls.
@@ -139,6 +143,9 @@ pub fn validate_fields(fields: &Map<String, Value>) -> Result<(), FieldError> {
     }
     for (key, value) in fields {
         let at = |m: &str| FieldError::new(format!("fields.{key}"), m);
+        if key.len() > MAX_FIELD_KEY_BYTES {
+            return Err(at("keys must have at most 64 bytes (an accented letter takes 2)"));
+        }
         if !is_field_key(key) {
             return Err(at("keys must be letters, digits and '_', not starting with a digit"));
         }
@@ -191,6 +198,9 @@ mod tests {
         assert!(!is_field_key("2cidade"));
         assert!(!is_field_key("quem-indicou"));
         assert!(!is_field_key(""));
+        let long: serde_json::Map<String, Value> = [("a".repeat(65), Value::from("x"))].into_iter().collect();
+        let e = validate_fields(&long).unwrap_err();
+        assert!(e.message.contains("at most 64 bytes"), "{}", e.message);
     }
 }
 
