@@ -193,3 +193,11 @@ where
 {
     Option::<T>::deserialize(de).map(Some)
 }
+
+/// The scheme and host this request reached (`https://api.example.com`), as the connection
+/// info has them (honouring `Forwarded` / `X-Forwarded-*` from a proxy): the base of the URLs
+/// Arauto gives out about itself when `server.public_url` is not set.
+pub fn base_url(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}

@@ -541,6 +541,27 @@ impl GatewayClient {
             .map(|_| ())
     }
 
+    /// `POST /webhook/set/{instance}` with the instance's key: its webhook, enabled, pointed
+    /// at `webhook_url` for `events` (`EVOLUTION.md`, "Instances"). Idempotent, so retried
+    /// like a read.
+    pub async fn set_webhook(
+        &self,
+        target: InstanceTarget<'_>,
+        webhook_url: &str,
+        events: &[&str],
+    ) -> Result<(), GatewayError> {
+        let url = url(target, "webhook/set");
+        let body = serde_json::json!({"webhook": {
+            "enabled": true, "url": webhook_url, "byEvents": false, "base64": false,
+            "headers": {}, "events": events,
+        }});
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| GatewayError::new(ErrorClass::Recipient, None, format!("cannot encode: {e}"), ""))?;
+        self.call(Method::POST, &url, target.api_key, Some(body), Repeat::Safe)
+            .await
+            .map(|_| ())
+    }
+
     /// `DELETE /instance/logout/{instance}`.
     pub async fn logout(&self, target: InstanceTarget<'_>) -> Result<(), GatewayError> {
         let url = url(target, "instance/logout");

@@ -1,13 +1,13 @@
 //! Gateway-facing and instance-facing routes: the Evolution webhook (receipts, inbound
 //! messages, connection updates) and an instance's state, connect (QR) and logout.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{service, ConnectInfo, ConnectionState};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{base_url, ApiJson};
 use crate::error::AppResult;
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
@@ -89,8 +89,10 @@ impl From<ConnectInfo> for ConnectView {
     }
 }
 
-/// Asks the gateway for a fresh QR code / pairing code to connect the number (admins only;
-/// 502 with the gateway's message when it fails).
+/// Points the instance's webhook at Arauto, then asks the gateway for a fresh QR code /
+/// pairing code to connect the number (admins only; 502 with the gateway's message when it
+/// fails). For a number registered with its own `api_key` and already connected, call it
+/// once: receipts, replies (opt-out keywords) and connection changes then reach Arauto.
 #[utoipa::path(operation_id = "connectInstance", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ConnectView),
     (status = 403, body = crate::error::Problem),
@@ -101,10 +103,11 @@ impl From<ConnectInfo> for ConnectView {
 pub async fn instance_connect(
     state: web::Data<AppState>,
     user: AuthUser,
+    req: HttpRequest,
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let info = service::connect(&state, &user, *id).await?;
+    let info = service::connect(&state, &user, *id, &base_url(&req)).await?;
     Ok(HttpResponse::Ok().json(ConnectView::from(info)))
 }
 

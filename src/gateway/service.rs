@@ -11,6 +11,7 @@ use crate::db::find_owned;
 use crate::entities::instances;
 use crate::error::{AppError, AppResult};
 use crate::instances::connectivity::{self, target_of};
+use crate::instances::domain::{webhook_url, WEBHOOK_EVENTS};
 use crate::instances::repo as instances_repo;
 use crate::messages::status as message_status;
 use crate::recipients::{self, Receipt};
@@ -112,10 +113,18 @@ pub async fn connection_state(state: &AppState, user: &AuthUser, id: Uuid) -> Ap
     Ok(heard)
 }
 
-/// A fresh QR code / pairing code to connect the instance's number.
-pub async fn connect(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ConnectInfo> {
+/// Points the instance's webhook at Arauto (`webhook/set`: receipts, replies and opt-out
+/// keywords, connection changes; an instance registered with its own `api_key` has no
+/// webhook of ours until then), then asks for a fresh QR code / pairing code to connect its
+/// number. `base_url`: the scheme and host this request reached (used without
+/// `server.public_url`). 502 when the gateway fails or refuses either call.
+pub async fn connect(state: &AppState, user: &AuthUser, id: Uuid, base_url: &str) -> AppResult<ConnectInfo> {
+    let public = state.settings.server.public_url.clone();
     with_target(state, user, id, |gw, i, key| async move {
-        gw.connect(target_of(&i, &key)).await
+        let target = target_of(&i, &key);
+        let hook = webhook_url(public.as_deref(), base_url, &i.webhook_token);
+        gw.set_webhook(target, &hook, &WEBHOOK_EVENTS).await?;
+        gw.connect(target).await
     })
     .await
 }

@@ -51,6 +51,14 @@ pub fn webhook_path(token: &str) -> String {
     format!("/api/v1/webhooks/evolution/{token}")
 }
 
+/// The URL the gateway posts an instance's events to: `server.public_url` (`public_url`),
+/// else `base_url` (the scheme and host a request to this API reached), + its
+/// [`webhook_path`].
+pub fn webhook_url(public_url: Option<&str>, base_url: &str, token: &str) -> String {
+    let public = public_url.unwrap_or(base_url);
+    format!("{}{}", public.trim_end_matches('/'), webhook_path(token))
+}
+
 /// A parsed change of an instance: `None` keeps a field, `Some(None)` clears a nullable one.
 #[derive(Default)]
 pub struct InstancePatch {

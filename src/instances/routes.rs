@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::domain::*;
 use super::{connectivity, repo, service};
-use crate::api::extract::{nullable, ApiJson, Page, Pagination};
+use crate::api::extract::{base_url, nullable, ApiJson, Page, Pagination};
 use crate::db::find_owned;
 use crate::entities::instances;
 use crate::error::{AppError, AppResult, FieldError, Fields};
@@ -229,11 +229,7 @@ pub async fn create(
     body: ApiJson<CreateInstanceRequest>,
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let base_url = {
-        let info = req.connection_info();
-        format!("{}://{}", info.scheme(), info.host())
-    };
-    let (created, qrcode) = service::create(&state, &user, body.0.parse()?, &base_url).await?;
+    let (created, qrcode) = service::create(&state, &user, body.0.parse()?, &base_url(&req)).await?;
     let view = InstanceView {
         qrcode: qrcode.map(ConnectView::from),
         ..InstanceView::from(created)

@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::connectivity::target_of;
-use super::domain::{webhook_path, InstanceInput, InstancePatch, KeySource, WEBHOOK_EVENTS};
+use super::domain::{webhook_url, InstanceInput, InstancePatch, KeySource, WEBHOOK_EVENTS};
 use super::repo::{self, NewRow};
 use crate::audit::{self, Event};
 use crate::campaigns::repo::Replan;
@@ -76,8 +76,7 @@ async fn provision(
         })?;
     repo::ensure_name_free(&state.db, by.tenant_id, &input.name).await?;
     let token = repo::webhook_token();
-    let public = state.settings.server.public_url.as_deref().unwrap_or(base_url);
-    let webhook_url = format!("{}{}", public.trim_end_matches('/'), webhook_path(&token));
+    let webhook_url = webhook_url(state.settings.server.public_url.as_deref(), base_url, &token);
     let target = InstanceTarget {
         api_url: &input.api_url,
         instance_name: &input.instance_name,
