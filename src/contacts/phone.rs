@@ -149,6 +149,14 @@ fn canonical(full: String) -> String {
     }
 }
 
+/// Brazil's 67 area codes (DDD) in use: ANATEL's national codes (Plano Geral de Códigos
+/// Nacionais). Numbers such as 20, 23, 25 or 30 belong to no area and reach no one.
+const BRAZILIAN_AREA_CODES: [u8; 67] = [
+    11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38, 41, 42, 43, 44, 45, 46, 47, 48,
+    49, 51, 53, 54, 55, 61, 62, 63, 64, 65, 66, 67, 68, 69, 71, 73, 74, 75, 77, 79, 81, 82, 83, 84, 85, 86, 87, 88, 89,
+    91, 92, 93, 94, 95, 96, 97, 98, 99,
+];
+
 fn validate(full: &str) -> Result<(), &'static str> {
     if !(8..=15).contains(&full.len()) {
         return Err("must have between 8 and 15 digits including the country code");
@@ -157,11 +165,16 @@ fn validate(full: &str) -> Result<(), &'static str> {
         return Err("must start with a country code");
     }
     if let Some(national) = full.strip_prefix("55") {
-        let ddd_ok = national.len() >= 2 && !national[..2].contains('0');
         let len_ok = national.len() == 10 || national.len() == 11;
         let mobile_ok = national.len() != 11 || national.as_bytes()[2] == b'9';
-        if !(ddd_ok && len_ok && mobile_ok) {
+        if !(len_ok && mobile_ok) {
             return Err("is not a valid Brazilian number");
+        }
+        let in_use = national[..2]
+            .parse::<u8>()
+            .is_ok_and(|ddd| BRAZILIAN_AREA_CODES.contains(&ddd));
+        if !in_use {
+            return Err("is not a valid Brazilian number: no such area code (DDD)");
         }
     }
     Ok(())
@@ -184,6 +197,20 @@ mod tests {
             " +55 (11) 9 8765-4321 ",
         ] {
             assert_eq!(Phone::parse(raw, "BR").unwrap().as_str(), "5511987654321", "{raw}");
+        }
+    }
+
+    #[test]
+    fn only_brazilian_area_codes_in_use_are_taken() {
+        let taken: Vec<u8> = (11..=99)
+            .filter(|ddd| Phone::parse(&format!("({ddd}) 98765-4321"), "BR").is_ok())
+            .collect();
+        assert_eq!(taken, BRAZILIAN_AREA_CODES);
+        for ddd in [
+            20, 23, 25, 26, 29, 30, 36, 39, 40, 50, 52, 56, 57, 58, 59, 60, 70, 72, 76, 78, 80, 90,
+        ] {
+            let e = Phone::parse(&format!("+55 {ddd} 98765-4321"), "BR").unwrap_err();
+            assert!(e.contains("area code"), "{ddd}: {e}");
         }
     }
 
