@@ -20,6 +20,10 @@ end
 return -1
 "#;
 
+/// Extends our lease only if we still hold it (never takes a free one): 1, else 0.
+const RENEW: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+
 const RELEASE: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
@@ -99,12 +103,26 @@ impl Lease {
         Ok(fence)
     }
 
+    /// Extends the lease by its TTL if this beat still holds it; false when it does not (it
+    /// expired, or another beat took it): renewing never takes a free lease.
+    pub async fn renew(&self, redis: &Client) -> Result<bool, Error> {
+        let renewed: i64 = redis
+            .eval(
+                RENEW,
+                vec![self.key.clone()],
+                vec![self.holder.clone(), self.ttl_ms.to_string()],
+            )
+            .await?;
+        Ok(renewed == 1)
+    }
+
     /// Runs `work` (a tick) while renewing this lease every `every` beside it, in its own
     /// task: a tick longer than the lease's TTL (a PgBouncer stall, a large round) does not
     /// hand the lease to another beat while this one is still at work, which would then tick
-    /// beside it and double the load on a database already slow. A beat that dies stops
-    /// renewing with it. Renewal errors and a lease found taken are logged by [`Self::acquire`]
-    /// (the tick goes on; the next one stands by).
+    /// beside it and double the load on a database already slow. The renewal only extends a
+    /// lease still held ([`Self::renew`]; once lost it stops, logged) and ends with `work`,
+    /// also when `work` panics or is dropped (the task is aborted on drop, and awaited, so no
+    /// renewal lands after this returns). Renewal errors are logged here.
     pub async fn hold_while<T>(
         self: &std::sync::Arc<Self>,
         redis: &Client,
@@ -112,18 +130,24 @@ impl Lease {
         work: impl std::future::Future<Output = T>,
     ) -> T {
         let (lease, redis) = (self.clone(), redis.clone());
-        let renewal = tokio::spawn(async move {
+        let mut renewal = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                if let Err(e) = lease.acquire(&redis).await {
-                    tracing::warn!(error = %e, "renewing the beat's lease failed");
+                match lease.renew(&redis).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(holder = %lease.holder, "the beat's lease was lost during a tick");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "renewing the beat's lease failed"),
                 }
             }
-        });
+        }));
         let out = work.await;
         renewal.abort();
+        let _ = (&mut renewal).await;
         out
     }
 

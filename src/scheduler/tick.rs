@@ -669,8 +669,10 @@ impl Beat {
                         tracing::warn!("previous tick still running: skipping this one");
                         return;
                     }
+                    // Cleared however the tick ends, a panic included: a flag left set
+                    // would skip every later tick.
+                    let _done = ClearOnDrop(&running);
                     beat.lead_and_tick(&lease, period).await;
-                    running.store(false, Ordering::SeqCst);
                 })
             })?
         };
@@ -790,6 +792,15 @@ impl Beat {
             }
             beat.probing.store(false, Ordering::SeqCst);
         });
+    }
+}
+
+/// Sets the flag it holds back to false when dropped.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
