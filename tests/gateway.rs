@@ -541,3 +541,28 @@ async fn a_gateway_that_answered_a_send_lately_is_not_warmed() {
     c.warm(&server.uri()).await;
     server.verify().await;
 }
+
+#[tokio::test]
+async fn set_webhook_points_the_instance_at_a_url_for_the_events_asked() {
+    let sb = Sandbox::start().await;
+    let c = client(2000, 1);
+    let t = sb.target("loja-1");
+    let events = ["MESSAGES_UPDATE", "MESSAGES_UPSERT", "CONNECTION_UPDATE"];
+    assert_eq!(
+        c.set_webhook(t, "https://arauto.example.com/hook", &events).await,
+        Ok(())
+    );
+    let found: Value = sb
+        .http
+        .get(format!("{}/webhook/find/loja-1", sb.url))
+        .header("apikey", "any-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["url"], "https://arauto.example.com/hook");
+    assert_eq!(found["enabled"], true);
+    assert_eq!(found["events"], json!(events));
+}

@@ -52,7 +52,7 @@ use crate::{api, audit, calendar, campaigns, contacts, gateway, instances, messa
         campaigns::runs::list, campaigns::copies::duplicate, campaigns::copies::recipients_csv, campaigns::copies::logs_csv,
         messages::routes::send, messages::routes::bulk, messages::routes::get, messages::routes::list, messages::routes::cancel,
         gateway::routes::evolution_webhook, gateway::routes::instance_state, gateway::routes::instance_connect,
-        gateway::routes::instance_logout,
+        gateway::routes::instance_webhook, gateway::routes::instance_logout,
         webhooks::routes::create, webhooks::routes::list, webhooks::routes::get, webhooks::routes::delete,
         webhooks::routes::deliveries,
     ),

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{service, ConnectInfo, ConnectionState};
 use crate::api::extract::{base_url, ApiJson};
 use crate::error::AppResult;
+use crate::instances::domain::WEBHOOK_EVENTS;
 use crate::state::AppState;
 use crate::tenancy::auth::AuthUser;
 
@@ -89,10 +90,8 @@ impl From<ConnectInfo> for ConnectView {
     }
 }
 
-/// Points the instance's webhook at Arauto, then asks the gateway for a fresh QR code /
-/// pairing code to connect the number (admins only; 502 with the gateway's message when it
-/// fails). For a number registered with its own `api_key` and already connected, call it
-/// once: receipts, replies (opt-out keywords) and connection changes then reach Arauto.
+/// Asks the gateway for a fresh QR code / pairing code to connect the number (admins only;
+/// 502 with the gateway's message when it fails).
 #[utoipa::path(operation_id = "connectInstance", tag = "instances", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ConnectView),
     (status = 403, body = crate::error::Problem),
@@ -103,12 +102,43 @@ impl From<ConnectInfo> for ConnectView {
 pub async fn instance_connect(
     state: web::Data<AppState>,
     user: AuthUser,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let info = service::connect(&state, &user, *id).await?;
+    Ok(HttpResponse::Ok().json(ConnectView::from(info)))
+}
+
+/// The webhook an instance's gateway posts to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    /// Where the gateway now posts the instance's events.
+    pub url: String,
+    /// The events it posts (Evolution's names).
+    pub events: Vec<String>,
+}
+
+/// Points the instance's webhook on the gateway at Arauto, replacing any other (Evolution
+/// keeps one per instance): needed once for a number registered with its own `api_key`, or
+/// no receipts, replies (opt-out keywords) or connection changes reach Arauto; one Arauto
+/// created has it already (admins only; 502 with the gateway's message when it fails).
+#[utoipa::path(operation_id = "setInstanceWebhook", tag = "instances", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = WebhookView),
+    (status = 403, body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem),
+    (status = 502, body = crate::error::Problem),
+), security(("bearer" = [])))]
+#[post("/instances/{id}/webhook")]
+pub async fn instance_webhook(
+    state: web::Data<AppState>,
+    user: AuthUser,
     req: HttpRequest,
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
-    let info = service::connect(&state, &user, *id, &base_url(&req)).await?;
-    Ok(HttpResponse::Ok().json(ConnectView::from(info)))
+    let url = service::set_webhook(&state, &user, *id, &base_url(&req)).await?;
+    let events = WEBHOOK_EVENTS.iter().map(|e| (*e).to_owned()).collect();
+    Ok(HttpResponse::Ok().json(WebhookView { url, events }))
 }
 
 /// Logs the number out of the gateway (admins only).
@@ -133,5 +163,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(evolution_webhook)
         .service(instance_state)
         .service(instance_connect)
+        .service(instance_webhook)
         .service(instance_logout);
 }

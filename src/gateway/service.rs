@@ -113,20 +113,33 @@ pub async fn connection_state(state: &AppState, user: &AuthUser, id: Uuid) -> Ap
     Ok(heard)
 }
 
-/// Points the instance's webhook at Arauto (`webhook/set`: receipts, replies and opt-out
-/// keywords, connection changes; an instance registered with its own `api_key` has no
-/// webhook of ours until then), then asks for a fresh QR code / pairing code to connect its
-/// number. `base_url`: the scheme and host this request reached (used without
-/// `server.public_url`). 502 when the gateway fails or refuses either call.
-pub async fn connect(state: &AppState, user: &AuthUser, id: Uuid, base_url: &str) -> AppResult<ConnectInfo> {
-    let public = state.settings.server.public_url.clone();
+/// A fresh QR code / pairing code to connect the instance's number.
+pub async fn connect(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<ConnectInfo> {
     with_target(state, user, id, |gw, i, key| async move {
-        let target = target_of(&i, &key);
-        let hook = webhook_url(public.as_deref(), base_url, &i.webhook_token);
-        gw.set_webhook(target, &hook, &WEBHOOK_EVENTS).await?;
-        gw.connect(target).await
+        gw.connect(target_of(&i, &key)).await
     })
     .await
+}
+
+/// Points the instance's webhook on the gateway at Arauto (`webhook/set`, enabled, for
+/// [`WEBHOOK_EVENTS`]): receipts, replies (opt-out keywords) and connection changes. An
+/// instance registered with its own `api_key` has none of ours until this is called (one
+/// Arauto creates gets it at create). It replaces whatever webhook the instance had:
+/// Evolution keeps one per instance. Returns the URL set: `server.public_url`, else
+/// `base_url` (the scheme and host this request reached), + the instance's webhook path.
+/// Audited as `instance.webhook`. 404 for another tenant's id; 502 when the gateway fails.
+pub async fn set_webhook(state: &AppState, user: &AuthUser, id: Uuid, base_url: &str) -> AppResult<String> {
+    let public = state.settings.server.public_url.clone();
+    let url = with_target(state, user, id, |gw, i, key| async move {
+        let url = webhook_url(public.as_deref(), base_url, &i.webhook_token);
+        gw.set_webhook(target_of(&i, &key), &url, &WEBHOOK_EVENTS)
+            .await
+            .map(|()| url)
+    })
+    .await?;
+    let event = Event::new("instance.webhook", "instance", id);
+    audit::record_by(&state.db, user, state.clock.now(), event).await?;
+    Ok(url)
 }
 
 /// Logs the number out of the gateway; recorded as `close` (which pauses its campaigns)

@@ -90,6 +90,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/webhooks/evolution/{webhook_token}"),
     ("get", "/api/v1/instances/{id}/state"),
     ("post", "/api/v1/instances/{id}/connect"),
+    ("post", "/api/v1/instances/{id}/webhook"),
     ("post", "/api/v1/instances/{id}/logout"),
     ("get", "/api/v1/instances/{id}/health"),
     ("get", "/health"),

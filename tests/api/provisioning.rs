@@ -222,41 +222,46 @@ async fn the_sandbox_delivers_an_inbound_reply_on_request_to_a_provisioned_numbe
 }
 
 #[tokio::test]
-async fn connecting_a_registered_number_points_its_webhook_at_arauto_so_opt_outs_arrive() {
+async fn a_registered_numbers_webhook_is_pointed_at_arauto_on_request_so_opt_outs_arrive() {
     // A number registered with its own api key (not created by Arauto): the gateway has no
     // webhook of ours, and a contact's "SAIR" would never arrive.
     let w = world().await;
     let contact = w.app.create_contact(&w.t, &phone(1), "Ana").await;
-    let silent = reqwest::Client::new()
-        .post(format!("{}/_sandbox/inbound", w.sandbox.url))
-        .json(&json!({"instance": "loja-1", "number": phone(1), "text": "SAIR"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(!silent.status().is_success(), "the sandbox has nowhere to post it");
+    let inbound = || async {
+        reqwest::Client::new()
+            .post(format!("{}/_sandbox/inbound", w.sandbox.url))
+            .json(&json!({"instance": "loja-1", "number": phone(1), "text": "SAIR"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert!(
+        !inbound().await.status().is_success(),
+        "the sandbox has nowhere to post it"
+    );
     let c = w.app.get(&format!("/api/v1/contacts/{contact}"), &w.t).await;
     assert!(c.ok(200)["opted_out_at"].is_null(), "no webhook yet: {}", c.body);
-    // Connecting (a QR code, or nothing new for a number already connected) sets it.
-    w.app
-        .post(&format!("/api/v1/instances/{}/connect", w.instance), &w.t, json!({}))
-        .await
-        .ok(200);
+    let set = w
+        .app
+        .post(&format!("/api/v1/instances/{}/webhook", w.instance), &w.t, json!({}))
+        .await;
     let path = w.app.get(&format!("/api/v1/instances/{}", w.instance), &w.t).await.body["webhook_path"]
         .as_str()
         .unwrap()
         .to_owned();
+    assert_eq!(set.ok(200)["url"], format!("{}{path}", w.app.address));
     let hook = gateway_get(&w.sandbox, "/webhook/find/loja-1").await;
     assert_eq!(hook["url"], format!("{}{path}", w.app.address));
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sandbox/inbound", w.sandbox.url))
-        .json(&json!({"instance": "loja-1", "number": phone(1), "text": "SAIR"}))
-        .send()
-        .await
-        .unwrap();
-    let answer: Value = r.json().await.unwrap();
+    let answer: Value = inbound().await.json().await.unwrap();
     assert_eq!(answer["status"], 200, "{answer}");
     let c = w.app.get(&format!("/api/v1/contacts/{contact}"), &w.t).await;
     assert!(c.ok(200)["opted_out_at"].is_string(), "{}", c.body);
+    // A gateway that does not answer: 502, and nothing else changes.
+    let unreachable = w.app.create_instance(&w.t, "loja-x").await;
+    w.app
+        .post(&format!("/api/v1/instances/{unreachable}/webhook"), &w.t, json!({}))
+        .await
+        .problem(502);
 }
 
 async fn health(app: &TestApp, t: &Tenant, id: &str) -> Value {
