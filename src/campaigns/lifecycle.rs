@@ -45,6 +45,15 @@ fn conflict_in(c: &campaigns::Model, detail: impl Into<String>) -> AppError {
     }
 }
 
+/// 409 for a campaign another request moved while this one acted on it: with the status it
+/// has now (re-read), or without one if it cannot be read.
+async fn changed_meanwhile(state: &AppState, id: Uuid, detail: &str) -> AppError {
+    match reload(state, id).await {
+        Ok(now) => conflict_in(&now, detail),
+        Err(_) => AppError::conflict(detail),
+    }
+}
+
 fn start_at(c: &campaigns::Model) -> AppResult<Option<DateTime<Utc>>> {
     let spec = c.schedule.clone();
     Ok(spec
@@ -107,7 +116,7 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     let first = start_at(&c)?.filter(|t| *t > now).unwrap_or(now);
     let txn = state.db.begin().await?;
     if !repo::start(&txn, c.id, now, first).await? {
-        return Err(AppError::conflict("the campaign is no longer a draft"));
+        return Err(changed_meanwhile(state, c.id, "the campaign is no longer a draft").await);
     }
     let event = Event::new("campaign.start", "campaign", c.id);
     audit::record(&txn, user.tenant_id, Some(user.user_id), now, event).await?;
@@ -140,7 +149,7 @@ async fn start_recurring(
     };
     let txn = state.db.begin().await?;
     if !repo::start_recurring(&txn, c.id, now, first).await? {
-        return Err(AppError::conflict("the campaign is no longer a draft"));
+        return Err(changed_meanwhile(state, c.id, "the campaign is no longer a draft").await);
     }
     let event = Event::new("campaign.start", "campaign", c.id).with(json!({"first_occurrence_at": first}));
     audit::record(&txn, user.tenant_id, Some(user.user_id), now, event).await?;
@@ -162,7 +171,7 @@ async fn resume_recurring(
     let next = next_occurrence(&rule, runs::zone_of(&c.schedule), from);
     let txn = state.db.begin().await?;
     if repo::resume_recurring(&txn, c.id, now, next).await?.is_none() {
-        return Err(AppError::conflict("the campaign changed meanwhile; try again"));
+        return Err(changed_meanwhile(state, c.id, "the campaign changed meanwhile; try again").await);
     }
     let event =
         Event::new("campaign.resume", "campaign", c.id).with(json!({"from": "paused", "next_occurrence_at": next}));
@@ -231,7 +240,7 @@ async fn transition(
     let txn = state.db.begin().await?;
     let moved = repo::control(&txn, c.id, current, to, now).await?;
     if !moved {
-        return Err(AppError::conflict("the campaign changed meanwhile; try again"));
+        return Err(changed_meanwhile(state, c.id, "the campaign changed meanwhile; try again").await);
     }
     match to {
         CampaignStatus::Paused => recipients::unqueue_campaign(&txn, c.id).await?,

@@ -144,7 +144,9 @@ pub fn validate_fields(fields: &Map<String, Value>) -> Result<(), FieldError> {
     for (key, value) in fields {
         let at = |m: &str| FieldError::new(format!("fields.{key}"), m);
         if key.len() > MAX_FIELD_KEY_BYTES {
-            return Err(at("keys must have at most 64 bytes (an accented letter takes 2)"));
+            return Err(at(&format!(
+                "keys must have at most {MAX_FIELD_KEY_BYTES} bytes (an accented letter takes 2)"
+            )));
         }
         if !is_field_key(key) {
             return Err(at("keys must be letters, digits and '_', not starting with a digit"));

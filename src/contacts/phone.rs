@@ -136,7 +136,7 @@ fn brazilian(digits: &str) -> Result<String, &'static str> {
 
 /// A Brazilian mobile written with 8 digits (`55` + DDD + a number starting 6–9) gains
 /// its ninth digit; every other number is returned as it is.
-fn canonical(full: String) -> String {
+pub(crate) fn canonical(full: String) -> String {
     match full.strip_prefix("55") {
         Some(national)
             if national.len() == 10

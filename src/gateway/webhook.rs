@@ -265,7 +265,8 @@ fn connection(instance: Option<&str>, data: &Value) -> Result<Option<GatewayEven
 /// → `5511987654321`; `None` for groups, broadcasts, channels and anything not a phone.
 /// The number is canonicalised as contacts are ([`Phone::from_international`]): a
 /// Brazilian mobile reported without its ninth digit (`553188887777`) gains it
-/// (`5531988887777`); digits that are not a valid number are returned as they are.
+/// (`5531988887777`), even when the number is not valid otherwise (a contact stored before
+/// a rule tightened still matches); other digits are returned as they are.
 pub fn phone_from_jid(jid: &str) -> Option<String> {
     let (user, domain) = jid.split_once('@').unwrap_or((jid, "s.whatsapp.net"));
     if !matches!(domain, "s.whatsapp.net" | "c.us") {
@@ -276,7 +277,10 @@ pub fn phone_from_jid(jid: &str) -> Option<String> {
     if phone.is_empty() || !phone.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(Phone::from_international(phone).map_or_else(|_| phone.to_owned(), Phone::into_string))
+    Some(Phone::from_international(phone).map_or_else(
+        |_| crate::contacts::phone::canonical(phone.to_owned()),
+        Phone::into_string,
+    ))
 }
 
 #[cfg(test)]
@@ -501,6 +505,11 @@ mod tests {
             phone_from_jid("553133334444@s.whatsapp.net").as_deref(),
             Some("553133334444"),
             "a landline keeps 8 digits"
+        );
+        assert_eq!(
+            phone_from_jid("552388887777@s.whatsapp.net").as_deref(),
+            Some("5523988887777"),
+            "even with an area code no longer taken (a contact stored before still matches)"
         );
         let events = parse(json!({
             "event": "messages.upsert", "instance": "loja-1",
