@@ -97,7 +97,9 @@ pub async fn list(
     Ok(items)
 }
 
-/// Adds a closing date of the caller's tenant (and forgets its cached dates). 409 when it has one on that date.
+/// Adds a closing date of the caller's tenant (and forgets its cached dates). 409 when it has
+/// one on that date. A running campaign whose window it closes now sends nothing more once
+/// this returns ([`crate::campaigns::lifecycle::hold_for_holiday`]).
 pub async fn create(state: &AppState, by: &AuthUser, date: NaiveDate, name: String) -> AppResult<holidays::Model> {
     let txn = state.db.begin().await?;
     let created = repo::insert(&txn, by.tenant_id, date, name, state.clock.now()).await?;
@@ -106,6 +108,7 @@ pub async fn create(state: &AppState, by: &AuthUser, date: NaiveDate, name: Stri
     crate::campaigns::repo::replan(&txn, Replan::Tenant(by.tenant_id), state.clock.now()).await?;
     txn.commit().await?;
     state.holidays.forget(by.tenant_id).await;
+    crate::campaigns::lifecycle::hold_for_holiday(state, by.tenant_id).await?;
     Ok(created)
 }
 

@@ -284,6 +284,52 @@ async fn stop_sends_in_hand(state: &AppState, campaign_id: Uuid, action: &str) {
     }
 }
 
+/// After a holiday of tenant `tenant_id` was added (committed): each of its active campaigns
+/// whose window that closes now stops sending at once, as a pause would (PRODUCT §2.4: never
+/// on a holiday), and stays active: its send gate closed for twice a worker's context TTL
+/// (workers learn of the holiday within one; [`gate::close_for`]), the attempts in flight
+/// waited for, its queued recipients back to `pending` (the beat plans them after the
+/// holiday). Returns how many campaigns were held. Without Redis it logs, and the workers
+/// stop within their context TTL.
+pub async fn hold_for_holiday(state: &AppState, tenant_id: Uuid) -> AppResult<u64> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let active = campaigns::Entity::find()
+        .filter(campaigns::Column::TenantId.eq(tenant_id))
+        .filter(campaigns::Column::Status.eq(CampaignStatus::Active))
+        .all(&state.db)
+        .await?;
+    if active.is_empty() {
+        return Ok(0);
+    }
+    let dates = state.holidays.dates(&state.db, tenant_id).await?;
+    let now = state.clock.now();
+    let hold = 2 * crate::dispatch::context::TTL;
+    let limit = state.gateway.timeout() + std::time::Duration::from_secs(2);
+    let mut held = 0;
+    for c in active {
+        let Ok(schedule) = crate::calendar::Schedule::parse(c.schedule.clone(), &state.calendars) else {
+            continue;
+        };
+        if crate::calendar::is_open(&schedule, &schedule.holiday_lookup(&state.calendars, &dates), now) {
+            continue;
+        }
+        let stopped = async {
+            let in_flight =
+                gate::close_for(&state.redis, &state.keys, c.id, "holiday", hold.as_millis() as u64).await?;
+            if in_flight > 0 {
+                gate::drain(&state.redis, &state.keys, c.id, limit).await?;
+            }
+            Ok::<_, fred::prelude::Error>(())
+        };
+        if let Err(e) = stopped.await {
+            tracing::error!(error = %e, campaign_id = %c.id, "holding the send gate for a holiday failed");
+        }
+        recipients::unqueue_campaign(&state.db, c.id).await?;
+        held += 1;
+    }
+    Ok(held)
+}
+
 pub async fn pause(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {
     let c = find_owned::<campaigns::Entity>(&state.db, user.tenant_id, id, "campaign").await?;
     transition(state, user, c, "pause", CampaignStatus::Paused).await

@@ -135,8 +135,10 @@ impl NumberTarget {
 }
 
 /// How long a loaded context is used: short, so that a tenant holiday added or deleted
-/// (or an instance edited) reaches the workers within a few seconds.
-const TTL: Duration = Duration::from_secs(5);
+/// (or an instance edited) reaches the workers within a few seconds. A holiday that closes
+/// a running campaign's window holds its send gate longer than this
+/// (`campaigns::lifecycle::hold_for_holiday`), so none leaves in the meantime.
+pub const TTL: Duration = Duration::from_secs(5);
 
 /// Contexts by campaign, with when they were loaded.
 type Cached = HashMap<Uuid, (Instant, Arc<CampaignContext>)>;

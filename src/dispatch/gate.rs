@@ -243,11 +243,23 @@ pub async fn leave(redis: &Client, keys: &Keys, pass: &Pass) -> Result<(), Error
 /// stop to have ended (retries included); after that the campaign's status in Postgres
 /// refuses every claim by itself.
 pub async fn close(redis: &Client, keys: &Keys, campaign_id: Uuid, reason: &str) -> Result<u64, Error> {
+    close_for(redis, keys, campaign_id, reason, STOP_TTL_MS).await
+}
+
+/// [`close`] for `ttl_ms` only: the gate opens again by itself after it (a campaign held
+/// while workers learn of a change, not stopped).
+pub async fn close_for(
+    redis: &Client,
+    keys: &Keys,
+    campaign_id: Uuid,
+    reason: &str,
+    ttl_ms: u64,
+) -> Result<u64, Error> {
     let n = eval(
         redis,
         CLOSE,
         vec![key(keys, campaign_id, "stop"), key(keys, campaign_id, "inflight")],
-        vec![reason.to_owned(), STOP_TTL_MS.to_string()],
+        vec![reason.to_owned(), ttl_ms.max(1).to_string()],
     )
     .await?;
     Ok(n.max(0) as u64)

@@ -604,3 +604,48 @@ async fn a_window_that_opens_mid_run_starts_sending_at_the_opening_at_the_campai
     assert!(gaps.iter().all(|g| *g >= 1_000 - GRANULARITY_MS), "{gaps:?}");
     assert!(gaps.iter().all(|g| *g <= 1_500 + 150), "{gaps:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_reaches_the_gateway_once_a_holiday_for_today_is_added_and_it_sends_after_its_removal() {
+    let w = world().await;
+    let contacts = w.contacts(40).await;
+    // Open all day, every day, in UTC, honouring holidays: only the holiday closes it.
+    let sched = json!({"mode": "custom", "timezone": "UTC", "days": [1, 2, 3, 4, 5, 6, 7],
+                       "windows": [{"start": "00:00", "end": "24:00"}], "skip_holidays": true});
+    let c = w
+        .campaign(
+            &contacts,
+            sched,
+            json!({"min_interval_seconds": 0.2, "max_interval_seconds": 0.2}),
+        )
+        .await;
+    let t = w.start_on(&c, Utc::now()).await;
+    let engine = Engine::start(&w.live_state(), 1, 2).await;
+    wait_for_arrivals(&w, 3, Duration::from_secs(20)).await;
+    let today = Utc::now().date_naive();
+    let holiday = w
+        .app
+        .post("/api/v1/holidays", &t, json!({"date": today, "name": "Recesso"}))
+        .await
+        .id();
+    let added_at = Utc::now();
+    // Longer than a worker keeps a campaign's context (5 s), which knew no holiday.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let late: Vec<_> = w
+        .sandbox
+        .state
+        .arrivals()
+        .into_iter()
+        .filter(|a| *a > added_at)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "requests after the holiday was added at {added_at}: {late:?}"
+    );
+    assert_eq!(w.status(&c).await, "active", "held, not paused");
+    let t = w.app.travel(&w.t, Utc::now()).await;
+    w.app.delete(&format!("/api/v1/holidays/{holiday}"), &t).await.ok(204);
+    w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
+    engine.stop().await;
+    assert_each_sent_once(&w, 40);
+}
