@@ -32,7 +32,8 @@ pub struct ContactView {
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ContactFilter {
-    /// Part of the name (case-insensitive) or of the phone digits.
+    /// Part of the name (case-insensitive) or, when written as a phone (digits, spaces,
+    /// `+-().`), of the phone digits.
     #[param(max_length = 1000)]
     pub q: Option<String>,
     pub tag_id: Option<Uuid>,
@@ -63,8 +64,11 @@ fn filter_clause(tenant_id: Uuid, f: &ContactFilter) -> (String, Vec<DbValue>) {
         let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         values.push(format!("%{escaped}%").into());
         let name_param = values.len();
+        // Phone digits only when `q` is written as a phone (digits, spaces, `+-().`): the
+        // digits of "Cliente1" are part of a name, and would match most phones.
+        let phone_like = q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
         let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-        if digits.is_empty() {
+        if digits.is_empty() || !phone_like {
             sql += &format!(" AND c.name ILIKE ${name_param}");
         } else {
             values.push(format!("%{digits}%").into());

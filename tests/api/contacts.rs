@@ -83,6 +83,17 @@ async fn contacts_are_searched_filtered_and_paginated() {
     assert_eq!(names(b), ["Caio Souza"]);
     // A wildcard in the search is literal.
     assert_eq!(names(app.get("/api/v1/contacts?q=%25", &t).await.ok(200)).len(), 0);
+    // Digits in a name are part of the name, not a phone search (every phone has a 1).
+    app.create_contact(&t, "11912345678", "Cliente1").await;
+    assert_eq!(
+        names(app.get("/api/v1/contacts?q=Cliente1", &t).await.ok(200)),
+        ["Cliente1"]
+    );
+    assert_eq!(
+        names(app.get("/api/v1/contacts?q=%2B55%20(21)%209876", &t).await.ok(200)),
+        ["Bia Lima"],
+        "written as a phone, it searches phones"
+    );
 }
 
 #[tokio::test]
