@@ -93,7 +93,8 @@ pub struct CampaignStats {
     /// recipients left.
     pub next_send_at: Option<DateTime<Utc>>,
     /// When the last recipient is expected to be sent (UTC): the mean planned gap times the
-    /// recipients left, counted over open time from the next send; `completed_at` once done.
+    /// recipients left (a pool's number: its share of them), counted over open time from the
+    /// next send; `completed_at` once done.
     pub estimated_completion_at: Option<DateTime<Utc>>,
     pub paused_reason: Option<String>,
     /// Results per message variant, one entry per variant of `messages`, in order.
@@ -151,8 +152,12 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
                         None => c.next_send_at.unwrap_or(now).max(state.settings.beat.next_tick_at(now)),
                     };
                     let next = calendar::next_open(&schedule, &lookup, from);
+                    // A pool's numbers each keep the pacing (PRODUCT §4): n numbers send n
+                    // times as fast, so each has its share of the recipients left.
+                    let numbers = c.instance_ids.len().max(1) as u64;
+                    let per_number = remaining.div_ceil(numbers);
                     let end =
-                        next.and_then(|n| calendar::estimate_completion(&schedule, &lookup, &pacing, remaining, n));
+                        next.and_then(|n| calendar::estimate_completion(&schedule, &lookup, &pacing, per_number, n));
                     (next.filter(|_| remaining > 0), end)
                 }
                 Err(_) => (None, None),

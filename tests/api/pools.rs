@@ -470,3 +470,21 @@ async fn a_second_pool_campaign_to_the_same_phones_completes_behind_their_phone_
     w.wait_for_status(&copy, "completed", Duration::from_secs(90)).await;
     engine.stop().await;
 }
+
+#[tokio::test]
+async fn a_pools_estimated_end_counts_each_numbers_share_of_the_recipients() {
+    let w = world().await;
+    let pool = numbers(&w, 2).await;
+    let contacts = w.contacts(6).await;
+    let minute = json!({"min_interval_seconds": 60, "max_interval_seconds": 60});
+    let c = pool_campaign(&w, &refs(&pool), &contacts, minute).await;
+    let at = Utc.with_ymd_and_hms(2026, 12, 2, 13, 0, 0).unwrap();
+    let t = w.start_on(&c, at).await;
+    let stats = w.app.get(&format!("/api/v1/campaigns/{c}/stats"), &t).await;
+    let b = stats.ok(200);
+    let next: DateTime<Utc> = b["next_send_at"].as_str().unwrap().parse().unwrap();
+    let end: DateTime<Utc> = b["estimated_completion_at"].as_str().unwrap().parse().unwrap();
+    // 6 recipients over 3 numbers, each paced a minute apart (planned 60.1 s: the send gate's
+    // margin and as much slack): two each, not six after one another.
+    assert_eq!(end - next, chrono::Duration::milliseconds(2 * 60_100), "{b}");
+}
