@@ -36,6 +36,9 @@ pub struct RecipientView {
     pub sent_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub read_at: Option<DateTime<Utc>>,
+    /// When the contact first wrote back after the send (an inbound message on any of the
+    /// tenant's numbers), as in `recipients.csv`.
+    pub replied_at: Option<DateTime<Utc>>,
     pub message_id: Option<String>,
     /// Send order (the list's sort key; not shown).
     #[serde(skip)]
@@ -119,7 +122,7 @@ pub async fn recipients_page(
     RecipientView::find_by_statement(stmt(
         format!(
             "SELECT id, contact_id, phone, name, status, reason, outcome_unknown, failed_after_send, variant, instance_id, \
-                    queued_at, sent_at, delivered_at, read_at, message_id, position \
+                    queued_at, sent_at, delivered_at, read_at, replied_at, message_id, position \
              FROM recipients WHERE {clause} ORDER BY position, id LIMIT ${} OFFSET ${n}",
             n - 1
         ),

@@ -161,6 +161,12 @@ async fn a_reply_counts_once_for_the_latest_send_to_that_phone_within_seven_days
         (json!(1), json!(0.5)),
         "{s}"
     );
+    let replied: Vec<bool> = recipients(&w, &c)
+        .await
+        .iter()
+        .map(|r| r["replied_at"].is_string())
+        .collect();
+    assert_eq!(replied.iter().filter(|r| **r).count(), 1, "the list shows who replied");
     // Eight days later a message from the other contact answers nothing of this campaign.
     let later = w.app.travel(&w.t, Utc::now() + chrono::Duration::days(8)).await;
     post_reply(&w, &hook, 1, "Oi?").await;
