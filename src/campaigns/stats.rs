@@ -158,7 +158,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uui
                     let per_number = remaining.div_ceil(numbers);
                     let end =
                         next.and_then(|n| calendar::estimate_completion(&schedule, &lookup, &pacing, per_number, n));
-                    (next.filter(|_| remaining > 0), end)
+                    (next.filter(|_| remaining > 0), end.filter(|_| remaining > 0))
                 }
                 Err(_) => (None, None),
             }

@@ -102,6 +102,11 @@ async fn one_run_per_day_over_a_week_from(start: DateTime<Utc>) {
     start_at(&w, &sp, start).await;
     let (t, started) = start_at(&w, &ny, start).await;
     assert_eq!(started["status"], "scheduled");
+    let parent = w.app.get(&format!("/api/v1/campaigns/{ny}/stats"), &t).await;
+    assert!(
+        parent.ok(200)["estimated_completion_at"].is_null(),
+        "a series sends nothing itself: no end to estimate"
+    );
     tick_hourly(&beat(&w, start), start, 7 * 24).await;
     assert_one_run_per_local_day_at_nine(&runs(&w, &t, &sp).await, "America/Sao_Paulo", 7);
     assert_one_run_per_local_day_at_nine(&runs(&w, &t, &ny).await, "America/New_York", 7);
