@@ -108,7 +108,11 @@ pub async fn create(state: &AppState, by: &AuthUser, date: NaiveDate, name: Stri
     crate::campaigns::repo::replan(&txn, Replan::Tenant(by.tenant_id), state.clock.now()).await?;
     txn.commit().await?;
     state.holidays.forget(by.tenant_id).await;
-    crate::campaigns::lifecycle::hold_for_holiday(state, by.tenant_id).await?;
+    // The holiday is written: a failure to hold a campaign is logged, not answered as a 500
+    // (the workers stop within their context TTL anyway).
+    if let Err(e) = crate::campaigns::lifecycle::hold_for_holiday(state, by.tenant_id).await {
+        tracing::error!(error = %e, tenant_id = %by.tenant_id, "holding campaigns for a new holiday failed");
+    }
     Ok(created)
 }
 

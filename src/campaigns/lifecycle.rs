@@ -116,6 +116,7 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     let first = start_at(&c)?.filter(|t| *t > now).unwrap_or(now);
     let txn = state.db.begin().await?;
     if !repo::start(&txn, c.id, now, first).await? {
+        drop(txn); // rolled back: the re-read must not wait on it
         return Err(changed_meanwhile(state, c.id, "the campaign is no longer a draft").await);
     }
     let event = Event::new("campaign.start", "campaign", c.id);
@@ -149,6 +150,7 @@ async fn start_recurring(
     };
     let txn = state.db.begin().await?;
     if !repo::start_recurring(&txn, c.id, now, first).await? {
+        drop(txn); // rolled back: the re-read must not wait on it
         return Err(changed_meanwhile(state, c.id, "the campaign is no longer a draft").await);
     }
     let event = Event::new("campaign.start", "campaign", c.id).with(json!({"first_occurrence_at": first}));
@@ -171,6 +173,7 @@ async fn resume_recurring(
     let next = next_occurrence(&rule, runs::zone_of(&c.schedule), from);
     let txn = state.db.begin().await?;
     if repo::resume_recurring(&txn, c.id, now, next).await?.is_none() {
+        drop(txn); // rolled back: the re-read must not wait on it
         return Err(changed_meanwhile(state, c.id, "the campaign changed meanwhile; try again").await);
     }
     let event =
@@ -240,6 +243,7 @@ async fn transition(
     let txn = state.db.begin().await?;
     let moved = repo::control(&txn, c.id, current, to, now).await?;
     if !moved {
+        drop(txn); // rolled back: the re-read must not wait on it
         return Err(changed_meanwhile(state, c.id, "the campaign changed meanwhile; try again").await);
     }
     match to {
@@ -286,11 +290,12 @@ async fn stop_sends_in_hand(state: &AppState, campaign_id: Uuid, action: &str) {
 
 /// After a holiday of tenant `tenant_id` was added (committed): each of its active campaigns
 /// whose window that closes now stops sending at once, as a pause would (PRODUCT §2.4: never
-/// on a holiday), and stays active: its send gate closed for twice a worker's context TTL
-/// (workers learn of the holiday within one; [`gate::close_for`]), the attempts in flight
-/// waited for, its queued recipients back to `pending` (the beat plans them after the
-/// holiday). Returns how many campaigns were held. Without Redis it logs, and the workers
-/// stop within their context TTL.
+/// on a holiday), and stays active: the send gates of all of them closed together for twice
+/// a worker's context TTL (workers learn of the holiday within one, and re-check the window
+/// before every attempt; [`gate::close_for`] never shortens a pause's stop), their queued
+/// recipients back to `pending` (the beat plans them after the holiday), then the attempts in
+/// flight waited for, all at once (bounded by the gateway timeout). Returns how many
+/// campaigns were held. Without Redis it logs, and the workers stop within their context TTL.
 pub async fn hold_for_holiday(state: &AppState, tenant_id: Uuid) -> AppResult<u64> {
     use sea_orm::{ColumnTrait, QueryFilter};
     let active = campaigns::Entity::find()
@@ -303,31 +308,39 @@ pub async fn hold_for_holiday(state: &AppState, tenant_id: Uuid) -> AppResult<u6
     }
     let dates = state.holidays.dates(&state.db, tenant_id).await?;
     let now = state.clock.now();
-    let hold = 2 * crate::dispatch::context::TTL;
+    let closed: Vec<Uuid> = active
+        .into_iter()
+        .filter(
+            |c| match crate::calendar::Schedule::parse(c.schedule.clone(), &state.calendars) {
+                Ok(schedule) => {
+                    !crate::calendar::is_open(&schedule, &schedule.holiday_lookup(&state.calendars, &dates), now)
+                }
+                Err(_) => false,
+            },
+        )
+        .map(|c| c.id)
+        .collect();
+    let hold = (2 * crate::dispatch::context::TTL).as_millis() as u64;
     let limit = state.gateway.timeout() + std::time::Duration::from_secs(2);
-    let mut held = 0;
-    for c in active {
-        let Ok(schedule) = crate::calendar::Schedule::parse(c.schedule.clone(), &state.calendars) else {
-            continue;
-        };
-        if crate::calendar::is_open(&schedule, &schedule.holiday_lookup(&state.calendars, &dates), now) {
-            continue;
-        }
-        let stopped = async {
-            let in_flight =
-                gate::close_for(&state.redis, &state.keys, c.id, "holiday", hold.as_millis() as u64).await?;
-            if in_flight > 0 {
-                gate::drain(&state.redis, &state.keys, c.id, limit).await?;
-            }
-            Ok::<_, fred::prelude::Error>(())
-        };
-        if let Err(e) = stopped.await {
-            tracing::error!(error = %e, campaign_id = %c.id, "holding the send gate for a holiday failed");
-        }
-        recipients::unqueue_campaign(&state.db, c.id).await?;
-        held += 1;
+    let closing = closed
+        .iter()
+        .map(|id| gate::close_for(&state.redis, &state.keys, *id, "holiday", hold));
+    let in_flight = futures_util::future::join_all(closing).await;
+    for id in &closed {
+        recipients::unqueue_campaign(&state.db, *id).await?;
     }
-    Ok(held)
+    let draining = closed.iter().zip(in_flight).map(|(id, n)| async move {
+        let drained = match n {
+            Ok(0) => Ok(()),
+            Ok(_) => gate::drain(&state.redis, &state.keys, *id, limit).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = drained {
+            tracing::error!(error = %e, campaign_id = %id, "holding the send gate for a holiday failed");
+        }
+    });
+    futures_util::future::join_all(draining).await;
+    Ok(closed.len() as u64)
 }
 
 pub async fn pause(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<campaigns::Model> {

@@ -79,10 +79,14 @@ return 0"
 );
 
 /// `KEYS[1]` stop flag, `KEYS[2]` in-flight set; `ARGV[1]` reason, `ARGV[2]` flag TTL (ms).
+/// A flag already set for longer is kept (a short hold never shortens a pause's stop).
 /// Returns how many attempts are still in flight.
 const CLOSE: &str = with_redis_now!(
     r"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left ~= -1 and left < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 return redis.call('ZCARD', KEYS[2])"
 );
@@ -247,7 +251,8 @@ pub async fn close(redis: &Client, keys: &Keys, campaign_id: Uuid, reason: &str)
 }
 
 /// [`close`] for `ttl_ms` only: the gate opens again by itself after it (a campaign held
-/// while workers learn of a change, not stopped).
+/// while workers learn of a change, not stopped). A stop already set for longer (a pause,
+/// a cancel) is kept as it is.
 pub async fn close_for(
     redis: &Client,
     keys: &Keys,

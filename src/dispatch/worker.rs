@@ -527,8 +527,14 @@ impl Worker {
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
         }
-        if lane.campaign.is_some_and(|ctx| !self.window_open(ctx)) {
-            return Err("window closed");
+        // The window as the campaign's context says now, not as the job's copy did: a retry
+        // may come long after the claim, and a tenant holiday added meanwhile must hold
+        // (the cache reloads within its TTL, shorter than the hold a holiday puts on the gate).
+        if let Some(ctx) = lane.campaign {
+            let fresh = self.contexts.get(ctx.id).await.ok().flatten();
+            if !self.window_open(fresh.as_deref().unwrap_or(ctx)) {
+                return Err("window closed");
+            }
         }
         // An attempt is in flight for at most the call timeout (plus a margin).
         let max_attempt = self.gateway.timeout() + Duration::from_secs(2);

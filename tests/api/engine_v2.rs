@@ -629,8 +629,9 @@ async fn no_request_reaches_the_gateway_once_a_holiday_for_today_is_added_and_it
         .await
         .id();
     let added_at = Utc::now();
-    // Longer than a worker keeps a campaign's context (5 s), which knew no holiday.
-    tokio::time::sleep(Duration::from_millis(6500)).await;
+    // Past the gate's hold (10 s, twice the 5 s a worker keeps a campaign's context, which
+    // knew no holiday): the workers now refuse by the window themselves.
+    tokio::time::sleep(Duration::from_millis(11_500)).await;
     let late: Vec<_> = w
         .sandbox
         .state
@@ -648,4 +649,30 @@ async fn no_request_reaches_the_gateway_once_a_holiday_for_today_is_added_and_it
     w.wait_for_status(&c, "completed", Duration::from_secs(60)).await;
     engine.stop().await;
     assert_each_sent_once(&w, 40);
+}
+
+#[tokio::test]
+async fn a_short_hold_on_the_send_gate_never_shortens_a_pauses_stop() {
+    use arauto::dispatch::gate;
+    let w = world().await;
+    let keys = arauto::redis::Keys::new(w.settings().redis.prefix);
+    let campaign = uuid::Uuid::new_v4();
+    gate::close(&w.app.redis, &keys, campaign, "pause").await.unwrap();
+    gate::close_for(&w.app.redis, &keys, campaign, "holiday", 100)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (stopped, _) = gate::inspect(&w.app.redis, &keys, campaign).await.unwrap();
+    assert_eq!(stopped.as_deref(), Some("pause"), "still stopped by the pause");
+    // On an open gate the hold closes it, and it opens again by itself.
+    let other = uuid::Uuid::new_v4();
+    gate::close_for(&w.app.redis, &keys, other, "holiday", 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        gate::inspect(&w.app.redis, &keys, other).await.unwrap().0.as_deref(),
+        Some("holiday")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gate::inspect(&w.app.redis, &keys, other).await.unwrap().0, None);
 }
