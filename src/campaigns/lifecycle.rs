@@ -17,7 +17,6 @@ use super::routes::CampaignView;
 use super::runs;
 use crate::api::extract::ApiQuery;
 use crate::audit::{self, Event};
-use crate::contacts::repo::{foreign_ids, Owned};
 use crate::db::find_owned;
 use crate::db::stmt;
 use crate::dispatch::gate;
@@ -79,14 +78,8 @@ pub async fn start(state: &AppState, user: &AuthUser, id: Uuid) -> AppResult<cam
     }
     // A group or tag of the audience deleted since the campaign was saved (before deletes
     // were refused while a campaign names them): 422 naming it, not a campaign that
-    // completes at once having sent nothing.
-    let mut gone = Vec::new();
-    for (table, field, ids) in [
-        (Owned::Groups, "audience.group_ids", &c.audience.group_ids),
-        (Owned::Tags, "audience.tag_ids", &c.audience.tag_ids),
-    ] {
-        gone.extend(foreign_ids(&state.db, user.tenant_id, table, field, ids).await?);
-    }
+    // completes at once having sent nothing. (A deleted contact is simply not sent to.)
+    let gone = super::service::missing_audience_ids(&state.db, user.tenant_id, &c.audience, false).await?;
     if !gone.is_empty() {
         return Err(AppError::Validation(gone));
     }
@@ -259,7 +252,9 @@ async fn transition(
     audit::record(&txn, user.tenant_id, Some(user.user_id), state.clock.now(), event).await?;
     txn.commit().await?;
     match to {
-        CampaignStatus::Paused | CampaignStatus::Cancelled => stop_sends_in_hand(state, c.id, action).await,
+        CampaignStatus::Paused | CampaignStatus::Cancelled => {
+            stop_sends_in_hand(state, c.id, action, gate::STOP_TTL_MS).await
+        }
         CampaignStatus::Active | CampaignStatus::Scheduled => {
             if let Err(e) = gate::open(&state.redis, &state.keys, c.id).await {
                 tracing::warn!(error = %e, campaign_id = %c.id, "reopening the send gate failed");
@@ -270,21 +265,22 @@ async fn transition(
     reload(state, c.id).await
 }
 
-/// After a pause or cancel has committed: closes the campaign's send gate and waits for the
-/// attempts already in flight, so that once the call returns no request for the campaign
-/// leaves for the gateway, retries included (PRODUCT §2.6). Bounded by the gateway call
-/// timeout; without Redis the Postgres status alone stops new claims.
-async fn stop_sends_in_hand(state: &AppState, campaign_id: Uuid, action: &str) {
+/// After a pause or cancel has committed (or a holiday closed the window): closes the
+/// campaign's send gate for `ttl_ms` ([`gate::close_for`]; a longer stop is kept) and waits
+/// for the attempts already in flight, so that once the call returns no request for the
+/// campaign leaves for the gateway, retries included (PRODUCT §2.6). Bounded by the gateway
+/// call timeout; without Redis the Postgres status alone stops new claims.
+async fn stop_sends_in_hand(state: &AppState, campaign_id: Uuid, reason: &str, ttl_ms: u64) {
     let limit = state.gateway.timeout() + std::time::Duration::from_secs(2);
     let result = async {
-        let in_flight = gate::close(&state.redis, &state.keys, campaign_id, action).await?;
+        let in_flight = gate::close_for(&state.redis, &state.keys, campaign_id, reason, ttl_ms).await?;
         if in_flight > 0 {
             gate::drain(&state.redis, &state.keys, campaign_id, limit).await?;
         }
         Ok::<_, fred::prelude::Error>(())
     };
     if let Err(e) = result.await {
-        tracing::error!(error = %e, %campaign_id, "closing the send gate failed: sends in hand may still leave");
+        tracing::error!(error = %e, %campaign_id, reason, "closing the send gate failed: sends in hand may still leave");
     }
 }
 
@@ -293,9 +289,10 @@ async fn stop_sends_in_hand(state: &AppState, campaign_id: Uuid, action: &str) {
 /// on a holiday), and stays active: the send gates of all of them closed together for twice
 /// a worker's context TTL (workers learn of the holiday within one, and re-check the window
 /// before every attempt; [`gate::close_for`] never shortens a pause's stop), their queued
-/// recipients back to `pending` (the beat plans them after the holiday), then the attempts in
-/// flight waited for, all at once (bounded by the gateway timeout). Returns how many
-/// campaigns were held. Without Redis it logs, and the workers stop within their context TTL.
+/// recipients back to `pending` (the beat plans them after the holiday), and the attempts in
+/// flight waited for, all at once ([`stop_sends_in_hand`], bounded by the gateway timeout).
+/// Returns how many campaigns were held. Without Redis, or when a campaign's queued jobs
+/// cannot be put back, it logs, and the workers stop within their context TTL.
 pub async fn hold_for_holiday(state: &AppState, tenant_id: Uuid) -> AppResult<u64> {
     use sea_orm::{ColumnTrait, QueryFilter};
     let active = campaigns::Entity::find()
@@ -320,26 +317,15 @@ pub async fn hold_for_holiday(state: &AppState, tenant_id: Uuid) -> AppResult<u6
         )
         .map(|c| c.id)
         .collect();
-    let hold = (2 * crate::dispatch::context::TTL).as_millis() as u64;
-    let limit = state.gateway.timeout() + std::time::Duration::from_secs(2);
-    let closing = closed
-        .iter()
-        .map(|id| gate::close_for(&state.redis, &state.keys, *id, "holiday", hold));
-    let in_flight = futures_util::future::join_all(closing).await;
+    // Queued jobs back to `pending` first (a claim then finds nothing), then every gate
+    // closed and drained at once.
     for id in &closed {
-        recipients::unqueue_campaign(&state.db, *id).await?;
-    }
-    let draining = closed.iter().zip(in_flight).map(|(id, n)| async move {
-        let drained = match n {
-            Ok(0) => Ok(()),
-            Ok(_) => gate::drain(&state.redis, &state.keys, *id, limit).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = drained {
-            tracing::error!(error = %e, campaign_id = %id, "holding the send gate for a holiday failed");
+        if let Err(e) = recipients::unqueue_campaign(&state.db, *id).await {
+            tracing::error!(error = %e, campaign_id = %id, "putting a held campaign's queued jobs back failed");
         }
-    });
-    futures_util::future::join_all(draining).await;
+    }
+    let hold = (2 * crate::dispatch::context::TTL).as_millis() as u64;
+    futures_util::future::join_all(closed.iter().map(|id| stop_sends_in_hand(state, *id, "holiday", hold))).await;
     Ok(closed.len() as u64)
 }
 

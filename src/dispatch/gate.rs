@@ -270,7 +270,8 @@ pub async fn close_for(
     Ok(n.max(0) as u64)
 }
 
-const STOP_TTL_MS: u64 = 3_600_000;
+/// How long a pause's or cancel's stop lasts (ms): an hour.
+pub const STOP_TTL_MS: u64 = 3_600_000;
 
 /// Lets attempts through again (resume). The last reserved instant is kept: the first
 /// send after a quick resume is still no closer than the minimum to the last one before.

@@ -20,10 +20,6 @@ end
 return -1
 "#;
 
-/// Extends our lease only if we still hold it (never takes a free one): 1, else 0.
-const RENEW: &str =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
-
 const RELEASE: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
@@ -105,15 +101,13 @@ impl Lease {
 
     /// Extends the lease by its TTL if this beat still holds it; false when it does not (it
     /// expired, or another beat took it): renewing never takes a free lease.
+    /// The same compare-and-`PEXPIRE` as a phone lock's ([`crate::dispatch::lock::extend`]).
     pub async fn renew(&self, redis: &Client) -> Result<bool, Error> {
-        let renewed: i64 = redis
-            .eval(
-                RENEW,
-                vec![self.key.clone()],
-                vec![self.holder.clone(), self.ttl_ms.to_string()],
-            )
-            .await?;
-        Ok(renewed == 1)
+        let held = crate::dispatch::lock::Lock {
+            key: self.key.clone(),
+            token: self.holder.clone(),
+        };
+        crate::dispatch::lock::extend(redis, &held, self.ttl_ms).await
     }
 
     /// Runs `work` (a tick) while renewing this lease every `every` beside it, in its own
